@@ -1,0 +1,81 @@
+"""Settings, read from the environment (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of Turnout. `DATABASE_URL` and `REDIS_URL` keep the seed's names."""
+
+    model_config = SettingsConfigDict(env_prefix="TURNOUT_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./turnout.db",
+        validation_alias=AliasChoices("DATABASE_URL", "TURNOUT_DATABASE_URL"),
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "TURNOUT_REDIS_URL")
+    )
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+
+    # Queue (arq) settings.
+    queue_name: str = "turnout:queue"
+    key_prefix: str = "turnout"
+    worker_max_jobs: int = 100
+    worker_poll_delay_ms: int = 5
+    worker_concurrency_embedded: int = 20
+
+    # Limits on what a client may send.
+    max_nodes: int = 10_000
+    max_body_bytes: int = 5 * 1024 * 1024
+    max_foreach_items: int = 100_000
+
+    # Immediate runs.
+    immediate_budget_ms: int = 30_000
+
+    # Complexity rule thresholds (auto mode).
+    complexity_max_nodes: int = 10
+    complexity_max_duration_ms: int = 30_000
+    complexity_queue_human_input: bool = True
+    complexity_queue_external_loops: bool = True
+
+    # Durable delays: a queued delay at least this long frees the worker.
+    durable_delay_threshold_ms: int = 5_000
+
+    # Control: how long a pause/cancel request waits for the runner before answering.
+    control_wait_ms: int = 5_000
+    cancel_grace_ms: int = 5_000
+
+    # Leases.
+    lease_ms: int = 3_000
+    heartbeat_ms: int = 1_000
+
+    # Outbound HTTP.
+    http_allow_private: bool = False
+    http_allowlist: list[str] = Field(default_factory=list)
+    http_default_timeout_ms: int = 30_000
+    http_max_response_bytes: int = 10 * 1024 * 1024
+    http_send_idempotency_key: bool = True
+
+    # Persistence batching: pure steps are flushed at least this often.
+    checkpoint_interval_ms: int = 200
+
+    # Server-sent events.
+    sse_heartbeat_s: float = 15.0
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

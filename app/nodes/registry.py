@@ -1,0 +1,54 @@
+"""The node type registry: built-ins plus plugins from the `turnout.nodes` entry points."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from importlib.metadata import entry_points
+
+from app.nodes.base import NodeType
+
+ENTRY_POINT_GROUP = "turnout.nodes"
+
+
+class NodeRegistryError(RuntimeError):
+    """A node type could not be registered (duplicate name, bad plugin)."""
+
+
+class NodeRegistry:
+    """Maps a type name to its node type; duplicates fail loudly."""
+
+    def __init__(self, types: Iterable[NodeType] = ()) -> None:
+        self._types: dict[str, NodeType] = {}
+        for node_type in types:
+            self.register(node_type)
+
+    def register(self, node_type: NodeType) -> None:
+        name = getattr(node_type, "name", None)
+        if not isinstance(name, str) or not name:
+            raise NodeRegistryError(f"node type {node_type!r} has no name")
+        if name in self._types:
+            raise NodeRegistryError(f"node type '{name}' is registered twice")
+        self._types[name] = node_type
+
+    def get(self, name: str) -> NodeType | None:
+        return self._types.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._types)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    def __iter__(self) -> Iterator[NodeType]:
+        return iter(self._types.values())
+
+
+def load_plugins(registry: NodeRegistry) -> None:
+    """Register every node type published under the `turnout.nodes` entry-point group."""
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+        except Exception as exc:  # a broken plugin must stop startup, loudly
+            raise NodeRegistryError(f"cannot load node plugin '{ep.name}': {exc}") from exc
+        node_type = obj() if isinstance(obj, type) else obj
+        registry.register(node_type)

@@ -1,0 +1,131 @@
+"""Engines for Postgres (asyncpg) and SQLite (aiosqlite), and schema upgrades through alembic."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool, StaticPool
+
+import app
+from app.config import Settings
+
+# Connections older than this are replaced: cheaper than a pre-ping on every checkout, and it
+# outlives neither a server-side idle timeout nor a failover by much.
+POOL_RECYCLE_S = 1800
+# How long a SQLite writer waits for another one before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """The process-wide engine for `settings.database_url`, pooled as configured."""
+    pool: dict[str, Any] = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_recycle": POOL_RECYCLE_S,
+        "pool_pre_ping": False,
+    }
+    return make_engine(settings.database_url, **pool)
+
+
+def make_engine(database_url: str, **engine_kwargs: Any) -> AsyncEngine:
+    """An async engine for any supported URL; SQLite gets its pragmas and an absolute path."""
+    url = make_url(database_url)
+    sqlite = url.get_backend_name() == "sqlite"
+    if sqlite and _is_memory(url):
+        # Every new connection to :memory: is a new, empty database: keep exactly one.
+        engine_kwargs["poolclass"] = StaticPool
+    elif sqlite:
+        url = _absolute_sqlite_url(url)
+    if engine_kwargs.get("poolclass") in (NullPool, StaticPool):
+        for key in ("pool_size", "max_overflow", "pool_timeout"):
+            engine_kwargs.pop(key, None)
+    if url.get_driver_name() == "asyncpg":
+        connect_args = engine_kwargs.setdefault("connect_args", {})
+        connect_args.setdefault("server_settings", {"application_name": "turnout"})
+    engine = create_async_engine(url, **engine_kwargs)
+    if sqlite:
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling stays: it opens a transaction right before the
+    # first write, so busy_timeout applies; a read-then-write transaction would instead fail
+    # at once with SQLITE_BUSY when another process wrote in between.
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL lets readers go on while one process writes; NORMAL is safe with WAL (a power
+        # cut may lose the last commits, never corrupt the file).
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
+def _is_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
+def _absolute_sqlite_url(url: URL) -> URL:
+    """Pin a relative path to the current directory and create its folder."""
+    database = url.database or ""
+    if database.startswith("file:") or url.query.get("uri"):
+        return url  # a SQLite URI filename: the caller owns its meaning
+    path = Path(database).expanduser()
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return url.set(database=str(path))
+
+
+def migrations_dir() -> Path:
+    """The alembic script folder: next to the package in a checkout or editable install,
+    inside it if packaged there, else `./migrations` (a container's working directory)."""
+    package = Path(app.__file__).resolve().parent
+    candidates = [package / "migrations", package.parent / "migrations", Path.cwd() / "migrations"]
+    for candidate in candidates:
+        if (candidate / "env.py").is_file():
+            return candidate
+    searched = ", ".join(str(c) for c in candidates)
+    raise RuntimeError(f"alembic migrations not found (looked in {searched})")
+
+
+def alembic_config(database_url: str) -> Config:
+    """An alembic Config for `database_url` that works from any directory, without alembic.ini."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    # Config values go through ConfigParser interpolation: a %-escaped password must survive.
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+async def upgrade_schema(database_url: str) -> None:
+    """Apply every pending migration to `database_url` (alembic upgrade head). Safe across
+    processes; within one process, one at a time (alembic keeps its context in globals)."""
+    config = alembic_config(database_url)
+    engine = make_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_upgrade_on, config)
+    finally:
+        await engine.dispose()
+
+
+def _upgrade_on(connection: Connection, config: Config) -> None:
+    # migrations/env.py runs on this connection instead of opening its own event loop.
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def upgrade_head(database_url: str) -> None:
+    """Synchronous `upgrade_schema`, for scripts and tools (not from inside an event loop)."""
+    asyncio.run(upgrade_schema(database_url))

@@ -1,0 +1,148 @@
+"""Table definitions (SQLAlchemy Core), shared by the repository and alembic."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+
+metadata = MetaData()
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and read back timezone-aware, on Postgres and SQLite alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+            if dialect.name == "sqlite":  # SQLite compares text: keep one canonical form
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+EXECUTION_STATUSES = ("pending", "running", "paused", "waiting", "completed", "failed", "cancelled")
+
+workflow_executions = Table(
+    "workflow_executions",
+    metadata,
+    # The seed's columns.
+    Column("id", Uuid, primary_key=True),
+    Column("workflow_id", String(200), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("execution_mode", String(20), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=True),
+    Column("completed_at", UTCDateTime(), nullable=True),
+    Column("error", JSONType, nullable=True),
+    Column("result", JSONType, nullable=True),
+    Column("metadata", JSONType, nullable=False, server_default="{}"),
+    # What the features need.
+    Column("workflow_name", String(200), nullable=False),
+    Column("workflow_version", String(100), nullable=True),
+    Column("requested_mode", String(20), nullable=False, server_default="auto"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("input", JSONType, nullable=False),
+    Column("definition", JSONType, nullable=False),
+    Column("complexity", JSONType, nullable=True),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("tags", JSONType, nullable=False, server_default="[]"),
+    Column("idempotency_key", String(255), nullable=True, unique=True),
+    Column("request_hash", String(64), nullable=True),
+    Column("attempt", Integer, nullable=False, server_default="1"),
+    Column("timeout_ms", BigInteger, nullable=True),
+    Column("elapsed_ms", BigInteger, nullable=False, server_default="0"),
+    Column("lease_owner", String(200), nullable=True),
+    Column("lease_expires_at", UTCDateTime(), nullable=True),
+    Column("control_action", String(20), nullable=True),
+    Column("wake_at", UTCDateTime(), nullable=True),
+    Column("enqueued_at", UTCDateTime(), nullable=True),
+    Column("last_seq", BigInteger, nullable=False, server_default="0"),
+    Column("progress_done", Integer, nullable=False, server_default="0"),
+    Column("progress_total", Integer, nullable=False, server_default="0"),
+    CheckConstraint(
+        "status IN ('pending','running','paused','waiting','completed','failed','cancelled')",
+        name="ck_workflow_executions_status",
+    ),
+    CheckConstraint("execution_mode IN ('immediate','queued')", name="ck_workflow_executions_mode"),
+    Index("ix_workflow_executions_created", "created_at", "id"),
+    Index("ix_workflow_executions_status", "status", "lease_expires_at"),
+    Index("ix_workflow_executions_workflow", "workflow_name", "created_at"),
+)
+
+execution_steps = Table(
+    "execution_steps",
+    metadata,
+    Column("execution_id", Uuid, nullable=False),
+    Column("step_key", String(300), nullable=False),
+    Column("node_id", String(200), nullable=False),
+    Column("item_index", Integer, nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("attempt", Integer, nullable=False, server_default="0"),
+    Column("started_at", UTCDateTime(), nullable=True),
+    Column("completed_at", UTCDateTime(), nullable=True),
+    Column("output", JSONType, nullable=True),
+    Column("error", JSONType, nullable=True),
+    Column("state", JSONType, nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("execution_id", "step_key", name="pk_execution_steps"),
+)
+
+execution_events = Table(
+    "execution_events",
+    metadata,
+    Column("execution_id", Uuid, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("type", String(50), nullable=False),
+    Column("data", JSONType, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("execution_id", "seq", name="pk_execution_events"),
+)
+
+workflows = Table(
+    "workflows",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("version", String(100), nullable=False),
+    Column("definition", JSONType, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("stats", JSONType, nullable=True),
+    UniqueConstraint("name", "version", name="uq_workflows_name_version"),
+    Index("ix_workflows_name_created", "name", "created_at"),
+)
+
+__all__ = [
+    "EXECUTION_STATUSES",
+    "execution_events",
+    "execution_steps",
+    "metadata",
+    "workflow_executions",
+    "workflows",
+]

@@ -1,0 +1,150 @@
+"""The alembic migrations: they build exactly the schema of app/store/tables.py, both ways."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
+
+from app.store.database import alembic_config, make_engine, upgrade_head, upgrade_schema
+from app.store.tables import metadata
+
+APP_TABLES = {"workflow_executions", "execution_steps", "execution_events", "workflows"}
+
+
+async def table_names(url: str) -> set[str]:
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            return set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+    finally:
+        await engine.dispose()
+
+
+def _diff(conn: Connection) -> list[Any]:
+    context = MigrationContext.configure(
+        conn, opts={"compare_type": True, "compare_server_default": True}
+    )
+    return list(compare_metadata(context, metadata))
+
+
+async def schema_diff(url: str) -> list[Any]:
+    """What autogenerate would add to make the database match tables.py."""
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(_diff)
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_head_creates_the_four_tables(empty_pg_url: str) -> None:
+    await upgrade_schema(empty_pg_url)
+
+    assert await table_names(empty_pg_url) == APP_TABLES | {"alembic_version"}
+
+
+async def test_downgrade_to_base_then_upgrade_again(empty_pg_url: str) -> None:
+    await upgrade_schema(empty_pg_url)
+    # The alembic command path: env.py opens its own engine and event loop (in this thread).
+    await asyncio.to_thread(command.downgrade, alembic_config(empty_pg_url), "base")
+    assert await table_names(empty_pg_url) == {"alembic_version"}
+
+    await upgrade_schema(empty_pg_url)
+
+    assert await table_names(empty_pg_url) == APP_TABLES | {"alembic_version"}
+    assert await schema_diff(empty_pg_url) == []
+
+
+async def upgrade_in_processes(url: str, count: int) -> None:
+    """Run `count` upgrades at once, each in its own process, as replicas starting together do.
+
+    (alembic keeps its context in module globals: one process runs one migration at a time.)
+    """
+    code = "import sys; from app.store.database import upgrade_head; upgrade_head(sys.argv[1])"
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", code, url, stderr=asyncio.subprocess.PIPE
+        )
+        for _ in range(count)
+    ]
+    results = [await p.communicate() for p in processes]
+    failures = [
+        err.decode() for p, (_, err) in zip(processes, results, strict=True) if p.returncode
+    ]
+    assert failures == []
+
+
+@pytest.mark.slow
+async def test_concurrent_upgrades_on_postgres_take_turns(empty_pg_url: str) -> None:
+    await upgrade_in_processes(empty_pg_url, 4)
+
+    assert await table_names(empty_pg_url) == APP_TABLES | {"alembic_version"}
+
+
+async def test_postgres_schema_matches_the_tables(pg_database_url: str) -> None:
+    assert await schema_diff(pg_database_url) == []
+
+
+async def test_sqlite_upgrade_matches_the_tables(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'turnout.db'}"
+
+    await asyncio.to_thread(upgrade_head, url)
+
+    assert await table_names(url) == APP_TABLES | {"alembic_version"}
+    assert await schema_diff(url) == []
+
+
+async def test_sqlite_downgrade_to_base_then_upgrade_again(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'turnout.db'}"
+    await upgrade_schema(url)
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "base")
+    assert await table_names(url) == {"alembic_version"}
+
+    await upgrade_schema(url)
+
+    assert await table_names(url) == APP_TABLES | {"alembic_version"}
+
+
+@pytest.mark.slow
+async def test_concurrent_upgrades_on_sqlite_take_turns(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'turnout.db'}"
+
+    await upgrade_in_processes(url, 4)
+
+    assert await table_names(url) == APP_TABLES | {"alembic_version"}
+
+
+async def test_relative_sqlite_path_from_another_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = "sqlite+aiosqlite:///./data/turnout.db"
+
+    await upgrade_schema(url)
+
+    assert (tmp_path / "data" / "turnout.db").is_file()
+    assert await table_names(url) == APP_TABLES | {"alembic_version"}
+
+
+async def test_sqlite_connections_get_their_pragmas(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
+    try:
+        async with engine.connect() as conn:
+            pragmas = {
+                name: (await conn.execute(text(f"PRAGMA {name}"))).scalar_one()
+                for name in ("journal_mode", "foreign_keys", "busy_timeout")
+            }
+    finally:
+        await engine.dispose()
+
+    assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10_000}
