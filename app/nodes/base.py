@@ -21,7 +21,7 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class Suspend(Exception):  # noqa: N818 - a control signal, not an error
+class Suspend(Exception):
     """Raised by a node to park its step in `waiting` (durable delay, human input)."""
 
     def __init__(

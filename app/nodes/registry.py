@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from importlib.metadata import entry_points
 
 from app.nodes.base import NodeType
+from app.nodes.builtin import builtin_types
 
 ENTRY_POINT_GROUP = "turnout.nodes"
 
@@ -52,3 +53,11 @@ def load_plugins(registry: NodeRegistry) -> None:
             raise NodeRegistryError(f"cannot load node plugin '{ep.name}': {exc}") from exc
         node_type = obj() if isinstance(obj, type) else obj
         registry.register(node_type)
+
+
+def default_registry(*, plugins: bool = True) -> NodeRegistry:
+    """The built-in node types, plus the installed plugins unless `plugins` is False."""
+    registry = NodeRegistry(builtin_types())
+    if plugins:
+        load_plugins(registry)
+    return registry
