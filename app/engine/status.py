@@ -20,9 +20,7 @@ TERMINAL: frozenset[Status] = frozenset({Status.COMPLETED, Status.FAILED, Status
 # FROM -> allowed TO. Leaving a terminal status is only a retry (failed/cancelled -> pending),
 # which starts a new attempt; completed never changes.
 TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.PENDING: frozenset(
-        {Status.RUNNING, Status.PAUSED, Status.CANCELLED, Status.FAILED}
-    ),
+    Status.PENDING: frozenset({Status.RUNNING, Status.PAUSED, Status.CANCELLED, Status.FAILED}),
     Status.RUNNING: frozenset(
         {
             Status.PENDING,  # promoted, interrupted (shutdown), or lease recovered
@@ -34,7 +32,10 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
         }
     ),
     Status.PAUSED: frozenset({Status.PENDING, Status.CANCELLED}),
-    Status.WAITING: frozenset({Status.PENDING, Status.PAUSED, Status.CANCELLED, Status.FAILED}),
+    # A due delay or answered input is claimed straight from waiting by a worker.
+    Status.WAITING: frozenset(
+        {Status.PENDING, Status.RUNNING, Status.PAUSED, Status.CANCELLED, Status.FAILED}
+    ),
     Status.COMPLETED: frozenset(),
     Status.FAILED: frozenset({Status.PENDING}),
     Status.CANCELLED: frozenset({Status.PENDING}),

@@ -1,0 +1,312 @@
+"""The DAG runner: the one code path that runs an execution, in a request or on a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import random
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from app.engine.control import CANCELS_RUNNING, REQUEUES_RUNNING, RunControl, StopKind
+from app.engine.state import OutcomeKind, RunOutcome, StepState, utcnow
+from app.engine.status import STEP_DONE, StepStatus
+from app.engine.steps import RunObserver, StepExecutor, StepInterrupted, StepSpec, error_dict
+from app.errors import ExpressionError
+from app.nodes.base import Services
+from app.nodes.registry import NodeRegistry
+from app.workflows.graph import CompiledNode, CompiledWorkflow
+
+log = logging.getLogger(__name__)
+
+# Statuses a step may be found in after an interruption, and that must run again.
+_RERUN = frozenset({StepStatus.RUNNING, StepStatus.PENDING, StepStatus.CANCELLED})
+
+
+class Runner:
+    """Walks a compiled workflow: ready nodes run concurrently up to `maxConcurrency`."""
+
+    def __init__(
+        self,
+        services: Services,
+        registry: NodeRegistry,
+        *,
+        cancel_grace_s: float = 5.0,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.services = services
+        self.registry = registry
+        self.cancel_grace_s = cancel_grace_s
+        self.rand = rand
+
+    async def run(
+        self,
+        workflow: CompiledWorkflow,
+        input_data: Any,
+        *,
+        execution_id: str,
+        observer: RunObserver,
+        control: RunControl | None = None,
+        steps: dict[str, StepState] | None = None,
+        attempt: int = 1,
+    ) -> RunOutcome:
+        walk = _Walk(
+            self,
+            workflow,
+            input_data,
+            execution_id=execution_id,
+            observer=observer,
+            control=control or RunControl(),
+            steps=steps if steps is not None else {},
+            attempt=attempt,
+        )
+        return await walk.run()
+
+
+class _Walk:
+    """The state of one run of the runner (one call to `Runner.run`)."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        workflow: CompiledWorkflow,
+        input_data: Any,
+        *,
+        execution_id: str,
+        observer: RunObserver,
+        control: RunControl,
+        steps: dict[str, StepState],
+        attempt: int,
+    ) -> None:
+        self.runner = runner
+        self.workflow = workflow
+        self.observer = observer
+        self.control = control
+        self.steps = steps
+        self.scope: dict[str, Any] = {
+            "input": input_data,
+            "execution": {"id": execution_id, "attempt": attempt},
+        }
+        self.order = {node_id: i for i, node_id in enumerate(workflow.nodes)}
+        self.executor = StepExecutor(
+            execution_id=execution_id,
+            services=runner.services,
+            registry=runner.registry,
+            observer=observer,
+            control=control,
+            steps=steps,
+            rand=runner.rand,
+        )
+        self.running: dict[asyncio.Task[None], str] = {}
+        self.ready: list[tuple[int, str]] = []
+        self.missing: dict[str, int] = {}
+        self.failed_first: dict[str, Any] | None = None
+        self.stopped_by_failure = False
+
+    def _step(self, node_id: str) -> StepState:
+        step = self.steps.get(node_id)
+        if step is None:
+            step = self.steps[node_id] = StepState(node_id, node_id)
+        return step
+
+    def _prepare(self) -> None:
+        """Count unmet dependencies; completed steps keep their outputs and never re-run."""
+        for node_id in self.workflow.nodes:
+            step = self._step(node_id)
+            if step.status == StepStatus.COMPLETED:
+                self.scope[node_id] = step.output
+            elif step.status == StepStatus.SKIPPED:
+                self.scope[node_id] = None
+            elif step.status == StepStatus.FAILED and self.failed_first is None:
+                self.failed_first = step.error  # failed for good earlier (onFailure=continue)
+        for node_id, node in self.workflow.nodes.items():
+            self.missing[node_id] = sum(
+                1 for dep in node.deps if self.steps[dep].status not in STEP_DONE
+            )
+            if self.missing[node_id] == 0 and self.steps[node_id].status not in STEP_DONE:
+                heapq.heappush(self.ready, (self.order[node_id], node_id))
+
+    async def run(self) -> RunOutcome:
+        self._prepare()
+        stop_task = asyncio.ensure_future(self.control.changed())
+        try:
+            while True:
+                if not self.control.stopping:
+                    await self._schedule()
+                if self.control.kind in CANCELS_RUNNING:
+                    await self._cancel_running()
+                if not self.running:
+                    break
+                done, _ = await asyncio.wait(
+                    [*self.running, stop_task], return_when=asyncio.FIRST_COMPLETED
+                )
+                if stop_task in done:
+                    stop_task = asyncio.ensure_future(self.control.changed())
+                for task in done:
+                    if task in self.running:
+                        await self._finished(task)
+        finally:
+            stop_task.cancel()
+            if self.running:
+                await self._cancel_running()
+        return await self._outcome()
+
+    async def _schedule(self) -> None:
+        limit = self.workflow.definition.max_concurrency
+        while self.ready and len(self.running) < limit and not self.control.stopping:
+            _, node_id = heapq.heappop(self.ready)
+            node = self.workflow.nodes[node_id]
+            step = self._step(node_id)
+            skip_reason = self._skip_reason(node)
+            if skip_reason is None and node.when is not None:
+                try:
+                    if not node.when.evaluate(self.scope):
+                        skip_reason = "condition"
+                except ExpressionError as exc:
+                    step.status = StepStatus.FAILED
+                    step.error = error_dict(exc, node_id)
+                    await self.observer.step_changed(
+                        step, "step.failed", {"error": step.error}, durable=True
+                    )
+                    await self._done(node_id)
+                    continue
+            if skip_reason is not None:
+                step.status = StepStatus.SKIPPED
+                step.state["skipReason"] = skip_reason
+                step.completed_at = utcnow()
+                await self.observer.step_changed(
+                    step, "step.skipped", {"reason": skip_reason}, durable=False
+                )
+                await self._done(node_id)
+                continue
+            task = asyncio.ensure_future(self.executor.run(self._spec(node), step, self.scope))
+            self.running[task] = node_id
+
+    def _skip_reason(self, node: CompiledNode) -> str | None:
+        if not node.deps:
+            return None
+        statuses = [self.steps[dep].status for dep in node.deps]
+        if any(s == StepStatus.FAILED for s in statuses):
+            return "upstream_failed"
+        if all(s == StepStatus.SKIPPED for s in statuses):
+            return "upstream_skipped"
+        return None
+
+    @staticmethod
+    def _spec(node: CompiledNode) -> StepSpec:
+        definition = node.definition
+        return StepSpec(
+            node.id,
+            node.node_type,
+            node.params,
+            node.raw_params,
+            definition.retry,
+            definition.timeout,
+        )
+
+    async def _finished(self, task: asyncio.Task[None]) -> None:
+        node_id = self.running.pop(task)
+        step = self.steps[node_id]
+        exc = task.exception() if not task.cancelled() else None
+        if isinstance(exc, StepInterrupted) or task.cancelled():
+            step.status = StepStatus.PENDING
+            return
+        if exc is not None:  # a bug in the runner's own hooks: fail the step, keep going
+            log.error("step %s crashed the runner hook", node_id, exc_info=exc)
+            step.status = StepStatus.FAILED
+            step.error = error_dict(exc, node_id)
+        if step.status in STEP_DONE:
+            await self._done(node_id)
+
+    async def _done(self, node_id: str) -> None:
+        step = self.steps[node_id]
+        if step.status == StepStatus.FAILED:
+            if self.failed_first is None:
+                self.failed_first = step.error
+            if self.workflow.definition.on_failure == "stop":
+                self.stopped_by_failure = True
+                self.control.request(StopKind.CANCEL, "a step failed")
+                return
+        self.scope[node_id] = step.output if step.status == StepStatus.COMPLETED else None
+        for child in self.workflow.dependents.get(node_id, ()):
+            self.missing[child] -= 1
+            if self.missing[child] == 0:
+                heapq.heappush(self.ready, (self.order[child], child))
+
+    async def _cancel_running(self) -> None:
+        """Cancel in-flight steps; give them a grace period to unwind."""
+        kind = self.control.kind
+        tasks = list(self.running)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=self.runner.cancel_grace_s)
+            for task in stuck:  # ignored cancellation: abandon it, its writes are fenced off
+                log.warning("step %s ignored cancellation", self.running.get(task))
+        for task, node_id in list(self.running.items()):
+            step = self.steps[node_id]
+            if step.status in STEP_DONE or step.status == StepStatus.WAITING:
+                continue
+            if kind in REQUEUES_RUNNING:
+                step.status = StepStatus.RUNNING  # interrupted: re-run with the same attempt
+            else:
+                step.status = StepStatus.CANCELLED
+                step.completed_at = utcnow()
+            del self.running[task]
+        self.running.clear()
+
+    async def _outcome(self) -> RunOutcome:
+        failed_stop = self.stopped_by_failure
+        kind = self.control.kind
+        interrupted = [k for k, s in self.steps.items() if s.status in _RERUN and s.attempt > 0]
+        if failed_stop or (kind is None and self.failed_first is not None and self._all_done()):
+            return RunOutcome(OutcomeKind.FAILED, error=self.failed_first)
+        if kind == StopKind.CANCEL:
+            reason = self.control.reason or "cancelled"
+            return RunOutcome(OutcomeKind.CANCELLED, error={"code": "cancelled", "message": reason})
+        if kind == StopKind.TIMEOUT:
+            reason = self.control.reason or "the execution timed out"
+            return RunOutcome(OutcomeKind.FAILED, error={"code": "timeout", "message": reason})
+        if self._all_done():
+            if self.failed_first is not None:
+                return RunOutcome(OutcomeKind.FAILED, error=self.failed_first)
+            return self._completed()
+        if kind in (StopKind.PAUSE, StopKind.PAUSE_ABORT):
+            return RunOutcome(OutcomeKind.PAUSED, interrupted_steps=interrupted)
+        if kind == StopKind.INTERRUPT:
+            return RunOutcome(OutcomeKind.INTERRUPTED, interrupted_steps=interrupted)
+        return self._waiting()
+
+    def _all_done(self) -> bool:
+        return all(self.steps[n].status in STEP_DONE for n in self.workflow.nodes)
+
+    def _completed(self) -> RunOutcome:
+        if self.workflow.definition.output is None:
+            sinks = [n for n in self.workflow.nodes if not self.workflow.dependents.get(n)]
+            return RunOutcome(OutcomeKind.COMPLETED, result={n: self.scope.get(n) for n in sinks})
+        try:
+            result = self.workflow.output.render(self.scope)
+        except ExpressionError as exc:
+            return RunOutcome(
+                OutcomeKind.FAILED, error={"code": exc.code, "message": f"output: {exc.message}"}
+            )
+        return RunOutcome(OutcomeKind.COMPLETED, result=result)
+
+    def _waiting(self) -> RunOutcome:
+        waits = [s for s in self.steps.values() if s.status == StepStatus.WAITING]
+        wakes = [datetime.fromisoformat(s.state["wakeAt"]) for s in waits if s.state.get("wakeAt")]
+        return RunOutcome(
+            OutcomeKind.WAITING,
+            wake_at=min(wakes) if wakes else None,
+            waiting_for=[
+                {"nodeId": s.node_id, "reason": s.state.get("waitReason"), **_wait_data(s)}
+                for s in waits
+            ],
+        )
+
+
+def _wait_data(step: StepState) -> Mapping[str, Any]:
+    data = step.state.get("waitData")
+    return data if isinstance(data, Mapping) else {}

@@ -1,0 +1,257 @@
+"""Running one step: render params, call the node, retry, time out, record (no HTTP, no SQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from app.engine import retry
+from app.engine.control import RunControl
+from app.engine.state import StepState, item_key, utcnow
+from app.engine.status import StepStatus
+from app.errors import ModeNotSupported, ParamsInvalid, StepError, StepTimeout, TurnoutError
+from app.nodes.base import NodeContext, NodeType, Services, Suspend
+from app.nodes.registry import NodeRegistry
+from app.workflows.expressions import Template, compile_template
+from app.workflows.model import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+
+class RunObserver(Protocol):
+    """Persistence and events hook into the runner here; `durable` asks for a flush now."""
+
+    async def step_changed(
+        self, step: StepState, event: str | None, data: dict[str, Any], *, durable: bool
+    ) -> None: ...
+
+
+class StepInterrupted(Exception):
+    """The step stopped because the run is pausing or handing over; it will run again."""
+
+
+def error_dict(exc: BaseException, node_id: str) -> dict[str, Any]:
+    if isinstance(exc, TurnoutError):
+        return {"code": exc.code, "message": exc.message, "nodeId": node_id}
+    # Unexpected errors come from node code: keep the message, never the traceback.
+    return {"code": "node_error", "message": f"{type(exc).__name__}: {exc}", "nodeId": node_id}
+
+
+def validate_params(node_type: NodeType, params: Any) -> Any:
+    try:
+        return node_type.params_model.model_validate(params)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(params)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ParamsInvalid(f"params invalid for '{node_type.name}': {problems}") from exc
+
+
+class StepSpec:
+    """What is needed to run a node (or a foreach item) whatever its origin."""
+
+    __slots__ = ("node_id", "node_type", "params", "raw_params", "retry", "timeout_ms")
+
+    def __init__(
+        self,
+        node_id: str,
+        node_type: NodeType,
+        params: Template,
+        raw_params: Mapping[str, Any],
+        retry_policy: RetryPolicy | None,
+        timeout_ms: int | None,
+    ) -> None:
+        self.node_id = node_id
+        self.node_type = node_type
+        self.params = params
+        self.raw_params = raw_params
+        self.retry = retry_policy
+        self.timeout_ms = timeout_ms
+
+
+class StepExecutor:
+    """Runs steps with retry and timeout and reports every change to the observer."""
+
+    def __init__(
+        self,
+        *,
+        execution_id: str,
+        services: Services,
+        registry: NodeRegistry,
+        observer: RunObserver,
+        control: RunControl,
+        steps: dict[str, StepState],
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.execution_id = execution_id
+        self.services = services
+        self.registry = registry
+        self.observer = observer
+        self.control = control
+        self.steps = steps
+        self.rand = rand
+
+    async def run(self, spec: StepSpec, step: StepState, scope: Mapping[str, Any]) -> None:
+        """Run until the step completes, fails for good, or waits. Raises StepInterrupted."""
+        durable = spec.node_type.external
+        resumed_attempt = step.status == StepStatus.RUNNING  # interrupted: same attempt again
+        while True:
+            if not resumed_attempt or step.attempt == 0:
+                step.attempt += 1
+            resumed_attempt = False
+            step.status = StepStatus.RUNNING
+            step.started_at = utcnow()
+            step.completed_at = None
+            step.error = None
+            await self.observer.step_changed(
+                step, "step.started", {"attempt": step.attempt}, durable=False
+            )
+            try:
+                step.output = await self._attempt(spec, step, scope)
+            except Suspend as suspend:
+                await self._park(step, suspend)
+                return
+            except (asyncio.CancelledError, StepInterrupted):
+                raise
+            except Exception as exc:
+                if not isinstance(exc, StepError | ModeNotSupported):
+                    log.warning("step %s raised", step.key, exc_info=exc)
+                if await self._retry_or_fail(spec, step, exc, durable):
+                    continue
+                return
+            step.status = StepStatus.COMPLETED
+            step.completed_at = utcnow()
+            await self.observer.step_changed(
+                step, "step.completed", {"durationMs": step.duration_ms}, durable=durable
+            )
+            return
+
+    async def _attempt(self, spec: StepSpec, step: StepState, scope: Mapping[str, Any]) -> Any:
+        rendered = spec.params.render(scope)
+        if spec.raw_params:
+            rendered = {**rendered, **spec.raw_params}
+        params = validate_params(spec.node_type, rendered)
+        ctx = NodeContext(
+            execution_id=self.execution_id,
+            node_id=spec.node_id,
+            step_key=step.key,
+            attempt=step.attempt,
+            services=self.services,
+            scope=scope,
+            state=step.state,
+        )
+        if spec.node_type.loop:
+            ctx.run_items = self._item_runner(spec.node_id, scope)
+        if spec.timeout_ms is None:
+            return await spec.node_type.run(ctx, params)
+        try:
+            async with asyncio.timeout(spec.timeout_ms / 1000):
+                return await spec.node_type.run(ctx, params)
+        except TimeoutError as exc:
+            raise StepTimeout(f"step timed out after {spec.timeout_ms} ms") from exc
+
+    async def _park(self, step: StepState, suspend: Suspend) -> None:
+        step.status = StepStatus.WAITING
+        step.state["waitReason"] = suspend.reason
+        step.state["wakeAt"] = suspend.until.isoformat() if suspend.until else None
+        step.state["waitData"] = suspend.data
+        # A parked step is what lets the worker go: it must be on disk first.
+        await self.observer.step_changed(step, None, {}, durable=True)
+
+    async def _retry_or_fail(
+        self, spec: StepSpec, step: StepState, exc: Exception, durable: bool
+    ) -> bool:
+        error = error_dict(exc, spec.node_id)
+        retryable = getattr(exc, "retryable", not isinstance(exc, ModeNotSupported))
+        decision = retry.decide(spec.retry, step.attempt, retryable=retryable, rand=self.rand())
+        step.error = error
+        step.completed_at = utcnow()
+        if not decision.retry:
+            step.status = StepStatus.FAILED
+            await self.observer.step_changed(step, "step.failed", {"error": error}, durable=True)
+            return False
+        await self.observer.step_changed(
+            step,
+            "step.retrying",
+            {"error": error, "attempt": step.attempt, "delayMs": round(decision.delay_ms, 1)},
+            durable=durable,
+        )
+        if await self.control.sleep(decision.delay_ms / 1000):
+            raise StepInterrupted
+        return True
+
+    def _item_runner(
+        self, node_id: str, scope: Mapping[str, Any]
+    ) -> Callable[[list[Any], int, Mapping[str, Any]], Any]:
+        async def run_items(
+            items: list[Any], concurrency: int, template: Mapping[str, Any]
+        ) -> list[Any]:
+            return await self._run_items(node_id, scope, items, concurrency, template)
+
+        return run_items
+
+    async def _run_items(
+        self,
+        node_id: str,
+        scope: Mapping[str, Any],
+        items: list[Any],
+        concurrency: int,
+        template: Mapping[str, Any],
+    ) -> list[Any]:
+        spec = self._item_spec(node_id, template)
+        limit = asyncio.Semaphore(concurrency)
+        outputs: list[Any] = [None] * len(items)
+
+        async def one(index: int, item: Any) -> None:
+            key = item_key(node_id, index)
+            step = self.steps.get(key)
+            if step is not None and step.status == StepStatus.COMPLETED:
+                outputs[index] = step.output  # done before an interruption: never re-run
+                return
+            async with limit:
+                if self.control.stopping:
+                    raise StepInterrupted
+                if step is None:
+                    step = self.steps[key] = StepState(key, node_id, item_index=index)
+                await self.run(spec, step, {**scope, "item": item, "index": index})
+            if step.status != StepStatus.COMPLETED:
+                message = (step.error or {}).get("message", "item did not complete")
+                raise StepError(f"item {index} failed: {message}")
+            outputs[index] = step.output
+
+        tasks = [asyncio.ensure_future(one(index, item)) for index, item in enumerate(items)]
+        if not tasks:
+            return outputs
+        try:
+            _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for task in tasks:
+                task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+        for task in tasks:  # the first failure in item order explains the step's failure
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        return outputs
+
+    def _item_spec(self, node_id: str, template: Mapping[str, Any]) -> StepSpec:
+        type_name = str(template.get("type", ""))
+        node_type = self.registry.get(type_name)
+        if node_type is None:
+            raise StepError(f"unknown node type '{type_name}' in foreach template")
+        params = dict(template.get("params") or {})
+        raw = {k: params.pop(k) for k in node_type.raw_params if k in params}
+        policy = template.get("retry")
+        return StepSpec(
+            node_id,
+            node_type,
+            compile_template(params),
+            raw,
+            RetryPolicy.model_validate(policy) if policy else None,
+            template.get("timeout"),
+        )

@@ -1,0 +1,80 @@
+"""Real arq workers for tests: in this process (a task) or as a separate OS process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from arq.worker import Worker
+
+from app.config import Settings
+from worker.main import worker_options
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[Worker]:
+    """An arq Worker polling the test queue from a task of the current event loop."""
+    options = {**worker_options(settings), "handle_signals": False, **overrides}
+    worker = Worker(**options)
+    task = asyncio.create_task(worker.async_run())
+    try:
+        # Let startup finish (the runtime connects to Postgres and Redis).
+        for _ in range(200):
+            if "runtime" in worker.ctx or task.done():
+                break
+            await asyncio.sleep(0.01)
+        if task.done():
+            task.result()
+        yield worker
+    finally:
+        # Let running jobs finish (arq cancels them mid-write otherwise), then stop polling.
+        for _ in range(500):
+            if not any(not t.done() for t in worker.tasks.values()):
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker.close()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url or "",
+        "TURNOUT_QUEUE_NAME": settings.queue_name,
+        "TURNOUT_KEY_PREFIX": settings.key_prefix,
+        "TURNOUT_HTTP_ALLOW_PRIVATE": str(settings.http_allow_private).lower(),
+        "TURNOUT_LEASE_MS": str(settings.lease_ms),
+        "TURNOUT_HEARTBEAT_MS": str(settings.heartbeat_ms),
+        "TURNOUT_DURABLE_DELAY_THRESHOLD_MS": str(settings.durable_delay_threshold_ms),
+        "TURNOUT_LOG_JSON": "true",
+    }
+    return env
+
+
+@contextlib.contextmanager
+def worker_process(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
+    """`arq worker.main.WorkerSettings` in its own OS process, on the test's queue."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "arq", "worker.main.WorkerSettings"],
+        env=settings_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
