@@ -1,0 +1,149 @@
+"""Creating, reading and listing executions."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import and_, exists, func, insert, literal, or_, select, text
+from sqlalchemy.exc import IntegrityError
+
+from app.engine.state import utcnow
+from app.engine.status import Status
+from app.errors import ExecutionNotFound, RequestInvalid
+from app.store.base import E, StoreBase, execution_record, ms
+from app.store.records import ExecutionFilter, ExecutionRecord, NewExecution
+
+
+class ExecutionStore(StoreBase):
+    """Executions as the API sees them."""
+
+    async def create_execution(
+        self, new: NewExecution, events: Sequence[tuple[str, dict[str, Any]]]
+    ) -> tuple[ExecutionRecord, bool]:
+        """Insert an execution and its first events; with a known idempotency key, return the
+        existing execution instead (`created` is False)."""
+        now = utcnow()
+        running = new.status == Status.RUNNING
+        values: dict[str, Any] = {
+            "id": new.id,
+            "workflow_id": new.workflow_id,
+            "workflow_name": new.workflow_name,
+            "workflow_version": new.workflow_version,
+            "status": new.status,
+            "execution_mode": new.execution_mode,
+            "requested_mode": new.requested_mode,
+            "created_at": now,
+            "updated_at": now,
+            "started_at": now if running else None,
+            "input": new.input,
+            "definition": new.definition,
+            "complexity": new.complexity,
+            "priority": new.priority,
+            "tags": new.tags,
+            "metadata": new.metadata,
+            "idempotency_key": new.idempotency_key,
+            "request_hash": new.request_hash,
+            "timeout_ms": new.timeout_ms,
+            "progress_total": new.progress_total,
+            "lease_owner": new.lease_owner,
+            "lease_expires_at": now + ms(new.lease_ms) if new.lease_owner else None,
+            "enqueued_at": None if running else now,
+            "last_seq": len(events),
+        }
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(E), [values])
+                await self._insert_events(conn, new.id, 0, events, now)
+        except IntegrityError:
+            if new.idempotency_key is None:
+                raise
+            existing = await self.get_by_idempotency_key(new.idempotency_key)
+            if existing is None:  # the conflict was something else
+                raise
+            return existing, False
+        record = execution_record(
+            {
+                **values,
+                "result": None,
+                "error": None,
+                "completed_at": None,
+                "attempt": 1,
+                "elapsed_ms": 0,
+                "control_action": None,
+                "wake_at": None,
+                "progress_done": 0,
+            }
+        )
+        return record, True
+
+    async def get_by_idempotency_key(self, key: str) -> ExecutionRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(E).where(E.c.idempotency_key == key))).mappings()
+            found = row.first()
+            return await self._with_steps(conn, execution_record(found)) if found else None
+
+    async def get_execution(self, execution_id: UUID, *, steps: bool = True) -> ExecutionRecord:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(E).where(E.c.id == execution_id))).mappings().first()
+            if row is None:
+                raise ExecutionNotFound(f"no execution with id {execution_id}")
+            record = execution_record(row)
+            return await self._with_steps(conn, record) if steps else record
+
+    async def list_executions(
+        self, flt: ExecutionFilter, *, limit: int, cursor: str | None
+    ) -> tuple[list[ExecutionRecord], str | None]:
+        """Newest first; keyset pagination on (created_at, id)."""
+        query = select(E).order_by(E.c.created_at.desc(), E.c.id.desc()).limit(limit + 1)
+        for clause in self._filters(flt):
+            query = query.where(clause)
+        if cursor:
+            at, last_id = _decode_cursor(cursor)
+            query = query.where(
+                or_(E.c.created_at < at, and_(E.c.created_at == at, E.c.id < last_id))
+            )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        records = [execution_record(r) for r in rows[:limit]]
+        more = len(rows) > limit
+        next_cursor = _encode_cursor(records[-1]) if more and records else None
+        return records, next_cursor
+
+    def _filters(self, flt: ExecutionFilter) -> Iterable[Any]:
+        if flt.status:
+            yield E.c.status.in_(flt.status)
+        if flt.workflow:
+            yield or_(E.c.workflow_name == flt.workflow, E.c.workflow_id == flt.workflow)
+        if flt.mode:
+            yield E.c.execution_mode == flt.mode
+        if flt.created_after:
+            yield E.c.created_at >= flt.created_after
+        if flt.created_before:
+            yield E.c.created_at < flt.created_before
+        if flt.tag:
+            if self.dialect == "postgresql":
+                yield E.c.tags.op("@>")(func.jsonb_build_array(flt.tag))
+            else:
+                yield exists(
+                    select(literal(1))
+                    .select_from(func.json_each(E.c.tags).table_valued("value"))
+                    .where(text("value = :tag").bindparams(tag=flt.tag))
+                )
+
+
+def _encode_cursor(record: ExecutionRecord) -> str:
+    raw = f"{record.created_at.isoformat()}|{record.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        at, ident = base64.urlsafe_b64decode(padded).decode().split("|")
+        return datetime.fromisoformat(at), UUID(ident)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestInvalid("invalid cursor") from exc

@@ -1,0 +1,17 @@
+"""The repository: the only place that speaks SQL, in one class made of focused parts."""
+
+from __future__ import annotations
+
+from sqlalchemy import literal, select
+
+from app.store.controls import ControlStore, WorkflowStore
+from app.store.executions import ExecutionStore
+from app.store.runs import RunStore
+
+
+class Repository(ExecutionStore, RunStore, ControlStore, WorkflowStore):
+    """All reads and writes of executions, steps, events and registered workflows."""
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(select(literal(1)))

@@ -1,0 +1,141 @@
+"""What a runner writes: claims, lease-fenced checkpoints, step upserts, events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.engine.state import StepState, utcnow
+from app.engine.status import TERMINAL, Status, can_transition
+from app.errors import LeaseLost
+from app.store.base import E, S, StoreBase, V, execution_record, ms
+from app.store.records import Checkpoint, EventRecord, ExecutionRecord
+
+_STEP_FIELDS = ("status", "attempt", "started_at", "completed_at", "output", "error", "state")
+
+
+class RunStore(StoreBase):
+    """Writes of whoever holds an execution's lease."""
+
+    async def claim(
+        self, execution_id: UUID, owner: str, lease_ms: int, event: tuple[str, dict[str, Any]]
+    ) -> tuple[ExecutionRecord, EventRecord] | None:
+        """Take an execution to run: pending, due waiting, or running with an expired lease."""
+        now = utcnow()
+        claimable = or_(
+            E.c.status == Status.PENDING,
+            and_(E.c.status == Status.WAITING, E.c.wake_at <= now),
+            and_(E.c.status == Status.RUNNING, E.c.lease_expires_at < now),
+        )
+        stmt = (
+            update(E)
+            .where(E.c.id == execution_id, claimable, E.c.control_action.is_(None))
+            .values(
+                status=Status.RUNNING,
+                lease_owner=owner,
+                lease_expires_at=now + ms(lease_ms),
+                started_at=func.coalesce(E.c.started_at, now),
+                updated_at=now,
+                wake_at=None,
+                last_seq=E.c.last_seq + 1,
+            )
+            .returning(*E.c)
+        )
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(stmt)).mappings().first()
+            if row is None:
+                return None
+            record = execution_record(row)
+            stored = await self._insert_events(
+                conn, execution_id, record.last_seq - 1, [event], now
+            )
+            return await self._with_steps(conn, record), stored[0]
+
+    async def checkpoint(
+        self, execution_id: UUID, owner: str, cp: Checkpoint, lease_ms: int
+    ) -> tuple[list[EventRecord], str | None]:
+        """Persist a runner's progress in one transaction; fenced by the lease.
+
+        Returns the stored events and any control action requested meanwhile."""
+        now = utcnow()
+        values: dict[str, Any] = {
+            "updated_at": now,
+            "last_seq": E.c.last_seq + len(cp.events),
+            "lease_expires_at": None if cp.release_lease else now + ms(lease_ms),
+            **cp.values,
+        }
+        if cp.release_lease:
+            values["lease_owner"] = None
+        if cp.status is not None:
+            if not can_transition(Status.RUNNING, cp.status):
+                raise ValueError(f"a runner cannot move an execution to {cp.status}")
+            values["status"] = cp.status
+            if cp.status in TERMINAL:
+                values["completed_at"] = now
+        stmt = (
+            update(E)
+            .where(E.c.id == execution_id, E.c.lease_owner == owner, E.c.status == Status.RUNNING)
+            .values(**values)
+            .returning(E.c.last_seq, E.c.control_action)
+        )
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(stmt)).first()
+            if row is None:
+                raise LeaseLost(f"execution {execution_id} is no longer leased by {owner}")
+            first = row.last_seq - len(cp.events)
+            stored = await self._insert_events(
+                conn, execution_id, first, cp.events, now, cp.event_times
+            )
+            if cp.steps:
+                await self._upsert_steps(conn, execution_id, cp.steps, now)
+        return stored, row.control_action
+
+    async def _upsert_steps(
+        self, conn: AsyncConnection, execution_id: UUID, steps: Sequence[StepState], now: datetime
+    ) -> None:
+        rows = [
+            {
+                "execution_id": execution_id,
+                "step_key": s.key,
+                "node_id": s.node_id,
+                "item_index": s.item_index,
+                "status": str(s.status),
+                "attempt": s.attempt,
+                "started_at": s.started_at,
+                "completed_at": s.completed_at,
+                "output": s.output,
+                "error": s.error,
+                "state": s.state or None,
+                "updated_at": now,
+            }
+            for s in steps
+        ]
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        stmt = dialect_insert(S)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[S.c.execution_id, S.c.step_key],
+            set_={name: stmt.excluded[name] for name in (*_STEP_FIELDS, "updated_at")},
+        )
+        await conn.execute(stmt, rows)
+
+    async def events_after(
+        self, execution_id: UUID, after: int, limit: int = 1000
+    ) -> list[EventRecord]:
+        query = (
+            select(V)
+            .where(V.c.execution_id == execution_id, V.c.seq > after)
+            .order_by(V.c.seq)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [
+            EventRecord(r["execution_id"], r["seq"], r["type"], r["data"], r["created_at"])
+            for r in rows
+        ]
