@@ -1,0 +1,63 @@
+"""Replay then live: the event sequence a stream sends, with no gap and no duplicate."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID
+
+from app.events.bus import EventBus
+from app.store.records import EventRecord
+from app.store.repository import Repository
+
+TERMINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
+BACKLOG_PAGE = 500
+
+
+def event_json(event: EventRecord) -> str:
+    payload: dict[str, Any] = {
+        "executionId": str(event.execution_id),
+        "seq": event.seq,
+        "type": event.type,
+        "at": event.created_at.isoformat().replace("+00:00", "Z"),
+        **event.data,
+    }
+    return json.dumps(payload, default=str)
+
+
+async def execution_events(
+    repo: Repository, bus: EventBus, execution_id: UUID, after: int
+) -> AsyncIterator[EventRecord]:
+    """Every event with seq > `after`, in order, ending after the terminal one.
+
+    Subscribe first, then read the backlog, then skip what the backlog already had: an
+    event committed during the backlog read arrives live and is dropped as a duplicate, and
+    a live event that jumps ahead (a slow reader overflowed) is filled in from the store."""
+    last = after
+    async with bus.subscribe(execution_id) as live:
+        while True:  # backlog, page by page; holds a connection only while reading
+            page = await repo.events_after(execution_id, last, BACKLOG_PAGE)
+            for event in page:
+                yield event
+                last = event.seq
+                if event.type in TERMINAL_EVENTS:
+                    return
+            if len(page) < BACKLOG_PAGE:
+                break
+        while True:
+            event = await live.get()
+            if event.seq <= last:
+                continue
+            if event.seq > last + 1:
+                for missed in await repo.events_after(execution_id, last, event.seq - last - 1):
+                    yield missed
+                    last = missed.seq
+                    if missed.type in TERMINAL_EVENTS:
+                        return
+                if event.seq <= last:
+                    continue
+            yield event
+            last = event.seq
+            if event.type in TERMINAL_EVENTS:
+                return

@@ -1,0 +1,210 @@
+"""Pause, resume, cancel, retry and human input: the database decides, the runner obeys."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+from uuid import UUID
+
+from jsonschema import Draft202012Validator
+
+from app.config import Settings
+from app.engine.status import Status
+from app.errors import InputInvalid, InvalidTransition, WorkflowNotFound
+from app.events.bus import EventBus
+from app.execution.queue import ExecutionQueue
+from app.store.records import EventRecord, ExecutionRecord
+from app.store.repository import Repository
+
+log = logging.getLogger(__name__)
+
+Signal = Literal["cancel", "pause", "pause_abort"]
+
+
+class ControlSignals(Protocol):
+    """Carries a control request to whichever process runs the execution."""
+
+    async def send(self, execution_id: UUID, action: Signal) -> None: ...
+
+
+@dataclass(slots=True)
+class ControlResult:
+    record: ExecutionRecord
+    changed: bool  # False when the request was already satisfied (idempotent repeat)
+
+
+class ExecutionControl:
+    """Every control verb: a guarded transition when nothing runs, a signal when it does."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        repo: Repository,
+        bus: EventBus,
+        queue: ExecutionQueue,
+        signals: ControlSignals,
+    ) -> None:
+        self.settings = settings
+        self.repo = repo
+        self.bus = bus
+        self.queue = queue
+        self.signals = signals
+
+    async def cancel(self, execution_id: UUID, by: str) -> ControlResult:
+        return await self._stop(execution_id, "cancel", Status.CANCELLED, by)
+
+    async def pause(self, execution_id: UUID, by: str, *, abort: bool = False) -> ControlResult:
+        return await self._stop(
+            execution_id, "pause_abort" if abort else "pause", Status.PAUSED, by
+        )
+
+    async def _stop(
+        self, execution_id: UUID, action: Signal, target: Status, by: str
+    ) -> ControlResult:
+        event_type = "execution.cancelled" if target == Status.CANCELLED else "execution.paused"
+        for _ in range(5):  # the status may move under us; re-read and decide again
+            record = await self.repo.get_execution(execution_id, steps=False)
+            if record.status == target:
+                return ControlResult(await self.repo.get_execution(execution_id), False)
+            if record.status == Status.RUNNING:
+                if await self.repo.request_control(execution_id, action, by):
+                    await self.signals.send(execution_id, action)
+                    return ControlResult(await self._settled(execution_id, target), True)
+                continue
+            if record.status not in (Status.PENDING, Status.PAUSED, Status.WAITING):
+                raise InvalidTransition(
+                    record.status,
+                    target,
+                    f"cannot {action.split('_')[0]} a {record.status} execution",
+                )
+            data: dict[str, Any] = {"requestedBy": by, "from": record.status}
+            if target == Status.CANCELLED:
+                data["error"] = {"code": "cancelled", "message": f"cancelled by {by}"}
+            values: dict[str, Any] = {"control_action": None, "lease_owner": None, "wake_at": None}
+            if target == Status.CANCELLED:
+                values["error"] = data["error"]
+            stored = await self.repo.transition(
+                execution_id,
+                target,
+                (event_type, data),
+                values=values,
+                sources=[Status(record.status)],
+            )
+            if isinstance(stored, EventRecord):
+                await self.bus.publish([stored])
+                return ControlResult(await self.repo.get_execution(execution_id), True)
+        record = await self.repo.get_execution(execution_id)
+        raise InvalidTransition(record.status, target, "the execution kept changing; try again")
+
+    async def _settled(self, execution_id: UUID, target: Status) -> ExecutionRecord:
+        """Wait (briefly) for the runner to obey, so the answer shows the result."""
+        deadline = time.monotonic() + self.settings.control_wait_ms / 1000
+        while True:
+            record = await self.repo.get_execution(execution_id)
+            if record.status != Status.RUNNING or time.monotonic() >= deadline:
+                return record
+            await asyncio.sleep(0.02)
+
+    async def resume(self, execution_id: UUID, by: str) -> ControlResult:
+        record = await self.repo.get_execution(execution_id, steps=False)
+        if record.status != Status.PAUSED:
+            raise InvalidTransition(
+                record.status,
+                Status.PENDING,
+                f"only a paused execution can resume ({record.status})",
+            )
+        stored = await self.repo.transition(
+            execution_id,
+            Status.PENDING,
+            ("execution.resumed", {"requestedBy": by}),
+            values={"execution_mode": "queued"},
+            sources=[Status.PAUSED],
+        )
+        if not isinstance(stored, EventRecord):
+            current = await self.repo.get_execution(execution_id, steps=False)
+            raise InvalidTransition(current.status, Status.PENDING)
+        await self.bus.publish([stored])
+        await self._enqueue(record)
+        return ControlResult(await self.repo.get_execution(execution_id), True)
+
+    async def retry(
+        self,
+        execution_id: UUID,
+        by: str,
+        *,
+        from_: Literal["failed", "start"] = "failed",
+        version: str | None = None,
+    ) -> ControlResult:
+        record = await self.repo.get_execution(execution_id, steps=False)
+        if record.status not in (Status.FAILED, Status.CANCELLED):
+            raise InvalidTransition(
+                record.status,
+                Status.PENDING,
+                f"only a failed or cancelled execution can be retried ({record.status})",
+            )
+        definition = None
+        new_version = None
+        if version is not None:
+            if record.workflow_id is None:
+                raise WorkflowNotFound("this execution did not come from a registered workflow")
+            stored_wf = await self.repo.get_workflow(record.workflow_id, version)
+            if stored_wf is None:
+                raise WorkflowNotFound(f"no version '{version}' of '{record.workflow_id}'")
+            definition, new_version = stored_wf.definition, stored_wf.version
+        event = await self.repo.retry_execution(
+            record,
+            by=by,
+            from_start=from_ == "start" or definition is not None,
+            definition=definition,
+            version=new_version,
+        )
+        if event is None:
+            current = await self.repo.get_execution(execution_id, steps=False)
+            raise InvalidTransition(current.status, Status.PENDING)
+        await self.bus.publish([event])
+        await self._enqueue(record)
+        return ControlResult(await self.repo.get_execution(execution_id), True)
+
+    async def deliver_input(
+        self, execution_id: UUID, node_id: str, data: Any, by: str
+    ) -> ControlResult:
+        record = await self.repo.get_execution(execution_id)
+        step = next((s for s in record.steps if s.key == node_id), None)
+        waiting = (
+            record.status == Status.WAITING
+            and step is not None
+            and step.status == "waiting"
+            and step.state.get("waitReason") == "human_input"
+        )
+        if not waiting:
+            raise InvalidTransition(
+                record.status,
+                Status.PENDING,
+                f"node '{node_id}' is not waiting for input (execution is {record.status})",
+            )
+        assert step is not None
+        schema = (step.state.get("waitData") or {}).get("schema")
+        if schema:
+            problems = [
+                {"loc": ["data", *e.absolute_path], "message": e.message}
+                for e in Draft202012Validator(schema).iter_errors(data)
+            ]
+            if problems:
+                raise InputInvalid("the input does not match the node's schema", problems)
+        event = await self.repo.deliver_input(execution_id, node_id, data, by)
+        if event is None:
+            current = await self.repo.get_execution(execution_id, steps=False)
+            raise InvalidTransition(current.status, Status.PENDING, "the input was not accepted")
+        await self.bus.publish([event])
+        await self._enqueue(record)
+        return ControlResult(await self.repo.get_execution(execution_id), True)
+
+    async def _enqueue(self, record: ExecutionRecord) -> None:
+        try:
+            await self.queue.enqueue(record.id, priority=record.priority)
+        except Exception:
+            log.exception("enqueue failed; the reconciler will retry", extra={"id": str(record.id)})

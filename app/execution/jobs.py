@@ -1,0 +1,104 @@
+"""The queued side: what a worker (arq or in-process) does with an execution id."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from uuid import UUID
+
+from app.engine.control import RunControl, StopKind
+from app.engine.status import Status
+from app.events.bus import EventBus
+from app.execution.queue import ExecutionQueue
+from app.execution.session import ExecutionSession, SessionResult
+from app.store.repository import Repository
+
+log = logging.getLogger(__name__)
+
+
+class ActiveRuns:
+    """Executions this process is running right now, so control and shutdown can reach them."""
+
+    def __init__(self) -> None:
+        self._controls: dict[UUID, RunControl] = {}
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def add(self, execution_id: UUID, control: RunControl) -> None:
+        self._controls[execution_id] = control
+        self.idle.clear()
+
+    def discard(self, execution_id: UUID) -> None:
+        self._controls.pop(execution_id, None)
+        if not self._controls:
+            self.idle.set()
+
+    def get(self, execution_id: UUID) -> RunControl | None:
+        return self._controls.get(execution_id)
+
+    def interrupt_all(self, reason: str) -> None:
+        for control in self._controls.values():
+            control.request(StopKind.INTERRUPT, reason)
+
+    def __len__(self) -> int:
+        return len(self._controls)
+
+
+class JobRunner:
+    """Claims an execution (a guarded update), runs it, and re-enqueues it if it must go on."""
+
+    def __init__(
+        self,
+        *,
+        repo: Repository,
+        bus: EventBus,
+        session: ExecutionSession,
+        queue: ExecutionQueue,
+        active: ActiveRuns,
+        owner: str,
+        lease_ms: int,
+    ) -> None:
+        self.repo = repo
+        self.bus = bus
+        self.session = session
+        self.queue = queue
+        self.active = active
+        self.owner = owner
+        self.lease_ms = lease_ms
+
+    async def run(self, execution_id: UUID) -> SessionResult | None:
+        claimed = await self.repo.claim(
+            execution_id, self.owner, self.lease_ms, ("execution.started", {"owner": self.owner})
+        )
+        if claimed is None:  # someone else runs it, or it is not runnable any more
+            log.info("execution not claimable", extra={"execution_id": str(execution_id)})
+            return None
+        record, started = claimed
+        await self.bus.publish([started])
+        control = RunControl()
+        self.active.add(execution_id, control)
+        try:
+            result = await self.session.run(record, self.owner, control)
+        finally:
+            self.active.discard(execution_id)
+        await self.follow_up(execution_id, result, record.priority)
+        return result
+
+    async def follow_up(self, execution_id: UUID, result: SessionResult, priority: int) -> None:
+        """Schedule what comes next: a wake-up for a durable delay, or a requeue."""
+        if result.status == Status.PENDING:
+            await self.queue.enqueue(execution_id, priority=priority)
+        elif result.status == Status.WAITING and result.outcome.wake_at is not None:
+            await self.queue.enqueue(
+                execution_id, priority=priority, defer_until=result.outcome.wake_at
+            )
+
+
+async def drain(active: ActiveRuns, grace_s: float) -> None:
+    """On shutdown: hand every running execution back to the queue, waiting up to `grace_s`."""
+    active.interrupt_all("process shutting down")
+    try:
+        async with asyncio.timeout(grace_s):
+            await active.idle.wait()
+    except TimeoutError:
+        log.warning("executions still running at shutdown", extra={"count": len(active)})

@@ -1,0 +1,165 @@
+"""The ExecutionManager: validates a run request, asks the analyzer, picks the track."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from app.config import Settings
+from app.errors import IdempotencyConflict, InputInvalid, WorkflowNotFound
+from app.execution.complexity import Complexity, ComplexityAnalyzer
+from app.execution.strategies import (
+    ImmediateExecutionStrategy,
+    QueuedExecutionStrategy,
+    Started,
+)
+from app.nodes.registry import NodeRegistry
+from app.store.records import NewExecution
+from app.store.repository import Repository
+from app.workflows.graph import compile_workflow, validate_input
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["auto", "immediate", "queued"]
+
+
+@dataclass(slots=True)
+class RunRequest:
+    """A request to run a workflow, as the API hands it over (already shape-checked)."""
+
+    workflow: dict[str, Any] | None = None
+    workflow_id: str | None = None
+    version: str | None = None
+    input: Any = field(default_factory=dict)
+    mode: Mode = "auto"
+    timeout_ms: int | None = None
+    priority: int = 0
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        """What an Idempotency-Key is bound to: the same key must come with the same body."""
+        body = {
+            "workflow": self.workflow,
+            "workflowId": self.workflow_id,
+            "version": self.version,
+            "input": self.input,
+            "mode": self.mode,
+            "timeout": self.timeout_ms,
+            "priority": self.priority,
+            "tags": self.tags,
+        }
+        raw = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class Submission:
+    started: Started
+    complexity: Complexity
+    mode: Literal["immediate", "queued"]
+
+
+class ExecutionManager:
+    """Every run request goes through here, whatever the track."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        repo: Repository,
+        registry: NodeRegistry,
+        analyzer: ComplexityAnalyzer,
+        immediate: ImmediateExecutionStrategy,
+        queued: QueuedExecutionStrategy,
+    ) -> None:
+        self.settings = settings
+        self.repo = repo
+        self.registry = registry
+        self.analyzer = analyzer
+        self.immediate = immediate
+        self.queued = queued
+
+    async def submit(self, request: RunRequest) -> Submission:
+        fingerprint = request.fingerprint()
+        if request.idempotency_key:
+            existing = await self.repo.get_by_idempotency_key(request.idempotency_key)
+            if existing is not None:
+                self._check_same_request(existing.request_hash, fingerprint)
+                complexity = Complexity.from_dict(existing.complexity or {})
+                mode: Literal["immediate", "queued"] = (
+                    "queued" if existing.execution_mode == "queued" else "immediate"
+                )
+                finished = existing.status not in ("pending",) and mode == "immediate"
+                return Submission(Started(existing, finished, created=False), complexity, mode)
+        definition, workflow_id, version = await self._resolve(request)
+        compiled = compile_workflow(definition, self.registry, max_nodes=self.settings.max_nodes)
+        problems = validate_input(compiled.definition.input_schema, request.input)
+        if problems:
+            raise InputInvalid(
+                "the input does not match the workflow's inputSchema",
+                [p.to_dict() for p in problems],
+            )
+        complexity = self.analyzer.analyze(compiled)
+        chosen = self._choose(request.mode, complexity)
+        new = NewExecution(
+            id=uuid.uuid4(),
+            workflow_name=compiled.definition.name,
+            workflow_id=workflow_id,
+            workflow_version=version,
+            status="pending",
+            execution_mode=chosen,
+            requested_mode=request.mode,
+            input=request.input,
+            definition=compiled.definition.model_dump(by_alias=True, exclude_none=True),
+            complexity=complexity.to_dict(),
+            priority=request.priority,
+            tags=request.tags,
+            metadata=request.metadata,
+            idempotency_key=request.idempotency_key,
+            request_hash=fingerprint,
+            timeout_ms=request.timeout_ms,
+            progress_total=len(compiled.nodes),
+        )
+        strategy = self.immediate if chosen == "immediate" else self.queued
+        started = await strategy.start(new, compiled)
+        if not started.created:  # lost an idempotency race to an identical request
+            self._check_same_request(started.record.request_hash, fingerprint)
+        log.info(
+            "execution submitted",
+            extra={
+                "execution_id": str(started.record.id),
+                "mode": chosen,
+                "status": started.record.status,
+            },
+        )
+        return Submission(started, complexity, chosen)
+
+    @staticmethod
+    def _check_same_request(stored: str | None, fingerprint: str) -> None:
+        if stored != fingerprint:
+            raise IdempotencyConflict(
+                "this Idempotency-Key was already used with a different request body"
+            )
+
+    def _choose(self, mode: Mode, complexity: Complexity) -> Literal["immediate", "queued"]:
+        if mode == "auto":
+            return "queued" if complexity.queue else "immediate"
+        return mode
+
+    async def _resolve(self, request: RunRequest) -> tuple[dict[str, Any], str | None, str | None]:
+        if request.workflow is not None:
+            return request.workflow, None, None
+        assert request.workflow_id is not None
+        stored = await self.repo.get_workflow(request.workflow_id, request.version)
+        if stored is None:
+            raise WorkflowNotFound(
+                f"no registered workflow '{request.workflow_id}'"
+                + (f" version '{request.version}'" if request.version else "")
+            )
+        return stored.definition, stored.name, stored.version

@@ -1,0 +1,152 @@
+"""Run one claimed execution to its next resting point: the path both modes share."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from app.config import Settings
+from app.engine.control import RunControl, StopKind
+from app.engine.runner import Runner
+from app.engine.state import OutcomeKind, RunOutcome, StepState
+from app.engine.status import Status
+from app.events.bus import EventBus
+from app.execution.recorder import Recorder
+from app.nodes.registry import NodeRegistry
+from app.store.records import ExecutionRecord
+from app.store.repository import Repository
+from app.workflows.graph import CompiledWorkflow, compile_workflow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class SessionResult:
+    outcome: RunOutcome
+    status: Status | None  # None when the lease was lost and someone else carries on
+    promoted: bool = False
+
+
+class ExecutionSession:
+    """Compiles the snapshot, runs it with a recorder, and persists where it came to rest."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        repo: Repository,
+        bus: EventBus,
+        runner: Runner,
+        registry: NodeRegistry,
+    ) -> None:
+        self.settings = settings
+        self.repo = repo
+        self.bus = bus
+        self.runner = runner
+        self.registry = registry
+
+    def compile(self, record: ExecutionRecord) -> CompiledWorkflow:
+        return compile_workflow(record.definition, self.registry, max_nodes=self.settings.max_nodes)
+
+    async def run(
+        self,
+        record: ExecutionRecord,
+        owner: str,
+        control: RunControl,
+        *,
+        compiled: CompiledWorkflow | None = None,
+    ) -> SessionResult:
+        workflow = compiled or self.compile(record)
+        steps: dict[str, StepState] = {s.key: s for s in record.steps}
+        recorder = Recorder(
+            repo=self.repo,
+            bus=self.bus,
+            execution_id=record.id,
+            owner=owner,
+            control=control,
+            lease_ms=self.settings.lease_ms,
+            heartbeat_ms=self.settings.heartbeat_ms,
+            flush_interval_ms=self.settings.checkpoint_interval_ms,
+            progress_done=record.progress_done,
+        )
+        started = time.monotonic()
+        timer = self._arm_timeout(record, control)
+        recorder.start(steps)
+        try:
+            outcome = await self.runner.run(
+                workflow,
+                record.input,
+                execution_id=str(record.id),
+                observer=recorder,
+                control=control,
+                steps=steps,
+                attempt=record.attempt,
+            )
+        finally:
+            if timer is not None:
+                timer.cancel()
+            await recorder.stop()
+        if recorder.lost:
+            return SessionResult(outcome, None)
+        elapsed = record.elapsed_ms + int((time.monotonic() - started) * 1000)
+        return await self._settle(record, recorder, outcome, control, elapsed)
+
+    @staticmethod
+    def _arm_timeout(record: ExecutionRecord, control: RunControl) -> asyncio.TimerHandle | None:
+        if record.timeout_ms is None:
+            return None
+        # Time spent paused or waiting does not count: only the time actually run.
+        remaining = max(0, record.timeout_ms - record.elapsed_ms) / 1000
+        reason = f"the execution ran longer than its timeout ({record.timeout_ms} ms)"
+        return asyncio.get_running_loop().call_later(
+            remaining, control.request, StopKind.TIMEOUT, reason
+        )
+
+    async def _settle(
+        self,
+        record: ExecutionRecord,
+        recorder: Recorder,
+        outcome: RunOutcome,
+        control: RunControl,
+        elapsed_ms: int,
+    ) -> SessionResult:
+        values: dict[str, Any] = {"elapsed_ms": elapsed_ms, "control_action": None}
+        data: dict[str, Any] = {"attempt": record.attempt}
+        status, event = _RESTING[outcome.kind]
+        if outcome.kind == OutcomeKind.COMPLETED:
+            values["result"] = outcome.result
+            values["error"] = None
+        elif outcome.kind in (OutcomeKind.FAILED, OutcomeKind.CANCELLED):
+            values["error"] = outcome.error
+            data["error"] = outcome.error
+        elif outcome.kind == OutcomeKind.WAITING:
+            values["wake_at"] = outcome.wake_at
+            data["waitingFor"] = outcome.waiting_for
+            data["wakeAt"] = outcome.wake_at.isoformat() if outcome.wake_at else None
+        elif outcome.kind in (OutcomeKind.PAUSED, OutcomeKind.INTERRUPTED):
+            data["interruptedSteps"] = outcome.interrupted_steps
+            data["reason"] = control.reason
+        if status == Status.PENDING:
+            values["execution_mode"] = "queued"
+        if status in (Status.COMPLETED, Status.FAILED, Status.CANCELLED):
+            data["durationMs"] = elapsed_ms
+        stored = await recorder.flush(
+            status=status, values=values, events=[(event, data)], release=True
+        )
+        if recorder.lost and not stored:
+            return SessionResult(outcome, None)
+        return SessionResult(outcome, status, promoted=status == Status.PENDING)
+
+
+_RESTING: dict[OutcomeKind, tuple[Status, str]] = {
+    OutcomeKind.COMPLETED: (Status.COMPLETED, "execution.completed"),
+    OutcomeKind.FAILED: (Status.FAILED, "execution.failed"),
+    OutcomeKind.CANCELLED: (Status.CANCELLED, "execution.cancelled"),
+    OutcomeKind.PAUSED: (Status.PAUSED, "execution.paused"),
+    OutcomeKind.WAITING: (Status.WAITING, "execution.waiting"),
+    # Handed to the queue: promotion of an immediate run, or a shutting-down process.
+    OutcomeKind.INTERRUPTED: (Status.PENDING, "execution.promoted"),
+}

@@ -1,0 +1,117 @@
+"""The two tracks a run can take: in the request handler, or on the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from app.config import Settings
+from app.engine.control import RunControl, StopKind
+from app.engine.status import Status
+from app.events.bus import EventBus
+from app.execution.jobs import ActiveRuns
+from app.execution.queue import ExecutionQueue
+from app.execution.session import ExecutionSession
+from app.store.records import ExecutionRecord, NewExecution
+from app.store.repository import Repository
+from app.workflows.graph import CompiledWorkflow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Started:
+    record: ExecutionRecord
+    finished: bool  # True: the response carries the final state (200); False: 202
+    created: bool = True
+
+
+def created_event(new: NewExecution) -> tuple[str, dict[str, Any]]:
+    return (
+        "execution.created",
+        {
+            "workflow": new.workflow_name,
+            "mode": new.execution_mode,
+            "requestedMode": new.requested_mode,
+            "priority": new.priority,
+            "tags": new.tags,
+        },
+    )
+
+
+class QueuedExecutionStrategy:
+    """Commit the pending row first, then enqueue its id: a job never sees a missing row."""
+
+    def __init__(self, repo: Repository, bus: EventBus, queue: ExecutionQueue) -> None:
+        self.repo = repo
+        self.bus = bus
+        self.queue = queue
+
+    async def start(self, new: NewExecution, compiled: CompiledWorkflow) -> Started:
+        new.status = Status.PENDING
+        new.execution_mode = "queued"
+        record, created = await self.repo.create_execution(new, [created_event(new)])
+        if not created:
+            return Started(record, finished=False, created=False)
+        try:
+            await self.queue.enqueue(record.id, priority=record.priority)
+        except Exception:
+            # The row is committed: the reconciler enqueues it when the queue is back.
+            log.exception("enqueue failed", extra={"execution_id": str(record.id)})
+        return Started(record, finished=False)
+
+
+class ImmediateExecutionStrategy:
+    """Run in the request handler under a budget; past it, hand the run to the queue."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        repo: Repository,
+        bus: EventBus,
+        session: ExecutionSession,
+        queue: ExecutionQueue,
+        active: ActiveRuns,
+        owner: str,
+    ) -> None:
+        self.settings = settings
+        self.repo = repo
+        self.bus = bus
+        self.session = session
+        self.queue = queue
+        self.active = active
+        self.owner = owner
+
+    async def start(self, new: NewExecution, compiled: CompiledWorkflow) -> Started:
+        new.status = Status.RUNNING
+        new.execution_mode = "immediate"
+        new.lease_owner = self.owner
+        new.lease_ms = self.settings.lease_ms
+        events = [created_event(new), ("execution.started", {"owner": self.owner})]
+        # Committed before the first step runs, so a crash of this process is recoverable.
+        record, created = await self.repo.create_execution(new, events)
+        if not created:
+            return Started(record, finished=record.status != Status.PENDING, created=False)
+        control = RunControl()
+        budget_ms = self.settings.immediate_budget_ms
+        if record.timeout_ms is not None:
+            budget_ms = min(budget_ms, record.timeout_ms)
+        budget = asyncio.get_running_loop().call_later(
+            budget_ms / 1000,
+            control.request,
+            StopKind.INTERRUPT,
+            f"promoted: still running after the immediate budget of {budget_ms} ms",
+        )
+        self.active.add(record.id, control)
+        try:
+            result = await self.session.run(record, self.owner, control, compiled=compiled)
+        finally:
+            budget.cancel()
+            self.active.discard(record.id)
+        if result.status == Status.PENDING:
+            await self.queue.enqueue(record.id, priority=record.priority)
+        final = await self.repo.get_execution(record.id)
+        return Started(final, finished=result.status not in (Status.PENDING, None))

@@ -1,0 +1,171 @@
+"""Builds the shared parts once per process (API or worker) and closes them in order."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+
+from app.config import Settings
+from app.engine.runner import Runner
+from app.events.bus import EventBus, InProcessBus
+from app.events.redis_bus import RedisBus
+from app.execution.complexity import ComplexityAnalyzer, ComplexityThresholds
+from app.execution.control import ExecutionControl
+from app.execution.jobs import ActiveRuns, JobRunner, drain
+from app.execution.manager import ExecutionManager
+from app.execution.queue import ArqQueue, ExecutionQueue, InProcessQueue
+from app.execution.session import ExecutionSession
+from app.execution.signals import LocalSignals, RedisSignals
+from app.execution.strategies import ImmediateExecutionStrategy, QueuedExecutionStrategy
+from app.nodes.base import Services
+from app.nodes.registry import NodeRegistry, default_registry
+from app.store.database import create_engine, upgrade_schema
+from app.store.repository import Repository
+
+log = logging.getLogger(__name__)
+
+
+def make_owner_id(role: str) -> str:
+    return f"{role}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Runtime:
+    """Everything a process needs to accept and run executions."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        role: str = "api",
+        registry: NodeRegistry | None = None,
+        queued_services: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.role = role
+        self.owner = make_owner_id(role)
+        self.registry = registry or default_registry()
+        self.engine = create_engine(settings)
+        self.repo = Repository(self.engine)
+        self.redis: Redis | None = (
+            Redis.from_url(settings.redis_url) if settings.redis_url else None
+        )
+        self.bus: EventBus = (
+            RedisBus(self.redis, settings.key_prefix) if self.redis is not None else InProcessBus()
+        )
+        # One shared client; its cookie jar stores nothing, so no run sees another's cookies.
+        self.http = httpx.AsyncClient(
+            timeout=settings.http_default_timeout_ms / 1000,
+            follow_redirects=False,
+            cookies=httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))),
+        )
+        self.active = ActiveRuns()
+        self.runner = Runner(Services(settings, self.http, queued=False), self.registry)
+        self.queued_runner = Runner(Services(settings, self.http, queued=True), self.registry)
+        self.session = ExecutionSession(
+            settings=settings,
+            repo=self.repo,
+            bus=self.bus,
+            runner=self.runner,
+            registry=self.registry,
+        )
+        self.queue: ExecutionQueue
+        self.embedded_queue: InProcessQueue | None = None
+        self.arq_pool: Any = None
+        self.jobs: JobRunner | None = None
+        self.manager: ExecutionManager | None = None
+        self.control: ExecutionControl | None = None
+        self.signals: LocalSignals | RedisSignals = (
+            RedisSignals(self.redis, settings.key_prefix, self.active)
+            if self.redis is not None
+            else LocalSignals(self.active)
+        )
+
+    async def start(self) -> None:
+        if self.settings.is_sqlite:
+            await upgrade_schema(self.settings.database_url)
+        if self.settings.redis_url:
+            from arq import create_pool
+
+            from worker.settings import redis_settings
+
+            self.arq_pool = await create_pool(redis_settings(self.settings))
+            self.queue = ArqQueue(self.arq_pool, self.settings.queue_name)
+        else:
+            self.embedded_queue = InProcessQueue(
+                self.run_job, self.settings.worker_concurrency_embedded
+            )
+            self.queue = self.embedded_queue
+        queued_session = ExecutionSession(
+            settings=self.settings,
+            repo=self.repo,
+            bus=self.bus,
+            runner=self.queued_runner,
+            registry=self.registry,
+        )
+        self.jobs = JobRunner(
+            repo=self.repo,
+            bus=self.bus,
+            session=queued_session,
+            queue=self.queue,
+            active=self.active,
+            owner=self.owner,
+            lease_ms=self.settings.lease_ms,
+        )
+        self.manager = ExecutionManager(
+            settings=self.settings,
+            repo=self.repo,
+            registry=self.registry,
+            analyzer=ComplexityAnalyzer(
+                ComplexityThresholds.from_settings(self.settings), registry=self.registry
+            ),
+            immediate=ImmediateExecutionStrategy(
+                settings=self.settings,
+                repo=self.repo,
+                bus=self.bus,
+                session=self.session,
+                queue=self.queue,
+                active=self.active,
+                owner=self.owner,
+            ),
+            queued=QueuedExecutionStrategy(self.repo, self.bus, self.queue),
+        )
+        self.control = ExecutionControl(
+            settings=self.settings,
+            repo=self.repo,
+            bus=self.bus,
+            queue=self.queue,
+            signals=self.signals,
+        )
+        if isinstance(self.signals, RedisSignals):
+            await self.signals.start()
+        if self.embedded_queue is not None:
+            self.embedded_queue.start()
+        log.info(
+            "runtime started",
+            extra={"role": self.role, "owner": self.owner, "embedded_queue": not self.arq_pool},
+        )
+
+    async def run_job(self, execution_id: uuid.UUID) -> None:
+        assert self.jobs is not None
+        await self.jobs.run(execution_id)
+
+    async def close(self, grace_s: float = 5.0) -> None:
+        await drain(self.active, grace_s)
+        if isinstance(self.signals, RedisSignals):
+            await self.signals.close()
+        if self.embedded_queue is not None:
+            await self.embedded_queue.close()
+        if self.arq_pool is not None:
+            await self.arq_pool.aclose()
+        await self.bus.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.http.aclose()
+        await self.engine.dispose()
