@@ -1,0 +1,49 @@
+"""Reading executions: one by id, and the filtered, paginated list."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from app.api.deps import RepoDep
+from app.api.schemas import execution_resource
+from app.store.records import ExecutionFilter
+
+router = APIRouter(tags=["executions"])
+
+StatusName = Literal["pending", "running", "paused", "waiting", "completed", "failed", "cancelled"]
+
+
+@router.get("/execution/{execution_id}", summary="Get an execution")
+async def get_execution(execution_id: UUID, repo: RepoDep) -> dict[str, Any]:
+    return execution_resource(await repo.get_execution(execution_id))
+
+
+@router.get("/executions", summary="List executions, newest first")
+async def list_executions(
+    repo: RepoDep,
+    status: Annotated[list[StatusName] | None, Query()] = None,
+    workflow: str | None = None,
+    mode: Literal["immediate", "queued"] | None = None,
+    tag: str | None = None,
+    created_after: Annotated[datetime | None, Query(alias="createdAfter")] = None,
+    created_before: Annotated[datetime | None, Query(alias="createdBefore")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    flt = ExecutionFilter(
+        status=list(status) if status else None,
+        workflow=workflow,
+        mode=mode,
+        tag=tag,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    records, next_cursor = await repo.list_executions(flt, limit=limit, cursor=cursor)
+    return {
+        "items": [execution_resource(r, steps=False) for r in records],
+        "nextCursor": next_cursor,
+    }

@@ -1,0 +1,126 @@
+"""Request bodies and the execution resource as the API shows them (camelCase JSON)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from app.engine.state import StepState
+from app.execution.queue import MAX_PRIORITY
+from app.store.records import ExecutionRecord, WorkflowRecord
+from app.workflows.model import CamelModel
+
+
+class RunOptions(CamelModel):
+    timeout: int | None = Field(default=None, ge=1, le=30 * 86_400_000, description="ms")
+    priority: int = Field(default=0, ge=0, le=MAX_PRIORITY, description="higher runs first")
+    tags: list[str] = Field(default_factory=list, max_length=50)
+
+
+class RunBody(CamelModel):
+    """`POST /workflow/run`: an inline workflow, or a registered one by name."""
+
+    workflow: dict[str, Any] | None = None
+    workflow_id: str | None = Field(default=None, max_length=200)
+    version: str | None = Field(default=None, max_length=100)
+    input: Any = Field(default_factory=dict)
+    mode: Literal["auto", "immediate", "queued"] = "auto"
+    options: RunOptions = Field(default_factory=RunOptions)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_workflow(self) -> RunBody:
+        if (self.workflow is None) == (self.workflow_id is None):
+            raise ValueError("give exactly one of 'workflow' or 'workflowId'")
+        return self
+
+
+class RegisteredRunBody(CamelModel):
+    """`POST /workflows/{name}/run`."""
+
+    version: str | None = Field(default=None, max_length=100)
+    input: Any = Field(default_factory=dict)
+    mode: Literal["auto", "immediate", "queued"] = "auto"
+    options: RunOptions = Field(default_factory=RunOptions)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def step_resource(step: StepState) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "nodeId": step.node_id,
+        "stepKey": step.key,
+        "status": str(step.status),
+        "attempt": step.attempt,
+        "startedAt": _iso(step.started_at),
+        "completedAt": _iso(step.completed_at),
+        "durationMs": step.duration_ms,
+        "output": step.output,
+        "error": step.error,
+    }
+    if step.item_index is not None:
+        out["itemIndex"] = step.item_index
+    if step.state.get("skipReason"):
+        out["skipReason"] = step.state["skipReason"]
+    return out
+
+
+def execution_resource(record: ExecutionRecord, *, steps: bool = True) -> dict[str, Any]:
+    duration = None
+    if record.started_at and record.completed_at:
+        duration = round((record.completed_at - record.started_at).total_seconds() * 1000, 3)
+    out: dict[str, Any] = {
+        "executionId": str(record.id),
+        "workflowId": record.workflow_id,
+        "workflowName": record.workflow_name,
+        "workflowVersion": record.workflow_version,
+        "status": record.status,
+        "mode": record.execution_mode,
+        "requestedMode": record.requested_mode,
+        "priority": record.priority,
+        "tags": record.tags,
+        "attempt": record.attempt,
+        "createdAt": _iso(record.created_at),
+        "updatedAt": _iso(record.updated_at),
+        "startedAt": _iso(record.started_at),
+        "completedAt": _iso(record.completed_at),
+        "durationMs": duration,
+        "input": record.input,
+        "result": record.result,
+        "error": record.error,
+        "complexity": record.complexity,
+        "progress": {"done": record.progress_done, "total": record.progress_total},
+        "metadata": record.metadata,
+    }
+    if record.wake_at is not None:
+        out["wakeAt"] = _iso(record.wake_at)
+    if steps:
+        out["steps"] = [step_resource(s) for s in record.steps]
+    return out
+
+
+def accepted_resource(record: ExecutionRecord, complexity: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "executionId": str(record.id),
+        "status": record.status,
+        "complexity": complexity,
+        "mode": record.execution_mode,
+        "links": {
+            "self": f"/execution/{record.id}",
+            "stream": f"/execution/{record.id}/stream",
+        },
+    }
+
+
+def workflow_resource(record: WorkflowRecord) -> dict[str, Any]:
+    return {
+        "id": str(record.id),
+        "name": record.name,
+        "version": record.version,
+        "createdAt": _iso(record.created_at),
+        "definition": record.definition,
+    }

@@ -1,0 +1,58 @@
+"""The `turnout` command: serve, worker, migrate."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    help="Turnout: run workflows immediately or on arq workers.", no_args_is_help=True
+)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, help="uvicorn worker processes."),
+) -> None:
+    """Run the API (with an in-process worker when REDIS_URL is not set)."""
+    import uvicorn
+
+    from app.config import get_settings
+    from app.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings)
+    uvicorn.run("app.main:app", host=host, port=port, workers=workers, log_config=None)
+
+
+@app.command()
+def worker() -> None:
+    """Run an arq worker on REDIS_URL."""
+    from arq.worker import run_worker
+
+    from app.config import get_settings
+
+    if not get_settings().redis_url:
+        typer.echo("REDIS_URL is not set: `turnout serve` runs queued executions itself.", err=True)
+        raise typer.Exit(2)
+    from worker.main import WorkerSettings
+
+    run_worker(WorkerSettings)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (alembic upgrade head) to DATABASE_URL."""
+    import asyncio
+
+    from app.config import get_settings
+    from app.store.database import upgrade_schema
+
+    url = get_settings().database_url
+    asyncio.run(upgrade_schema(url))
+    typer.echo("database is at the latest migration")
+
+
+def main() -> None:
+    app()

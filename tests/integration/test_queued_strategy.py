@@ -1,0 +1,65 @@
+"""The queued track commits the execution row before anything can see the job."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from app.events.bus import InProcessBus
+from app.execution.strategies import QueuedExecutionStrategy
+from app.nodes.registry import default_registry
+from app.store.records import NewExecution
+from app.store.repository import Repository
+from app.workflows.graph import compile_workflow
+
+
+class VisibilityCheckingQueue:
+    """A queue adapter that, at enqueue time, looks for the row from another connection."""
+
+    def __init__(self, db_url: str) -> None:
+        self.db_url = db_url
+        self.seen: list[tuple[uuid.UUID, str | None]] = []
+
+    async def enqueue(
+        self, execution_id: uuid.UUID, *, priority: int = 0, defer_until: datetime | None = None
+    ) -> None:
+        other = create_async_engine(self.db_url)
+        try:
+            async with other.connect() as conn:
+                status = (
+                    await conn.execute(
+                        text("SELECT status FROM workflow_executions WHERE id = :id"),
+                        {"id": execution_id},
+                    )
+                ).scalar()
+        finally:
+            await other.dispose()
+        self.seen.append((execution_id, status))
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_enqueue_happens_after_commit(engine: AsyncEngine, db_url: str) -> None:
+    queue = VisibilityCheckingQueue(db_url)
+    strategy = QueuedExecutionStrategy(Repository(engine), InProcessBus(), queue)
+    definition = {"nodes": [{"id": "a", "type": "noop"}]}
+    compiled = compile_workflow(definition, default_registry(), max_nodes=10)
+    new = NewExecution(
+        id=uuid.uuid4(),
+        workflow_name="w",
+        workflow_id=None,
+        workflow_version=None,
+        status="pending",
+        execution_mode="queued",
+        requested_mode="queued",
+        input={},
+        definition=definition,
+        complexity=None,
+    )
+    started = await strategy.start(new, compiled)
+    # Another connection already saw the committed, pending row when the job was enqueued.
+    assert queue.seen == [(started.record.id, "pending")]
