@@ -245,17 +245,15 @@ class _Walk:
             _, stuck = await asyncio.wait(tasks, timeout=self.runner.cancel_grace_s)
             for task in stuck:  # ignored cancellation: abandon it, its writes are fenced off
                 log.warning("step %s ignored cancellation", self.running.get(task))
-        for task, node_id in list(self.running.items()):
-            step = self.steps[node_id]
-            if step.status in STEP_DONE or step.status == StepStatus.WAITING:
+        self.running.clear()
+        # Steps (and foreach items) that were in flight: ended, or kept to run again.
+        for step in self.steps.values():
+            if step.status != StepStatus.RUNNING:
                 continue
-            if kind in REQUEUES_RUNNING:
-                step.status = StepStatus.RUNNING  # interrupted: re-run with the same attempt
-            else:
+            if kind not in REQUEUES_RUNNING:
                 step.status = StepStatus.CANCELLED
                 step.completed_at = utcnow()
-            del self.running[task]
-        self.running.clear()
+            await self.observer.step_changed(step, None, {}, durable=False)
 
     async def _outcome(self) -> RunOutcome:
         failed_stop = self.stopped_by_failure

@@ -7,10 +7,9 @@ import logging
 from uuid import UUID
 
 from app.engine.control import RunControl, StopKind
-from app.engine.status import Status
 from app.events.bus import EventBus
 from app.execution.queue import ExecutionQueue
-from app.execution.session import ExecutionSession, SessionResult
+from app.execution.session import ExecutionSession, SessionResult, schedule_next
 from app.store.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -86,12 +85,7 @@ class JobRunner:
 
     async def follow_up(self, execution_id: UUID, result: SessionResult, priority: int) -> None:
         """Schedule what comes next: a wake-up for a durable delay, or a requeue."""
-        if result.status == Status.PENDING:
-            await self.queue.enqueue(execution_id, priority=priority)
-        elif result.status == Status.WAITING and result.outcome.wake_at is not None:
-            await self.queue.enqueue(
-                execution_id, priority=priority, defer_until=result.outcome.wake_at
-            )
+        await schedule_next(self.queue, execution_id, result, priority)
 
 
 async def drain(active: ActiveRuns, grace_s: float) -> None:

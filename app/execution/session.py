@@ -7,6 +7,7 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from app.config import Settings
 from app.engine.control import RunControl, StopKind
@@ -14,6 +15,7 @@ from app.engine.runner import Runner
 from app.engine.state import OutcomeKind, RunOutcome, StepState
 from app.engine.status import Status
 from app.events.bus import EventBus
+from app.execution.queue import ExecutionQueue
 from app.execution.recorder import Recorder
 from app.nodes.registry import NodeRegistry
 from app.store.records import ExecutionRecord
@@ -139,6 +141,16 @@ class ExecutionSession:
         if recorder.lost and not stored:
             return SessionResult(outcome, None)
         return SessionResult(outcome, status, promoted=status == Status.PENDING)
+
+
+async def schedule_next(
+    queue: ExecutionQueue, execution_id: UUID, result: SessionResult, priority: int
+) -> None:
+    """After a run came to rest: requeue a handed-over run, or set a wake-up for a wait."""
+    if result.status == Status.PENDING:
+        await queue.enqueue(execution_id, priority=priority)
+    elif result.status == Status.WAITING and result.outcome.wake_at is not None:
+        await queue.enqueue(execution_id, priority=priority, defer_until=result.outcome.wake_at)
 
 
 _RESTING: dict[OutcomeKind, tuple[Status, str]] = {

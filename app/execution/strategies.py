@@ -13,7 +13,7 @@ from app.engine.status import Status
 from app.events.bus import EventBus
 from app.execution.jobs import ActiveRuns
 from app.execution.queue import ExecutionQueue
-from app.execution.session import ExecutionSession
+from app.execution.session import ExecutionSession, schedule_next
 from app.store.records import ExecutionRecord, NewExecution
 from app.store.repository import Repository
 from app.workflows.graph import CompiledWorkflow
@@ -111,7 +111,6 @@ class ImmediateExecutionStrategy:
         finally:
             budget.cancel()
             self.active.discard(record.id)
-        if result.status == Status.PENDING:
-            await self.queue.enqueue(record.id, priority=record.priority)
+        await schedule_next(self.queue, record.id, result, record.priority)
         final = await self.repo.get_execution(record.id)
         return Started(final, finished=result.status not in (Status.PENDING, None))

@@ -314,3 +314,58 @@ async def test_cancel_racing_completion_never_flips_a_terminal_status(
             if t in ("execution.completed", "execution.cancelled", "execution.failed")
         ]
         assert terminal == [f"execution.{final}"]
+
+
+@pytest.mark.parametrize(
+    ("default", "status"), [({"approved": False}, "completed"), (None, "failed")]
+)
+async def test_human_input_timeout_takes_default_or_fails(
+    client: httpx.AsyncClient, settings: Settings, default: Any, status: str
+) -> None:
+    params: dict[str, Any] = {"prompt": "Approve?", "timeout": 300}
+    if default is not None:
+        params["default"] = default
+    workflow = {"nodes": [{"id": "ask", "type": "human.input", "params": params}]}
+    async with running_worker(settings):
+        first = await submit(client, workflow, mode="immediate")
+        assert first["status"] == "waiting"
+        assert first["wakeAt"] is not None
+        done = await wait_for_status(client, first["executionId"], {"completed", "failed"})
+    assert done["status"] == status
+    if default is not None:
+        assert done["result"] == {"ask": default}
+    else:
+        assert done["error"]["code"] == "human_timeout"
+
+
+async def test_time_spent_paused_does_not_count_toward_timeout(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    workflow = {
+        "nodes": [
+            {"id": "a", "type": "delay", "params": {"ms": 400}},
+            {"id": "b", "type": "delay", "params": {"ms": 400}, "dependsOn": ["a"]},
+        ]
+    }
+    async with running_worker(settings):
+        accepted = await submit(client, workflow, mode="queued", options={"timeout": 1200})
+        execution_id = accepted["executionId"]
+        await wait_for_status(client, execution_id, {"running"})
+        await client.post(f"/execution/{execution_id}/pause")
+        await wait_for_status(client, execution_id, {"paused"})
+        await asyncio.sleep(1.5)  # longer than the timeout: it must not count
+        await client.post(f"/execution/{execution_id}/resume")
+        done = await wait_for_status(client, execution_id, {"completed", "failed"})
+    assert done["status"] == "completed", done["error"]
+
+
+async def test_timeout_fails_a_running_execution(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    workflow = {"nodes": [{"id": "a", "type": "delay", "params": {"ms": 3000}}]}
+    async with running_worker(settings):
+        accepted = await submit(client, workflow, mode="queued", options={"timeout": 300})
+        done = await wait_for_status(client, accepted["executionId"], {"completed", "failed"})
+    assert done["status"] == "failed"
+    assert done["error"]["code"] == "timeout"
+    assert done["steps"][0]["status"] == "cancelled"
