@@ -17,6 +17,7 @@ from app.execution.strategies import (
     QueuedExecutionStrategy,
     Started,
 )
+from app.metrics import EXECUTIONS_SUBMITTED
 from app.nodes.registry import NodeRegistry
 from app.store.records import NewExecution
 from app.store.repository import Repository
@@ -130,6 +131,7 @@ class ExecutionManager:
         started = await strategy.start(new, compiled)
         if not started.created:  # lost an idempotency race to an identical request
             self._check_same_request(started.record.request_hash, fingerprint)
+        EXECUTIONS_SUBMITTED.labels(mode=chosen).inc()
         log.info(
             "execution submitted",
             extra={

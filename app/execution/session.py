@@ -17,6 +17,7 @@ from app.engine.status import Status
 from app.events.bus import EventBus
 from app.execution.queue import ExecutionQueue
 from app.execution.recorder import Recorder
+from app.metrics import EXECUTIONS_SETTLED, RUN_SECONDS
 from app.nodes.registry import NodeRegistry
 from app.store.records import ExecutionRecord
 from app.store.repository import Repository
@@ -140,6 +141,8 @@ class ExecutionSession:
         )
         if recorder.lost and not stored:
             return SessionResult(outcome, None)
+        EXECUTIONS_SETTLED.labels(status=str(status)).inc()
+        RUN_SECONDS.observe((elapsed_ms - record.elapsed_ms) / 1000)
         return SessionResult(outcome, status, promoted=status == Status.PENDING)
 
 

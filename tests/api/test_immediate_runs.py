@@ -166,3 +166,10 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"]["database"] == "ok"
+
+
+async def test_metrics_count_submitted_and_settled_runs(client: httpx.AsyncClient) -> None:
+    await run(client, THREE_STEPS, input={"n": 1})
+    text = (await client.get("/metrics")).text
+    assert 'turnout_executions_submitted_total{mode="immediate"}' in text
+    assert 'turnout_executions_settled_total{status="completed"}' in text
