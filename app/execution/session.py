@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from app.config import Settings
 from app.engine.control import RunControl, StopKind
 from app.engine.runner import Runner
-from app.engine.state import OutcomeKind, RunOutcome, StepState
+from app.engine.state import OutcomeKind, RunOutcome, StepState, utcnow
 from app.engine.status import Status
 from app.events.bus import EventBus
 from app.execution.queue import ExecutionQueue
 from app.execution.recorder import Recorder
 from app.metrics import EXECUTIONS_SETTLED, RUN_SECONDS
 from app.nodes.registry import NodeRegistry
-from app.store.records import ExecutionRecord
+from app.store.records import EventRecord, ExecutionRecord
 from app.store.repository import Repository
 from app.workflows.graph import CompiledWorkflow, compile_workflow
 
@@ -31,6 +33,8 @@ class SessionResult:
     outcome: RunOutcome
     status: Status | None  # None when the lease was lost and someone else carries on
     promoted: bool = False
+    # The execution as written, when it settled here: saves reading it back.
+    record: ExecutionRecord | None = None
 
 
 class ExecutionSession:
@@ -95,7 +99,7 @@ class ExecutionSession:
         if recorder.lost:
             return SessionResult(outcome, None)
         elapsed = record.elapsed_ms + int((time.monotonic() - started) * 1000)
-        return await self._settle(record, recorder, outcome, control, elapsed)
+        return await self._settle(record, recorder, outcome, control, elapsed, steps)
 
     @staticmethod
     def _arm_timeout(record: ExecutionRecord, control: RunControl) -> asyncio.TimerHandle | None:
@@ -115,8 +119,14 @@ class ExecutionSession:
         outcome: RunOutcome,
         control: RunControl,
         elapsed_ms: int,
+        steps: dict[str, StepState],
     ) -> SessionResult:
-        values: dict[str, Any] = {"elapsed_ms": elapsed_ms, "control_action": None}
+        now = utcnow()
+        values: dict[str, Any] = {
+            "elapsed_ms": elapsed_ms,
+            "control_action": None,
+            "updated_at": now,
+        }
         data: dict[str, Any] = {"attempt": record.attempt}
         status, event = _RESTING[outcome.kind]
         if outcome.kind == OutcomeKind.COMPLETED:
@@ -136,6 +146,7 @@ class ExecutionSession:
             values["execution_mode"] = "queued"
         if status in (Status.COMPLETED, Status.FAILED, Status.CANCELLED):
             data["durationMs"] = elapsed_ms
+            values["completed_at"] = now
         stored = await recorder.flush(
             status=status, values=values, events=[(event, data)], release=True
         )
@@ -143,7 +154,35 @@ class ExecutionSession:
             return SessionResult(outcome, None)
         EXECUTIONS_SETTLED.labels(status=str(status)).inc()
         RUN_SECONDS.observe((elapsed_ms - record.elapsed_ms) / 1000)
-        return SessionResult(outcome, status, promoted=status == Status.PENDING)
+        final = settled_record(record, status, values, stored, recorder.progress_done, steps)
+        return SessionResult(outcome, status, promoted=status == Status.PENDING, record=final)
+
+
+def settled_record(
+    record: ExecutionRecord,
+    status: Status,
+    values: dict[str, Any],
+    stored: list[EventRecord],
+    progress_done: int,
+    steps: dict[str, StepState],
+) -> ExecutionRecord:
+    """The row as the last checkpoint wrote it, built in memory (no read-back)."""
+    columns = {k: v for k, v in values.items() if k in _RECORD_FIELDS}
+    final = dataclasses.replace(
+        record,
+        **columns,
+        status=str(status),
+        progress_done=progress_done,
+        last_seq=stored[-1].seq if stored else record.last_seq,
+        lease_owner=None,
+        lease_expires_at=None,
+    )
+    far = datetime.max.replace(tzinfo=UTC)
+    final.steps = sorted(steps.values(), key=lambda s: (s.started_at or far, s.key))
+    return final
+
+
+_RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(ExecutionRecord))
 
 
 async def schedule_next(

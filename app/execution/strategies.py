@@ -112,5 +112,5 @@ class ImmediateExecutionStrategy:
             budget.cancel()
             self.active.discard(record.id)
         await schedule_next(self.queue, record.id, result, record.priority)
-        final = await self.repo.get_execution(record.id)
+        final = result.record or await self.repo.get_execution(record.id)
         return Started(final, finished=result.status not in (Status.PENDING, None))

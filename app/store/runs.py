@@ -77,7 +77,7 @@ class RunStore(StoreBase):
                 raise ValueError(f"a runner cannot move an execution to {cp.status}")
             values["status"] = cp.status
             if cp.status in TERMINAL:
-                values["completed_at"] = now
+                values.setdefault("completed_at", now)
         stmt = (
             update(E)
             .where(E.c.id == execution_id, E.c.lease_owner == owner, E.c.status == Status.RUNNING)
