@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from app.engine.state import utcnow
 from app.engine.status import Status
 from app.errors import ExecutionNotFound, RequestInvalid
+from app.store import pgbatch
 from app.store.base import E, StoreBase, execution_record, ms
 from app.store.records import ExecutionFilter, ExecutionRecord, NewExecution
 
@@ -55,9 +56,18 @@ class ExecutionStore(StoreBase):
             "last_seq": len(events),
         }
         try:
-            async with self.engine.begin() as conn:
-                await conn.execute(insert(E), [values])
-                await self._insert_events(conn, new.id, 0, events, now)
+            if self.dialect == "postgresql":
+                sql = pgbatch.create_sql(tuple(values))
+                params = pgbatch.create_params(
+                    values, pgbatch.events_json(events, (), now), len(events)
+                )
+                async with self.engine.connect() as conn:
+                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    await conn.execute(sql, params)
+            else:
+                async with self.engine.begin() as conn:
+                    await conn.execute(insert(E), [values])
+                    await self._insert_events(conn, new.id, 0, events, now)
         except IntegrityError:
             if new.idempotency_key is None:
                 raise

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.engine.state import StepState, utcnow
 from app.engine.status import TERMINAL, Status, can_transition
 from app.errors import LeaseLost
+from app.store import pgbatch
 from app.store.base import E, S, StoreBase, V, execution_record, ms
 from app.store.records import Checkpoint, EventRecord, ExecutionRecord
 
@@ -66,7 +67,6 @@ class RunStore(StoreBase):
         now = utcnow()
         values: dict[str, Any] = {
             "updated_at": now,
-            "last_seq": E.c.last_seq + len(cp.events),
             "lease_expires_at": None if cp.release_lease else now + ms(lease_ms),
             **cp.values,
         }
@@ -75,26 +75,73 @@ class RunStore(StoreBase):
         if cp.status is not None:
             if not can_transition(Status.RUNNING, cp.status):
                 raise ValueError(f"a runner cannot move an execution to {cp.status}")
-            values["status"] = cp.status
+            values["status"] = str(cp.status)
             if cp.status in TERMINAL:
                 values.setdefault("completed_at", now)
+        if self.dialect == "postgresql":
+            row = await self._checkpoint_one_statement(execution_id, owner, cp, values, now)
+        else:
+            row = await self._checkpoint_statements(execution_id, owner, cp, values, now)
+        if row is None:
+            raise LeaseLost(f"execution {execution_id} is no longer leased by {owner}")
+        first = row.last_seq - len(cp.events)
+        stored = [
+            EventRecord(
+                execution_id,
+                first + i,
+                kind,
+                data,
+                cp.event_times[i - 1] if i <= len(cp.event_times) else now,
+            )
+            for i, (kind, data) in enumerate(cp.events, start=1)
+        ]
+        return stored, row.control_action
+
+    async def _checkpoint_one_statement(
+        self,
+        execution_id: UUID,
+        owner: str,
+        cp: Checkpoint,
+        values: dict[str, Any],
+        now: datetime,
+    ) -> Any:
+        sql = pgbatch.checkpoint_sql(tuple(values))
+        params = pgbatch.checkpoint_params(
+            execution_id,
+            owner,
+            values,
+            pgbatch.events_json(cp.events, cp.event_times, now),
+            len(cp.events),
+            pgbatch.steps_json(cp.steps),
+            now,
+        )
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return (await conn.execute(sql, params)).first()
+
+    async def _checkpoint_statements(
+        self,
+        execution_id: UUID,
+        owner: str,
+        cp: Checkpoint,
+        values: dict[str, Any],
+        now: datetime,
+    ) -> Any:
         stmt = (
             update(E)
             .where(E.c.id == execution_id, E.c.lease_owner == owner, E.c.status == Status.RUNNING)
-            .values(**values)
+            .values(last_seq=E.c.last_seq + len(cp.events), **values)
             .returning(E.c.last_seq, E.c.control_action)
         )
         async with self.engine.begin() as conn:
             row = (await conn.execute(stmt)).first()
             if row is None:
-                raise LeaseLost(f"execution {execution_id} is no longer leased by {owner}")
+                return None
             first = row.last_seq - len(cp.events)
-            stored = await self._insert_events(
-                conn, execution_id, first, cp.events, now, cp.event_times
-            )
+            await self._insert_events(conn, execution_id, first, cp.events, now, cp.event_times)
             if cp.steps:
                 await self._upsert_steps(conn, execution_id, cp.steps, now)
-        return stored, row.control_action
+        return row
 
     async def _upsert_steps(
         self, conn: AsyncConnection, execution_id: UUID, steps: Sequence[StepState], now: datetime

@@ -1,0 +1,147 @@
+"""Single-statement writes for Postgres: a checkpoint or a creation in one round trip.
+
+Each runs as one statement in autocommit (atomic on its own): the execution row, its
+events and its steps move together through data-modifying CTEs, and the rows of events and
+steps travel as one JSON array each. SQLite keeps the multi-statement path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import TextClause, text
+
+from app.engine.state import StepState
+
+# Columns of workflow_executions holding JSON, cast from the text parameter.
+JSON_COLUMNS = frozenset(
+    {"error", "result", "metadata", "input", "definition", "complexity", "tags"}
+)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def events_json(
+    events: Sequence[tuple[str, Mapping[str, Any]]], times: Sequence[datetime], now: datetime
+) -> str:
+    return dumps(
+        [
+            {"i": i, "type": kind, "data": data, "at": (times[i - 1] if i <= len(times) else now)}
+            for i, (kind, data) in enumerate(events, start=1)
+        ]
+    )
+
+
+def steps_json(steps: Sequence[StepState]) -> str:
+    return dumps(
+        [
+            {
+                "step_key": s.key,
+                "node_id": s.node_id,
+                "item_index": s.item_index,
+                "status": str(s.status),
+                "attempt": s.attempt,
+                "started_at": s.started_at,
+                "completed_at": s.completed_at,
+                "output": s.output,
+                "error": s.error,
+                "state": s.state or None,
+            }
+            for s in steps
+        ]
+    )
+
+
+_EVENTS_CTE = """
+ev AS (
+  INSERT INTO execution_events (execution_id, seq, type, data, created_at)
+  SELECT CAST(:id AS uuid), e.last_seq - :n_events + x.i, x.type, x.data, x.at
+  FROM e, jsonb_to_recordset(CAST(:events AS jsonb))
+       AS x(i bigint, type text, data jsonb, at timestamptz)
+)"""
+
+_STEPS_CTE = """
+st AS (
+  INSERT INTO execution_steps (execution_id, step_key, node_id, item_index, status, attempt,
+                               started_at, completed_at, output, error, state, updated_at)
+  SELECT CAST(:id AS uuid), s.step_key, s.node_id, s.item_index, s.status, s.attempt,
+         s.started_at, s.completed_at, s.output, s.error, s.state, CAST(:now AS timestamptz)
+  FROM e, jsonb_to_recordset(CAST(:steps AS jsonb)) AS s(
+    step_key text, node_id text, item_index int, status text, attempt int,
+    started_at timestamptz, completed_at timestamptz, output jsonb, error jsonb, state jsonb)
+  ON CONFLICT (execution_id, step_key) DO UPDATE SET
+    status = EXCLUDED.status, attempt = EXCLUDED.attempt, started_at = EXCLUDED.started_at,
+    completed_at = EXCLUDED.completed_at, output = EXCLUDED.output, error = EXCLUDED.error,
+    state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
+)"""
+
+
+def _assign(column: str) -> str:
+    if column in JSON_COLUMNS:
+        return f"{column} = CAST(:v_{column} AS jsonb)"
+    return f"{column} = :v_{column}"
+
+
+@lru_cache(maxsize=64)
+def checkpoint_sql(columns: tuple[str, ...]) -> TextClause:
+    """UPDATE fenced by the lease, then the events and steps, in one statement."""
+    sets = ", ".join(["last_seq = last_seq + :n_events", *(_assign(c) for c in columns)])
+    return text(
+        f"""WITH e AS (
+  UPDATE workflow_executions SET {sets}
+  WHERE id = CAST(:id AS uuid) AND lease_owner = :owner AND status = 'running'
+  RETURNING last_seq, control_action
+),{_EVENTS_CTE},{_STEPS_CTE}
+SELECT last_seq, control_action FROM e"""
+    )
+
+
+def checkpoint_params(
+    execution_id: UUID,
+    owner: str,
+    values: Mapping[str, Any],
+    events: str,
+    n_events: int,
+    steps: str,
+    now: datetime,
+) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "id": execution_id,
+        "owner": owner,
+        "n_events": n_events,
+        "events": events,
+        "steps": steps,
+        "now": now,
+    }
+    for column, value in values.items():
+        params[f"v_{column}"] = dumps(value) if column in JSON_COLUMNS else value
+    return params
+
+
+@lru_cache(maxsize=8)
+def create_sql(columns: tuple[str, ...]) -> TextClause:
+    """INSERT the execution and its first events in one statement."""
+    names = ", ".join(columns)
+    values = ", ".join(
+        f"CAST(:v_{c} AS jsonb)" if c in JSON_COLUMNS else f":v_{c}" for c in columns
+    )
+    return text(
+        f"""WITH e AS (
+  INSERT INTO workflow_executions ({names}) VALUES ({values})
+  RETURNING last_seq
+),{_EVENTS_CTE}
+SELECT last_seq FROM e"""
+    )
+
+
+def create_params(values: Mapping[str, Any], events: str, n_events: int) -> dict[str, Any]:
+    params: dict[str, Any] = {"id": values["id"], "events": events, "n_events": n_events}
+    for column, value in values.items():
+        params[f"v_{column}"] = dumps(value) if column in JSON_COLUMNS else value
+    return params
