@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.config import Settings
+from app.engine.status import Status
 from app.errors import IdempotencyConflict, InputInvalid, WorkflowNotFound
 from app.execution.complexity import Complexity, ComplexityAnalyzer
 from app.execution.strategies import (
@@ -19,7 +20,7 @@ from app.execution.strategies import (
 )
 from app.metrics import EXECUTIONS_SUBMITTED
 from app.nodes.registry import NodeRegistry
-from app.store.records import NewExecution
+from app.store.records import ExecutionRecord, NewExecution
 from app.store.repository import Repository
 from app.workflows.graph import compile_workflow, validate_input
 
@@ -87,17 +88,12 @@ class ExecutionManager:
         self.queued = queued
 
     async def submit(self, request: RunRequest) -> Submission:
-        fingerprint = request.fingerprint()
+        fingerprint = request.fingerprint() if request.idempotency_key else None
         if request.idempotency_key:
             existing = await self.repo.get_by_idempotency_key(request.idempotency_key)
             if existing is not None:
                 self._check_same_request(existing.request_hash, fingerprint)
-                complexity = Complexity.from_dict(existing.complexity or {})
-                mode: Literal["immediate", "queued"] = (
-                    "queued" if existing.execution_mode == "queued" else "immediate"
-                )
-                finished = existing.status not in ("pending",) and mode == "immediate"
-                return Submission(Started(existing, finished, created=False), complexity, mode)
+                return _replay(existing)
         definition, workflow_id, version = await self._resolve(request)
         compiled = compile_workflow(definition, self.registry, max_nodes=self.settings.max_nodes)
         problems = validate_input(compiled.definition.input_schema, request.input)
@@ -143,7 +139,7 @@ class ExecutionManager:
         return Submission(started, complexity, chosen)
 
     @staticmethod
-    def _check_same_request(stored: str | None, fingerprint: str) -> None:
+    def _check_same_request(stored: str | None, fingerprint: str | None) -> None:
         if stored != fingerprint:
             raise IdempotencyConflict(
                 "this Idempotency-Key was already used with a different request body"
@@ -165,3 +161,14 @@ class ExecutionManager:
                 + (f" version '{request.version}'" if request.version else "")
             )
         return stored.definition, stored.name, stored.version
+
+
+def _replay(existing: ExecutionRecord) -> Submission:
+    """The answer a repeated request (same Idempotency-Key) gets: the same execution."""
+    mode: Literal["immediate", "queued"] = (
+        "queued" if existing.execution_mode == "queued" else "immediate"
+    )
+    # An immediate run that is still going (the first request is in flight) answers 202.
+    finished = mode == "immediate" and existing.status not in (Status.PENDING, Status.RUNNING)
+    complexity = Complexity.from_dict(existing.complexity or {})
+    return Submission(Started(existing, finished, created=False), complexity, mode)
