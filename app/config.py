@@ -51,9 +51,19 @@ class Settings(BaseSettings):
     control_wait_ms: int = 5_000
     cancel_grace_ms: int = 5_000
 
-    # Leases.
+    # Leases: a runner renews its lease every heartbeat; a lease not renewed expires.
     lease_ms: int = 3_000
     heartbeat_ms: int = 1_000
+
+    # Recovery: how often the reconciler looks for orphaned executions (0 turns it off), how
+    # long a `pending` row may go without a job before it counts as orphaned, and how many
+    # it re-enqueues per pass.
+    reconcile_interval_ms: int = 1_000
+    reconcile_pending_grace_ms: int = 3_000
+    reconcile_batch: int = 500
+    # Shutdown (SIGTERM): how long running steps may take to finish before they are
+    # cancelled, checkpointed and handed back to the queue.
+    shutdown_grace_ms: int = 5_000
 
     # Outbound HTTP.
     http_allow_private: bool = False

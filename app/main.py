@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import asyncio
+import signal
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from types import FrameType
 
 from fastapi import FastAPI
 
@@ -23,7 +27,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         await rt.start()
         app.state.runtime = rt
         try:
-            yield
+            with drain_on_exit_signals(rt):
+                yield
         finally:
             await rt.close()
 
@@ -38,6 +43,34 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     for module in (runs, executions, control, streams, workflows, health, seed):
         app.include_router(module.router)
     return app
+
+
+@contextmanager
+def drain_on_exit_signals(runtime: Runtime) -> Iterator[None]:
+    """SIGTERM/SIGINT: hand immediate runs over to the queue at once, then let uvicorn stop.
+
+    uvicorn waits for open requests before its shutdown, and an immediate run may hold its
+    request for the whole budget: draining first lets those requests answer 202 (the run is
+    checkpointed and queued), so shutdown takes the grace period, not the budget."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals only reach the main thread (tests serve from a thread)
+        return
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(sig: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(runtime.shutdown_runs)
+        chained = previous[signal.Signals(sig)]
+        if callable(chained):
+            chained(sig, frame)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, original in previous.items():
+            signal.signal(sig, original)
 
 
 def _default_app() -> FastAPI:

@@ -17,3 +17,7 @@ RUN_SECONDS = Histogram(
     "Time one runner spent on an execution until it came to rest.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
+EXECUTIONS_RECOVERED = Counter(
+    "turnout_executions_recovered_total",
+    "Orphaned executions (lost job, expired lease) re-enqueued by the reconciler.",
+)

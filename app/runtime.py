@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -21,6 +22,7 @@ from app.execution.control import ExecutionControl
 from app.execution.jobs import ActiveRuns, JobRunner, drain
 from app.execution.manager import ExecutionManager
 from app.execution.queue import ArqQueue, ExecutionQueue, InProcessQueue
+from app.execution.reconciler import Reconciler
 from app.execution.session import ExecutionSession
 from app.execution.signals import LocalSignals, RedisSignals
 from app.execution.strategies import ImmediateExecutionStrategy, QueuedExecutionStrategy
@@ -80,6 +82,8 @@ class Runtime:
         self.arq_pool: Any = None
         self.jobs: JobRunner | None = None
         self.manager: ExecutionManager | None = None
+        self.reconciler: Reconciler | None = None
+        self._draining: asyncio.Future[None] | None = None
         self.control: ExecutionControl | None = None
         self.signals: LocalSignals | RedisSignals = (
             RedisSignals(self.redis, settings.key_prefix, self.active)
@@ -147,6 +151,11 @@ class Runtime:
             await self.signals.start()
         if self.embedded_queue is not None:
             self.embedded_queue.start()
+        # Whoever runs queued work also recovers orphans: the workers, or this process when
+        # it is its own worker (embedded default).
+        if self.role == "worker" or self.embedded_queue is not None:
+            self.reconciler = Reconciler(self.settings, self.repo, self.queue)
+            self.reconciler.start()
         log.info(
             "runtime started",
             extra={"role": self.role, "owner": self.owner, "embedded_queue": not self.arq_pool},
@@ -156,8 +165,22 @@ class Runtime:
         assert self.jobs is not None
         await self.jobs.run(execution_id)
 
-    async def close(self, grace_s: float = 5.0) -> None:
-        await drain(self.active, grace_s)
+    def shutdown_runs(self) -> asyncio.Future[None]:
+        """Drain this process's running executions (once; later calls share the first)."""
+        if self._draining is None:
+            self._draining = asyncio.ensure_future(
+                drain(
+                    self.active,
+                    self.settings.shutdown_grace_ms / 1000,
+                    self.settings.cancel_grace_ms / 1000,
+                )
+            )
+        return asyncio.shield(self._draining)
+
+    async def close(self) -> None:
+        if self.reconciler is not None:
+            await self.reconciler.close()
+        await self.shutdown_runs()
         if isinstance(self.signals, RedisSignals):
             await self.signals.close()
         if self.embedded_queue is not None:

@@ -4,16 +4,25 @@ Job functions are thin: they take an execution id and call the same runner as th
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 from uuid import UUID
 
-from arq.worker import func
+from arq.worker import Retry, func
 
 from app.config import Settings, get_settings
 from app.execution.queue import JOB_NAME
 from app.logs import configure_logging
 from app.runtime import Runtime
+from app.store.database import is_unavailable
 from worker.settings import redis_settings
+
+log = logging.getLogger(__name__)
+
+# Backoff of a job that met a database outage: 1 s, 2 s, 4 s ... up to 30 s.
+RETRY_BASE_S = 0.5
+RETRY_MAX_S = 30.0
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -32,7 +41,24 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 async def run_execution(ctx: dict[str, Any], execution_id: str) -> None:
     runtime: Runtime = ctx["runtime"]
-    await runtime.run_job(UUID(execution_id))
+    run = asyncio.ensure_future(runtime.run_job(UUID(execution_id)))
+    try:
+        await asyncio.shield(run)
+    except asyncio.CancelledError:
+        # arq cancels running jobs on SIGTERM. Rather than dropping the run mid-step, drain:
+        # running steps get the grace period, then the execution is checkpointed and
+        # re-enqueued at once, so another worker carries on without waiting for the lease.
+        await runtime.shutdown_runs()
+        await asyncio.wait({run})
+        raise
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        # The database is down: try again later (the claim dedupes; a half-run execution
+        # keeps its lease until it expires, then the retry or the reconciler takes it over).
+        delay = min(RETRY_MAX_S, RETRY_BASE_S * 2 ** min(ctx.get("job_try", 1), 10))
+        log.warning("database unavailable; retrying job", extra={"retry_in_s": delay})
+        raise Retry(defer=delay) from exc
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:

@@ -8,11 +8,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import errors
+from app.store.database import is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,12 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if not is_unavailable(exc):
+        return await _unexpected(request, exc)
+    return await _unavailable(request, exc)
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("dependency unavailable", extra={"error": str(exc)[:200]})
     return JSONResponse(
         error_body(
@@ -97,6 +106,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, _database_error)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(OSError, _database_error)
+    app.add_exception_handler(RedisConnectionError, _unavailable)
+    app.add_exception_handler(RedisTimeoutError, _unavailable)
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -12,6 +12,7 @@ class StopKind(StrEnum):
     CANCEL = "cancel"  # no new steps; running steps are cancelled; final
     TIMEOUT = "timeout"  # the whole-run timeout elapsed: like cancel, but the run fails
     INTERRUPT = "interrupt"  # promotion or shutdown: cancel running steps, hand over
+    DRAIN = "drain"  # shutdown: no new steps; running steps finish, then hand over
 
 
 # What each kind does to steps that are running when it arrives.
@@ -30,12 +31,17 @@ ACTIONS: dict[str, StopKind] = {
 
 # When two requests race, the stronger one wins.
 _STRENGTH = {
+    StopKind.DRAIN: -1,  # a user's pause during a shutdown still ends `paused`
     StopKind.PAUSE: 0,
     StopKind.PAUSE_ABORT: 1,
     StopKind.INTERRUPT: 2,
     StopKind.TIMEOUT: 3,
     StopKind.CANCEL: 4,
 }
+
+
+# A graceful stop whose grace ran out becomes the hard version of itself.
+HARDER = {StopKind.DRAIN: StopKind.INTERRUPT, StopKind.PAUSE: StopKind.PAUSE_ABORT}
 
 
 class RunControl:

@@ -273,7 +273,7 @@ class _Walk:
             return self._completed()
         if kind in (StopKind.PAUSE, StopKind.PAUSE_ABORT):
             return RunOutcome(OutcomeKind.PAUSED, interrupted_steps=interrupted)
-        if kind == StopKind.INTERRUPT:
+        if kind in (StopKind.INTERRUPT, StopKind.DRAIN):
             return RunOutcome(OutcomeKind.INTERRUPTED, interrupted_steps=interrupted)
         return self._waiting()
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from uuid import UUID
 
-from app.engine.control import RunControl, StopKind
+from app.engine.control import ACTIONS, HARDER, RunControl, StopKind
 from app.events.bus import EventBus
 from app.execution.queue import ExecutionQueue
 from app.execution.session import ExecutionSession, SessionResult, schedule_next
@@ -35,9 +35,24 @@ class ActiveRuns:
     def get(self, execution_id: UUID) -> RunControl | None:
         return self._controls.get(execution_id)
 
-    def interrupt_all(self, reason: str) -> None:
+    def request_all(self, kind: StopKind, reason: str) -> None:
         for control in self._controls.values():
-            control.request(StopKind.INTERRUPT, reason)
+            control.request(kind, reason)
+
+    def harden_all(self, reason: str) -> None:
+        """Turn graceful stops still going into hard ones (running steps are cancelled)."""
+        for control in self._controls.values():
+            harder = HARDER.get(control.kind) if control.kind is not None else None
+            if harder is not None:
+                control.request(harder, reason)
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.idle.wait()
+        except TimeoutError:
+            return False
+        return True
 
     def __len__(self) -> int:
         return len(self._controls)
@@ -75,6 +90,9 @@ class JobRunner:
         record, started = claimed
         await self.bus.publish([started])
         control = RunControl()
+        if record.control_action in ACTIONS:  # asked of a runner that died: apply it now
+            action = record.control_action
+            control.request(ACTIONS[action], f"{action} requested")
         self.active.add(execution_id, control)
         try:
             result = await self.session.run(record, self.owner, control)
@@ -88,11 +106,18 @@ class JobRunner:
         await schedule_next(self.queue, execution_id, result, priority)
 
 
-async def drain(active: ActiveRuns, grace_s: float) -> None:
-    """On shutdown: hand every running execution back to the queue, waiting up to `grace_s`."""
-    active.interrupt_all("process shutting down")
-    try:
-        async with asyncio.timeout(grace_s):
-            await active.idle.wait()
-    except TimeoutError:
+async def drain(active: ActiveRuns, grace_s: float, cancel_grace_s: float) -> None:
+    """On shutdown: hand every running execution back to the queue.
+
+    No new steps start; running steps get `grace_s` to finish; then they are cancelled (and
+    re-run by whoever claims the execution next). Each run checkpoints, releases its lease
+    and is re-enqueued by its JobRunner at once: nobody waits for a lease to expire."""
+    if not len(active):
+        return
+    log.info("draining running executions", extra={"count": len(active), "grace_s": grace_s})
+    active.request_all(StopKind.DRAIN, "process shutting down")
+    if await active.wait_idle(grace_s):
+        return
+    active.harden_all("process shutting down: grace period over")
+    if not await active.wait_idle(cancel_grace_s + 1.0):
         log.warning("executions still running at shutdown", extra={"count": len(active)})

@@ -8,10 +8,13 @@ import heapq
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID, uuid4
+
+from arq.constants import in_progress_key_prefix, job_key_prefix
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +24,7 @@ JOB_NAME = "run_execution"
 PRIORITY_STEP_MS = 1_000_000_000
 MAX_PRIORITY = 100
 JOB_EXPIRES = timedelta(days=7)
+JOB_EXPIRES_MS = JOB_EXPIRES.total_seconds() * 1000
 
 
 def job_score_ms(now_ms: float, priority: int) -> float:
@@ -34,16 +38,31 @@ class ExecutionQueue(Protocol):
         self, execution_id: UUID, *, priority: int = 0, defer_until: datetime | None = None
     ) -> None: ...
 
+    async def live(self, execution_ids: Sequence[UUID]) -> set[UUID]:
+        """The ids that have a job waiting to be picked up (so need no re-enqueue)."""
+        ...
+
+    async def lead(self, name: str, ttl_ms: int) -> bool:
+        """True for one caller per `ttl_ms` across every process sharing the queue."""
+        ...
+
     async def close(self) -> None: ...
 
 
 class ArqQueue:
     """arq on Redis. Every enqueue gets a fresh job id: a kept or running job with the same id
-    would swallow a legitimate re-enqueue (resume, wake-up), and the claim dedupes anyway."""
+    would swallow a legitimate re-enqueue (resume, wake-up), and the claim dedupes anyway.
+
+    `{queue}:job:{execution id}` remembers the latest job id, so the reconciler can tell an
+    execution whose job waits in the queue from one whose job was lost (Redis restarted, the
+    enqueue failed) or taken by a worker that died."""
 
     def __init__(self, pool: Any, queue_name: str) -> None:
         self.pool = pool
         self.queue_name = queue_name
+
+    def _marker(self, execution_id: UUID) -> str:
+        return f"{self.queue_name}:job:{execution_id}"
 
     async def enqueue(
         self, execution_id: UUID, *, priority: int = 0, defer_until: datetime | None = None
@@ -51,14 +70,40 @@ class ArqQueue:
         if defer_until is None:
             score = job_score_ms(time.time() * 1000, priority)
             defer_until = datetime.fromtimestamp(score / 1000).astimezone()
+        job_id = f"{execution_id}:{uuid4().hex[:12]}"
         await self.pool.enqueue_job(
             JOB_NAME,
             str(execution_id),
-            _job_id=f"{execution_id}:{uuid4().hex[:12]}",
+            _job_id=job_id,
             _queue_name=self.queue_name,
             _defer_until=defer_until,
             _expires=JOB_EXPIRES,
         )
+        ttl_ms = max(0.0, defer_until.timestamp() - time.time()) * 1000 + JOB_EXPIRES_MS
+        await self.pool.set(self._marker(execution_id), job_id, px=int(ttl_ms))
+
+    async def live(self, execution_ids: Sequence[UUID]) -> set[UUID]:
+        if not execution_ids:
+            return set()
+        job_ids = await self.pool.mget([self._marker(i) for i in execution_ids])
+        known = [(i, j.decode()) for i, j in zip(execution_ids, job_ids, strict=True) if j]
+        if not known:
+            return set()
+        async with self.pool.pipeline(transaction=False) as pipe:
+            for _, job_id in known:
+                pipe.exists(job_key_prefix + job_id)
+                pipe.exists(in_progress_key_prefix + job_id)
+            found = await pipe.execute()
+        # Waiting in the queue: the job exists and no worker has taken it. A job in progress
+        # is not enough: its worker may have died (its lease tells; the caller checked it).
+        return {
+            execution_id
+            for n, (execution_id, _) in enumerate(known)
+            if found[2 * n] and not found[2 * n + 1]
+        }
+
+    async def lead(self, name: str, ttl_ms: int) -> bool:
+        return bool(await self.pool.set(f"{self.queue_name}:lead:{name}", 1, px=ttl_ms, nx=True))
 
     async def close(self) -> None:
         await self.pool.aclose()
@@ -74,7 +119,7 @@ class InProcessQueue:
         self._counter = itertools.count()
         self._wakeup = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
-        self._active: set[asyncio.Task[None]] = set()
+        self._queued: Counter[UUID] = Counter()
 
     def start(self) -> None:
         self._workers = [asyncio.create_task(self._serve()) for _ in range(self.concurrency)]
@@ -87,13 +132,23 @@ class InProcessQueue:
         else:
             score = job_score_ms(time.time() * 1000, priority)
         heapq.heappush(self._heap, (score, next(self._counter), execution_id))
+        self._queued[execution_id] += 1
         self._wakeup.set()
+
+    async def live(self, execution_ids: Sequence[UUID]) -> set[UUID]:
+        return {i for i in execution_ids if self._queued[i] > 0}
+
+    async def lead(self, name: str, ttl_ms: int) -> bool:
+        return True  # one process: always the leader
 
     async def _serve(self) -> None:
         while True:
             now = time.time() * 1000
             if self._heap and self._heap[0][0] <= now:
                 _, _, execution_id = heapq.heappop(self._heap)
+                self._queued[execution_id] -= 1
+                if self._queued[execution_id] <= 0:
+                    del self._queued[execution_id]
                 try:
                     await self.handler(execution_id)
                 except Exception:

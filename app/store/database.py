@@ -10,6 +10,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, StaticPool
 
@@ -19,8 +20,27 @@ from app.config import Settings
 # Connections older than this are replaced: cheaper than a pre-ping on every checkout, and it
 # outlives neither a server-side idle timeout nor a failover by much.
 POOL_RECYCLE_S = 1800
+CONNECT_TIMEOUT_S = 5.0
 # How long a SQLite writer waits for another one before "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when `exc` says the database cannot be reached (down, restarting, network)."""
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        return isinstance(exc, OperationalError | InterfaceError) or _is_pg_unavailable(exc.orig)
+    return False
+
+
+def _is_pg_unavailable(orig: BaseException | None) -> bool:
+    # asyncpg's "cannot connect now" (starting up / shutting down) and the admin shutdown
+    # that ends open connections; by SQLSTATE class 08 (connection) and 57P (operator).
+    sqlstate = getattr(orig, "sqlstate", None) or ""
+    return sqlstate.startswith(("08", "57P"))
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -49,6 +69,9 @@ def make_engine(database_url: str, **engine_kwargs: Any) -> AsyncEngine:
     if url.get_driver_name() == "asyncpg":
         connect_args = engine_kwargs.setdefault("connect_args", {})
         connect_args.setdefault("server_settings", {"application_name": "turnout"})
+        # asyncpg waits 60 s for a connection by default: fail fast so an outage gives 503s
+        # and backoffs rather than hung requests.
+        connect_args.setdefault("timeout", CONNECT_TIMEOUT_S)
     engine = create_async_engine(url, **engine_kwargs)
     if sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

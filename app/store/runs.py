@@ -36,7 +36,13 @@ class RunStore(StoreBase):
         )
         stmt = (
             update(E)
-            .where(E.c.id == execution_id, claimable, E.c.control_action.is_(None))
+            # A control request on a pending or waiting row is applied by the control path;
+            # on an orphaned running row, the new runner applies it (see JobRunner.run).
+            .where(
+                E.c.id == execution_id,
+                claimable,
+                or_(E.c.control_action.is_(None), E.c.status == Status.RUNNING),
+            )
             .values(
                 status=Status.RUNNING,
                 lease_owner=owner,
@@ -57,6 +63,23 @@ class RunStore(StoreBase):
                 conn, execution_id, record.last_seq - 1, [event], now
             )
             return await self._with_steps(conn, record), stored[0]
+
+    async def find_orphans(self, *, pending_grace_ms: int, limit: int) -> list[tuple[UUID, int]]:
+        """Executions that may have lost their job: (id, priority), oldest first.
+
+        `pending` for longer than the grace, `running` with an expired lease, and `waiting`
+        past its wake-up by more than the grace. Terminal and paused rows never qualify."""
+        now = utcnow()
+        stale = now - ms(pending_grace_ms)
+        orphaned = or_(
+            and_(E.c.status == Status.PENDING, E.c.updated_at < stale),
+            and_(E.c.status == Status.RUNNING, E.c.lease_expires_at < now),
+            and_(E.c.status == Status.WAITING, E.c.wake_at < stale),
+        )
+        query = select(E.c.id, E.c.priority).where(orphaned).order_by(E.c.updated_at).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(row.id, row.priority) for row in rows]
 
     async def checkpoint(
         self, execution_id: UUID, owner: str, cp: Checkpoint, lease_ms: int

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import text
@@ -38,6 +39,12 @@ class VisibilityCheckingQueue:
         finally:
             await other.dispose()
         self.seen.append((execution_id, status))
+
+    async def live(self, execution_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        return set()
+
+    async def lead(self, name: str, ttl_ms: int) -> bool:
+        return True
 
     async def close(self) -> None:
         return None
