@@ -1,0 +1,105 @@
+"""Redis unreachable: queued submissions are still accepted, and run once Redis is back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from redis import Redis
+
+from app.config import Settings
+from app.main import create_app
+from tests.servers import run_server
+from tests.support.workers import running_worker
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
+
+QUEUED = {
+    "workflow": {"nodes": [{"id": "a", "type": "transform", "params": {"v": 1}}]},
+    "input": {},
+    "mode": "queued",
+}
+
+
+class ThrowawayRedis:
+    """A redis-server of this test alone (no persistence), on a free port, restartable."""
+
+    def __init__(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.dir = tempfile.mkdtemp(prefix="turnout-redis-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        for _ in range(200):
+            with contextlib.suppress(Exception):
+                if Redis.from_url(self.url).ping():
+                    return
+            time.sleep(0.025)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+@pytest.fixture
+def throwaway_redis() -> Iterator[ThrowawayRedis]:
+    server = ThrowawayRedis()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.dir, ignore_errors=True)
+
+
+async def test_submissions_while_redis_is_down_run_when_it_returns(
+    settings: Settings, throwaway_redis: ThrowawayRedis
+) -> None:
+    settings = settings.model_copy(
+        update={"redis_url": throwaway_redis.url, "reconcile_pending_grace_ms": 500}
+    )
+    with run_server(create_app(settings)) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            throwaway_redis.stop()
+            start = time.monotonic()
+            accepted = [await client.post("/workflow/run", json=QUEUED) for _ in range(3)]
+            elapsed = time.monotonic() - start
+            assert [r.status_code for r in accepted] == [202] * 3, accepted[0].text
+            assert elapsed < 10
+            ids = [r.json()["executionId"] for r in accepted]
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["database"] == "ok"
+            assert ready.json()["checks"]["redis"].startswith("down")
+
+            throwaway_redis.start()  # back, and empty
+            async with running_worker(settings):
+                for _ in range(500):
+                    states = [(await client.get(f"/execution/{i}")).json()["status"] for i in ids]
+                    if states == ["completed"] * 3:
+                        break
+                    await asyncio.sleep(0.02)
+            assert states == ["completed"] * 3
+            assert (await client.get("/readyz")).status_code == 200
