@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from arq import create_pool
@@ -16,8 +15,8 @@ from app.config import Settings
 from app.engine.status import Status
 from app.execution.queue import ArqQueue, InProcessQueue
 from app.execution.reconciler import Reconciler
-from app.store.records import NewExecution
 from app.store.repository import Repository
+from tests.support.executions import insert_pending, wait_status
 from tests.support.workers import running_worker
 from worker.settings import redis_settings
 
@@ -47,44 +46,16 @@ async def queue(rsettings: Settings) -> AsyncIterator[ArqQueue]:
     await pool.aclose()
 
 
-async def new_execution(repo: Repository, **overrides: Any) -> uuid.UUID:
-    new = NewExecution(
-        id=uuid.uuid4(),
-        workflow_name="recon",
-        workflow_id=None,
-        workflow_version=None,
-        status=Status.PENDING,
-        execution_mode="queued",
-        requested_mode="queued",
-        input={},
-        definition=TWO_STEPS,
-        complexity=None,
-        progress_total=2,
-        **overrides,
-    )
-    record, _ = await repo.create_execution(new, [("execution.created", {})])
-    return record.id
-
-
 async def queued_ids(queue: ArqQueue) -> list[str]:
     members = await queue.pool.zrange(queue.queue_name, 0, -1)
     return [m.decode().split(":")[0] for m in members]
 
 
-async def wait_status(repo: Repository, execution_id: uuid.UUID, *statuses: str) -> str:
-    for _ in range(500):
-        status = (await repo.get_execution(execution_id, steps=False)).status
-        if status in statuses:
-            return status
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{execution_id} stayed {status}")
-
-
 async def test_pending_without_a_job_is_enqueued_once(
     rsettings: Settings, repo: Repository, queue: ArqQueue
 ) -> None:
-    orphan = await new_execution(repo)  # committed, but its enqueue never happened
-    queued = await new_execution(repo)
+    orphan = await insert_pending(repo, TWO_STEPS)  # committed, but its enqueue never happened
+    queued = await insert_pending(repo, TWO_STEPS)
     await queue.enqueue(queued)
     reconciler = Reconciler(rsettings, repo, queue)
 
@@ -99,20 +70,20 @@ async def test_pending_without_a_job_is_enqueued_once(
 async def test_jobs_lost_with_redis_are_recovered_and_run(
     rsettings: Settings, repo: Repository, queue: ArqQueue
 ) -> None:
-    ids = [await new_execution(repo) for _ in range(5)]
+    ids = [await insert_pending(repo, TWO_STEPS) for _ in range(5)]
     for execution_id in ids:
         await queue.enqueue(execution_id)
     await queue.pool.flushdb()  # what a restart without persistence does to the queue
     assert await Reconciler(rsettings, repo, queue).run_once() == 5
     async with running_worker(rsettings):
         for execution_id in ids:
-            assert await wait_status(repo, execution_id, Status.COMPLETED) == Status.COMPLETED
+            await wait_status(repo, execution_id, Status.COMPLETED)
 
 
 async def test_pending_whose_job_a_dead_worker_took_is_recovered(
     rsettings: Settings, repo: Repository, queue: ArqQueue
 ) -> None:
-    execution_id = await new_execution(repo)
+    execution_id = await insert_pending(repo, TWO_STEPS)
     await queue.enqueue(execution_id)
     # A worker took the job (arq marks it in progress) and died before claiming it.
     job_id = (await queue.pool.get(f"{rsettings.queue_name}:job:{execution_id}")).decode()
@@ -123,8 +94,8 @@ async def test_pending_whose_job_a_dead_worker_took_is_recovered(
 async def test_running_with_an_expired_lease_is_taken_over(
     rsettings: Settings, repo: Repository, queue: ArqQueue
 ) -> None:
-    dead = await new_execution(repo)
-    alive = await new_execution(repo)
+    dead = await insert_pending(repo, TWO_STEPS)
+    alive = await insert_pending(repo, TWO_STEPS)
     assert await repo.claim(dead, "dead-worker", 1, ("execution.started", {})) is not None
     assert await repo.claim(alive, "live-worker", 60_000, ("execution.started", {})) is not None
     await asyncio.sleep(0.01)
@@ -132,7 +103,7 @@ async def test_running_with_an_expired_lease_is_taken_over(
     assert await Reconciler(rsettings, repo, queue).run_once() == 1
     assert await queued_ids(queue) == [str(dead)]
     async with running_worker(rsettings):
-        assert await wait_status(repo, dead, Status.COMPLETED) == Status.COMPLETED
+        await wait_status(repo, dead, Status.COMPLETED)
     record = await repo.get_execution(dead)
     assert [s.attempt for s in record.steps] == [1, 1]
     assert (await repo.get_execution(alive, steps=False)).status == Status.RUNNING
@@ -141,23 +112,25 @@ async def test_running_with_an_expired_lease_is_taken_over(
 async def test_a_cancel_asked_of_a_dead_runner_is_applied_by_the_next(
     rsettings: Settings, repo: Repository, queue: ArqQueue
 ) -> None:
-    execution_id = await new_execution(repo)
+    execution_id = await insert_pending(repo, TWO_STEPS)
     assert await repo.claim(execution_id, "dead-worker", 1, ("execution.started", {}))
     assert await repo.request_control(execution_id, "cancel", "tester")
     await asyncio.sleep(0.01)
     assert await Reconciler(rsettings, repo, queue).run_once() == 1
     async with running_worker(rsettings):
-        assert await wait_status(repo, execution_id, Status.CANCELLED) == Status.CANCELLED
+        await wait_status(repo, execution_id, Status.CANCELLED)
 
 
 async def test_terminal_paused_and_fresh_rows_are_never_touched(
     settings: Settings, repo: Repository, queue: ArqQueue
 ) -> None:
-    fresh = await new_execution(repo)  # pending for less than the grace: its enqueue may follow
-    done = await new_execution(repo)
+    fresh = await insert_pending(
+        repo, TWO_STEPS
+    )  # pending for less than the grace: its enqueue may follow
+    done = await insert_pending(repo, TWO_STEPS)
     assert await repo.claim(done, "w", 1, ("execution.started", {}))
     await repo.transition(done, Status.COMPLETED, ("execution.completed", {}))
-    paused = await new_execution(repo)
+    paused = await insert_pending(repo, TWO_STEPS)
     await repo.transition(paused, Status.PAUSED, ("execution.paused", {}))
     await asyncio.sleep(0.01)
 
@@ -169,7 +142,7 @@ async def test_terminal_paused_and_fresh_rows_are_never_touched(
 async def test_one_pass_per_interval_across_processes(
     rsettings: Settings, repo: Repository, queue: ArqQueue
 ) -> None:
-    await new_execution(repo)
+    await insert_pending(repo, TWO_STEPS)
     first, second = Reconciler(rsettings, repo, queue), Reconciler(rsettings, repo, queue)
     counts = await asyncio.gather(first.run_once(), second.run_once())
     assert sorted(counts) == [0, 1]
@@ -183,8 +156,8 @@ async def test_embedded_queue_knows_what_it_holds(rsettings: Settings, repo: Rep
         handled.append(execution_id)
 
     queue = InProcessQueue(handler, concurrency=1)
-    waiting = await new_execution(repo)
-    orphan = await new_execution(repo)
+    waiting = await insert_pending(repo, TWO_STEPS)
+    orphan = await insert_pending(repo, TWO_STEPS)
     await queue.enqueue(waiting)
     assert await queue.live([waiting, orphan]) == {waiting}
     assert await Reconciler(rsettings, repo, queue).run_once() == 1

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 from app.engine.status import Status
 from app.execution.queue import ArqQueue
-from app.store.records import NewExecution
 from app.store.repository import Repository
+from tests.support.executions import insert_pending, wait_status
 from tests.support.workers import api_process, running_worker
 from worker.settings import redis_settings
 
@@ -33,26 +33,13 @@ def three_steps(delay_ms: int) -> dict[str, Any]:
 
 
 async def submit(settings: Settings, repo: Repository, definition: dict[str, Any]) -> uuid.UUID:
-    new = NewExecution(
-        id=uuid.uuid4(),
-        workflow_name="shutdown",
-        workflow_id=None,
-        workflow_version=None,
-        status=Status.PENDING,
-        execution_mode="queued",
-        requested_mode="queued",
-        input={},
-        definition=definition,
-        complexity=None,
-        progress_total=3,
-    )
-    record, _ = await repo.create_execution(new, [("execution.created", {})])
+    execution_id = await insert_pending(repo, definition)
     pool = await create_pool(redis_settings(settings))
     try:
-        await ArqQueue(pool, settings.queue_name).enqueue(record.id)
+        await ArqQueue(pool, settings.queue_name).enqueue(execution_id)
     finally:
         await pool.aclose()
-    return record.id
+    return execution_id
 
 
 async def wait_for(repo: Repository, execution_id: uuid.UUID, node: str, status: str) -> None:
@@ -108,12 +95,7 @@ async def test_sigterm_hands_the_run_over_and_the_next_worker_finishes_it(
 
     # Requeued at once: a new worker picks it up without waiting for any lease.
     async with running_worker(settings):
-        for _ in range(800):
-            record = await repo.get_execution(execution_id)
-            if record.status == Status.COMPLETED:
-                break
-            await asyncio.sleep(0.01)
-    assert record.status == Status.COMPLETED
+        record = await wait_status(repo, execution_id, Status.COMPLETED)
     attempts = {s.node_id: s.attempt for s in record.steps}
     assert attempts == {"a": 1, "b": 1, "c": 1}  # nothing re-ran; an interruption is no attempt
     started = [t for t, _ in await events(repo, execution_id) if t == "step.started"]
@@ -144,10 +126,5 @@ async def test_sigterm_on_the_api_answers_its_immediate_runs_202_and_queues_them
     assert response.json()["status"] == Status.PENDING
     assert answered_s < 2.5  # the grace, not the 4 s step or the 30 s budget
     async with running_worker(settings):
-        for _ in range(800):
-            record = await repo.get_execution(execution_id)
-            if record.status == Status.COMPLETED:
-                break
-            await asyncio.sleep(0.01)
-    assert record.status == Status.COMPLETED
+        record = await wait_status(repo, execution_id, Status.COMPLETED)
     assert {s.node_id: s.attempt for s in record.steps} == {"a": 1, "b": 1, "c": 1}
