@@ -1,7 +1,8 @@
 """The peer, run here: Prefect 3 in its own virtualenv (its pins would fight Turnout's).
 
-`.venv-peer` is created on first use with `pip install 'prefect>=3,<4'` (the `peer` extra
-of pyproject.toml lists the same); `bench/peer_flows.py` runs there and prints its samples."""
+`.venv-peer` is created on first use from `bench/peer-requirements.txt` (not an extra of
+pyproject.toml: Prefect's server needs an older FastAPI than the service pins, so the two
+cannot share an environment); `bench/peer_flows.py` runs there and prints its samples."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from bench.workloads import fib_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("BENCH_PEER_VENV", ROOT / ".venv-peer"))
-PREFECT_SPEC = "prefect>=3,<4"
+REQUIREMENTS = ROOT / "bench" / "peer-requirements.txt"
 
 
 def _python() -> Path:
@@ -31,10 +32,10 @@ def ensure_venv(progress: Progress) -> Path:
     check = [str(python), "-c", "import prefect"]
     if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
         return python
-    progress(f"creating {VENV} with {PREFECT_SPEC} (once; a minute or two)")
+    progress(f"creating {VENV} from {REQUIREMENTS.name} (once; a minute or two)")
     subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", PREFECT_SPEC], check=True, capture_output=True
+        [str(python), "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)], check=True, capture_output=True
     )
     return python
 
@@ -46,6 +47,8 @@ def _run_flows(python: Path, sizes: Sizes) -> dict[str, list[float]]:
             "PREFECT_HOME": home,
             "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "true",
             "PREFECT_LOGGING_LEVEL": "WARNING",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
         env.pop("PREFECT_API_URL", None)
         runs = [str(sizes.peer_w3_runs * sizes.repeat), str(sizes.peer_w2_runs * sizes.repeat)]
