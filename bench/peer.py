@@ -35,7 +35,9 @@ def ensure_venv(progress: Progress) -> Path:
     progress(f"creating {VENV} from {REQUIREMENTS.name} (once; a minute or two)")
     subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)], check=True, capture_output=True
+        [str(python), "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)],
+        check=True,
+        capture_output=True,
     )
     return python
 
