@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     queue_name: str = "turnout:queue"
     key_prefix: str = "turnout"
     worker_max_jobs: int = 100
-    worker_poll_delay_ms: int = 5
+    worker_poll_delay_ms: int = 2
     worker_concurrency_embedded: int = 20
 
     # Limits on what a client may send.

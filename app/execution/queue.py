@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 from arq.constants import in_progress_key_prefix, job_key_prefix
+from arq.jobs import serialize_job
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class ArqQueue:
     def __init__(self, pool: Any, queue_name: str) -> None:
         self.pool = pool
         self.queue_name = queue_name
+        self.serializer = pool.job_serializer
 
     def _marker(self, execution_id: UUID) -> str:
         return f"{self.queue_name}:job:{execution_id}"
@@ -67,20 +69,26 @@ class ArqQueue:
     async def enqueue(
         self, execution_id: UUID, *, priority: int = 0, defer_until: datetime | None = None
     ) -> None:
+        """One round trip: the job as arq stores it, its place in the queue, and the marker.
+
+        arq's `enqueue_job` first WATCHes and checks the job id (two more round trips) to
+        dedupe; a fresh random job id cannot collide, so the job is written directly, in
+        arq's own format, in one MULTI/EXEC."""
+        now_ms = time.time() * 1000
         if defer_until is None:
-            score = job_score_ms(time.time() * 1000, priority)
-            defer_until = datetime.fromtimestamp(score / 1000).astimezone()
+            score = job_score_ms(now_ms, priority)
+        else:
+            score = defer_until.timestamp() * 1000
         job_id = f"{execution_id}:{uuid4().hex[:12]}"
-        await self.pool.enqueue_job(
-            JOB_NAME,
-            str(execution_id),
-            _job_id=job_id,
-            _queue_name=self.queue_name,
-            _defer_until=defer_until,
-            _expires=JOB_EXPIRES,
+        job = serialize_job(
+            JOB_NAME, (str(execution_id),), {}, None, int(now_ms), serializer=self.serializer
         )
-        ttl_ms = max(0.0, defer_until.timestamp() - time.time()) * 1000 + JOB_EXPIRES_MS
-        await self.pool.set(self._marker(execution_id), job_id, px=int(ttl_ms))
+        ttl_ms = int(max(0.0, score - now_ms) + JOB_EXPIRES_MS)
+        async with self.pool.pipeline(transaction=True) as pipe:
+            pipe.psetex(job_key_prefix + job_id, ttl_ms, job)
+            pipe.zadd(self.queue_name, {job_id: int(score)})
+            pipe.psetex(self._marker(execution_id), ttl_ms, job_id)
+            await pipe.execute()
 
     async def live(self, execution_ids: Sequence[UUID]) -> set[UUID]:
         if not execution_ids:

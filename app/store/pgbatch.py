@@ -16,6 +16,7 @@ from uuid import UUID
 from sqlalchemy import TextClause, text
 
 from app.engine.state import StepState
+from app.engine.status import StepStatus
 
 # Columns of workflow_executions holding JSON, cast from the text parameter.
 JSON_COLUMNS = frozenset(
@@ -145,3 +146,49 @@ def create_params(values: Mapping[str, Any], events: str, n_events: int) -> dict
     for column, value in values.items():
         params[f"v_{column}"] = dumps(value) if column in JSON_COLUMNS else value
     return params
+
+
+@lru_cache(maxsize=1)
+def claim_sql(columns: tuple[str, ...]) -> TextClause:
+    """Take a runnable execution, write its `execution.started` event and read its steps."""
+    returned = ", ".join(f"e.{c}" for c in columns)
+    return text(
+        f"""WITH e AS (
+  UPDATE workflow_executions SET
+    status = 'running', lease_owner = :owner, lease_expires_at = :expires,
+    started_at = coalesce(started_at, :now), updated_at = :now, wake_at = NULL,
+    last_seq = last_seq + 1
+  WHERE id = CAST(:id AS uuid)
+    AND (status = 'pending' OR (status = 'waiting' AND wake_at <= :now)
+         OR (status = 'running' AND lease_expires_at < :now))
+    AND (control_action IS NULL OR status = 'running')
+  RETURNING *
+), ev AS (
+  INSERT INTO execution_events (execution_id, seq, type, data, created_at)
+  SELECT e.id, e.last_seq, :type, CAST(:data AS jsonb), :now FROM e
+)
+SELECT {returned}, (
+  SELECT coalesce(jsonb_agg(to_jsonb(s)), '[]'::jsonb) FROM execution_steps s
+  WHERE s.execution_id = e.id
+) AS steps_json FROM e"""
+    )
+
+
+def step_from_json(row: Mapping[str, Any]) -> StepState:
+    """A step row as `to_jsonb` wrote it (timestamps as ISO strings)."""
+    return StepState(
+        key=row["step_key"],
+        node_id=row["node_id"],
+        item_index=row["item_index"],
+        status=StepStatus(row["status"]),
+        attempt=row["attempt"],
+        started_at=_timestamp(row["started_at"]),
+        completed_at=_timestamp(row["completed_at"]),
+        output=row["output"],
+        error=row["error"],
+        state=row["state"] or {},
+    )
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, column, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.engine.state import StepState, utcnow
@@ -29,6 +30,8 @@ class RunStore(StoreBase):
     ) -> tuple[ExecutionRecord, EventRecord] | None:
         """Take an execution to run: pending, due waiting, or running with an expired lease."""
         now = utcnow()
+        if self.dialect == "postgresql":
+            return await self._claim_one_statement(execution_id, owner, lease_ms, event, now)
         claimable = or_(
             E.c.status == Status.PENDING,
             and_(E.c.status == Status.WAITING, E.c.wake_at <= now),
@@ -63,6 +66,37 @@ class RunStore(StoreBase):
                 conn, execution_id, record.last_seq - 1, [event], now
             )
             return await self._with_steps(conn, record), stored[0]
+
+    async def _claim_one_statement(
+        self,
+        execution_id: UUID,
+        owner: str,
+        lease_ms: int,
+        event: tuple[str, dict[str, Any]],
+        now: datetime,
+    ) -> tuple[ExecutionRecord, EventRecord] | None:
+        columns = tuple(c.name for c in E.c)
+        sql = pgbatch.claim_sql(columns).columns(*E.c, column("steps_json", JSONB))
+        params = {
+            "id": execution_id,
+            "owner": owner,
+            "expires": now + ms(lease_ms),
+            "now": now,
+            "type": event[0],
+            "data": pgbatch.dumps(event[1]),
+        }
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            row = (await conn.execute(sql, params)).mappings().first()
+        if row is None:
+            return None
+        record = execution_record(row)
+        far = datetime.max.replace(tzinfo=UTC)
+        record.steps = sorted(
+            (pgbatch.step_from_json(s) for s in row["steps_json"]),
+            key=lambda s: (s.started_at or far, s.key),
+        )
+        return record, EventRecord(execution_id, record.last_seq, event[0], event[1], now)
 
     async def find_orphans(self, *, pending_grace_ms: int, limit: int) -> list[tuple[UUID, int]]:
         """Executions that may have lost their job: (id, priority), oldest first.
