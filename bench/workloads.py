@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 from arq import create_pool
 from arq.connections import RedisSettings
+from arq.constants import job_key_prefix
+from arq.jobs import serialize_job
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -23,6 +25,7 @@ from sqlalchemy.engine import make_url
 from app.store.database import make_engine
 from bench import client, workflows
 from bench.config import Progress, Sizes
+from bench.cpu import CpuMeter
 from bench.nodes import fib
 from bench.noop_worker import NOOP_JOB, counter_key, noop_queue
 from bench.services import Namespace, Services
@@ -38,11 +41,13 @@ class Bench:
         self.sizes = sizes
         self.progress = progress
         self._api: str | None = None
+        self.api_pid = 0
 
     async def api(self) -> str:
         """The one Turnout API process of the run (started on first use)."""
         if self._api is None:
-            _, self._api = await self.services.start_api()
+            proc, self._api = await self.services.start_api()
+            self.api_pid = proc.proc.pid
         return self._api
 
 
@@ -162,17 +167,24 @@ async def w4_throughput(b: Bench) -> list[Metric]:
     """Completed 3-step runs per second (1 and 2 workers) against no-op arq jobs per second."""
     raw = Metric("W4", "raw arq no-op jobs/s, 1 worker (baseline)", "jobs/s")
     metrics = [raw]
-    raw.samples = await _raw_arq_rate(b)
+    raw.samples, raw.note = await _raw_arq_rate(b)
     for workers in (1, 2):
         metric = Metric(
             "W4", f"3-step runs/s, 1 API + {workers} worker{'s' * (workers > 1)}", "runs/s",
             baseline=raw, targets=(Target("ratio_min", 0.5, ">= 0.5x raw arq"),),
         )  # fmt: skip
         procs = [await b.services.start_worker(f"worker-w4-{workers}-{i}") for i in range(workers)]
+        await b.api()
+        groups: dict[str, list[int] | str] = {
+            "client": [os.getpid()], "API": [b.api_pid], "workers": [p.proc.pid for p in procs],
+            "Postgres": "postgres", "Redis": "redis-server",
+        }  # fmt: skip
         try:
             for repeat in range(b.sizes.repeat):
                 b.progress(f"W4 {workers} worker(s) repeat {repeat + 1}/{b.sizes.repeat}")
-                metric.samples.append(await _turnout_rate(b))
+                meter = CpuMeter(groups)
+                metric.samples.append(await _turnout_rate(b, meter))
+                metric.note = meter.per_unit_ms(metric.samples[-1] * b.sizes.w4_window_s / 2, "run")
         finally:
             for proc in procs:
                 await b.services.stop(proc)
@@ -191,13 +203,19 @@ async def _saturate(window_s: float, submitters: int, submit: Callable[[], Await
     await asyncio.gather(*(loop() for _ in range(submitters)))
 
 
-async def _turnout_rate(b: Bench) -> float:
+async def _turnout_rate(b: Bench, meter: CpuMeter) -> float:
     """Runs completed per second in the middle of a window where the queue is never empty."""
     workflow = workflows.three_steps()
     window = b.sizes.w4_window_s
     async with http_client(await b.api()) as api:
         started = time.time()
-        await _saturate(window, b.sizes.w4_submitters, lambda: client.submit_queued(api, workflow))
+        task = asyncio.create_task(
+            _saturate(window, b.sizes.w4_submitters, lambda: client.submit_queued(api, workflow))
+        )
+        await asyncio.sleep(window / 2)
+        meter.start()
+        await task
+        meter.stop()
     # Count completions in the window's second half (the first fills the pipeline).
     lo, hi = started + window / 2, started + window
     engine = make_engine(b.ns.database_url)
@@ -231,8 +249,11 @@ async def _clear_queue(redis_url: str, queue: str) -> None:
         await redis.aclose()
 
 
-async def _raw_arq_rate(b: Bench) -> list[float]:
-    """No-op jobs/s of one worker with Turnout's settings, enqueued as fast as possible."""
+async def _raw_arq_rate(b: Bench) -> tuple[list[float], str]:
+    """No-op jobs/s one worker with Turnout's settings drains from a queue that never runs dry.
+
+    The queue is filled first, in pipelines (writing jobs as `enqueue_job` would), so the
+    rate is the worker's and not the enqueuing client's."""
     queue = noop_queue(b.ns.queue_name)
     worker = await b.services.start_worker(
         "worker-noop",
@@ -240,29 +261,50 @@ async def _raw_arq_rate(b: Bench) -> list[float]:
         health_key=f"{queue}:health-check",
     )
     pool = await create_pool(RedisSettings.from_dsn(b.ns.redis_url))
+    groups: dict[str, list[int] | str] = {
+        "worker": [worker.proc.pid], "Redis": "redis-server",
+    }  # fmt: skip
+    meter = CpuMeter(groups)
     rates: list[float] = []
+    note = ""
+    key = counter_key(b.ns.queue_name)
+    window = b.sizes.w4_window_s
     try:
         for repeat in range(b.sizes.repeat):
             b.progress(f"W4 raw arq repeat {repeat + 1}/{b.sizes.repeat}")
-            key = counter_key(b.ns.queue_name)
-            window = b.sizes.w4_window_s
-            task = asyncio.create_task(
-                _saturate(
-                    window,
-                    b.sizes.w4_submitters,
-                    lambda: pool.enqueue_job(NOOP_JOB, _queue_name=queue),
-                )
-            )
-            await asyncio.sleep(window / 2)
+            await _fill(pool, queue, int(RAW_FILL_PER_S * window))
+            await asyncio.sleep(0.5)  # the worker is up to speed
             first, t0 = int(await pool.get(key) or 0), time.monotonic()
-            await task
+            meter.start()
+            await asyncio.sleep(window / 2)
+            meter.stop()
             last, t1 = int(await pool.get(key) or 0), time.monotonic()
+            if not await pool.zcard(queue):
+                note = "the queue ran dry: raise RAW_FILL_PER_S"
             rates.append((last - first) / (t1 - t0))
+            note = note or meter.per_unit_ms(last - first, "job")
             await pool.delete(queue)
     finally:
         await pool.aclose()
         await b.services.stop(worker)
-    return rates
+    return rates, note
+
+
+# Jobs put in the queue per second of window: above what one worker can drain.
+RAW_FILL_PER_S = 4000
+
+
+async def _fill(pool: Any, queue: str, count: int) -> None:
+    now_ms = int(time.time() * 1000)
+    for start in range(0, count, 1000):
+        async with pool.pipeline(transaction=False) as pipe:
+            for n in range(start, min(count, start + 1000)):
+                job_id = f"noop-{now_ms}-{n}"
+                pipe.psetex(
+                    job_key_prefix + job_id, 600_000, serialize_job(NOOP_JOB, (), {}, None, now_ms)
+                )
+                pipe.zadd(queue, {job_id: now_ms + n})
+            await pipe.execute()
 
 
 async def w5_fan_out(b: Bench) -> list[Metric]:
