@@ -40,3 +40,8 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+    # arq logs two lines per job (start, end) that say less than Turnout's own execution
+    # logs; keep them for DEBUG.
+    level = logging.getLevelName(settings.log_level.upper())
+    arq_level = logging.DEBUG if level == logging.DEBUG else logging.WARNING
+    logging.getLogger("arq.worker").setLevel(arq_level)
