@@ -33,6 +33,12 @@ class StoreBase:
         self.engine = engine
         self.dialect = engine.dialect.name
 
+    async def _autocommit(self, sql: Any, params: dict[str, Any]) -> Any:
+        """One statement, atomic on its own: no BEGIN/COMMIT round trips around it."""
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await conn.execute(sql, params)  # buffered: usable after the close
+
     async def _with_steps(self, conn: AsyncConnection, record: ExecutionRecord) -> ExecutionRecord:
         record.steps = await self._load_steps(conn, record.id)
         return record

@@ -61,9 +61,7 @@ class ExecutionStore(StoreBase):
                 params = pgbatch.create_params(
                     values, pgbatch.events_json(events, (), now), len(events)
                 )
-                async with self.engine.connect() as conn:
-                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                    await conn.execute(sql, params)
+                await self._autocommit(sql, params)
             else:
                 async with self.engine.begin() as conn:
                     await conn.execute(insert(E), [values])

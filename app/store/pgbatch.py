@@ -39,24 +39,24 @@ def events_json(
     )
 
 
+def step_row(step: StepState) -> dict[str, Any]:
+    """A step as the columns of `execution_steps` (without the execution id and times)."""
+    return {
+        "step_key": step.key,
+        "node_id": step.node_id,
+        "item_index": step.item_index,
+        "status": str(step.status),
+        "attempt": step.attempt,
+        "started_at": step.started_at,
+        "completed_at": step.completed_at,
+        "output": step.output,
+        "error": step.error,
+        "state": step.state or None,
+    }
+
+
 def steps_json(steps: Sequence[StepState]) -> str:
-    return dumps(
-        [
-            {
-                "step_key": s.key,
-                "node_id": s.node_id,
-                "item_index": s.item_index,
-                "status": str(s.status),
-                "attempt": s.attempt,
-                "started_at": s.started_at,
-                "completed_at": s.completed_at,
-                "output": s.output,
-                "error": s.error,
-                "state": s.state or None,
-            }
-            for s in steps
-        ]
-    )
+    return dumps([step_row(s) for s in steps])
 
 
 _EVENTS_CTE = """

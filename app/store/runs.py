@@ -85,9 +85,7 @@ class RunStore(StoreBase):
             "type": event[0],
             "data": pgbatch.dumps(event[1]),
         }
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            row = (await conn.execute(sql, params)).mappings().first()
+        row = (await self._autocommit(sql, params)).mappings().first()
         if row is None:
             return None
         record = execution_record(row)
@@ -172,9 +170,7 @@ class RunStore(StoreBase):
             pgbatch.steps_json(cp.steps),
             now,
         )
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            return (await conn.execute(sql, params)).first()
+        return (await self._autocommit(sql, params)).first()
 
     async def _checkpoint_statements(
         self,
@@ -204,21 +200,7 @@ class RunStore(StoreBase):
         self, conn: AsyncConnection, execution_id: UUID, steps: Sequence[StepState], now: datetime
     ) -> None:
         rows = [
-            {
-                "execution_id": execution_id,
-                "step_key": s.key,
-                "node_id": s.node_id,
-                "item_index": s.item_index,
-                "status": str(s.status),
-                "attempt": s.attempt,
-                "started_at": s.started_at,
-                "completed_at": s.completed_at,
-                "output": s.output,
-                "error": s.error,
-                "state": s.state or None,
-                "updated_at": now,
-            }
-            for s in steps
+            {"execution_id": execution_id, **pgbatch.step_row(s), "updated_at": now} for s in steps
         ]
         dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         stmt = dialect_insert(S)
