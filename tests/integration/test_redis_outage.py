@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from redis import Redis
 
 from app.config import Settings
 from app.main import create_app
 from tests.servers import run_server
+from tests.support.throwaway import ThrowawayRedis
 from tests.support.workers import running_worker
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
@@ -29,40 +25,6 @@ QUEUED = {
 }
 
 
-class ThrowawayRedis:
-    """A redis-server of this test alone (no persistence), on a free port, restartable."""
-
-    def __init__(self) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.dir = tempfile.mkdtemp(prefix="turnout-redis-")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        for _ in range(200):
-            with contextlib.suppress(Exception):
-                if Redis.from_url(self.url).ping():
-                    return
-            time.sleep(0.025)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-
 @pytest.fixture
 def throwaway_redis() -> Iterator[ThrowawayRedis]:
     server = ThrowawayRedis()
@@ -70,8 +32,7 @@ def throwaway_redis() -> Iterator[ThrowawayRedis]:
     try:
         yield server
     finally:
-        server.stop()
-        shutil.rmtree(server.dir, ignore_errors=True)
+        server.remove()
 
 
 async def test_submissions_while_redis_is_down_run_when_it_returns(

@@ -8,12 +8,14 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 from arq.worker import Worker
+from redis import Redis
 
 from app.config import Settings
 from worker.main import worker_options
@@ -64,23 +66,42 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def worker_process(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
-    """`arq worker.main.WorkerSettings` in its own OS process, on the test's queue."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "arq", "worker.main.WorkerSettings"],
-        env=settings_env(settings),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        yield proc
-    finally:
-        proc.terminate()
+def worker_process(settings: Settings, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`arq worker.main.WorkerSettings` in its own OS process, on the test's queue, ready
+    (its health-check key written) when this yields. Its log goes to a temporary file,
+    printed if the test fails to stop it."""
+    key = f"{settings.queue_name}:health-check"
+    with (
+        tempfile.NamedTemporaryFile(prefix="turnout-worker-", suffix=".log") as log,
+        contextlib.closing(Redis.from_url(settings.redis_url or "")) as health,
+    ):
+        health.delete(key)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "arq", "worker.main.WorkerSettings"],
+            env={**settings_env(settings), **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            deadline = time.monotonic() + 30
+            while not health.exists(key):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the worker did not start:\n{_tail(log.name)}")
+                time.sleep(0.02)
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def _tail(path: str, lines: int = 40) -> str:
+    with open(path, errors="replace") as f:
+        return "".join(f.readlines()[-lines:])
 
 
 @contextlib.contextmanager

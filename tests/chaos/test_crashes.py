@@ -1,0 +1,108 @@
+"""SIGKILL a worker, SIGKILL the API: everything accepted completes elsewhere, nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+from uuid import UUID
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.engine.state import utcnow
+from app.engine.status import Status
+from app.store.repository import Repository
+from tests.chaos.conftest import (
+    CountingPeer,
+    http_chain,
+    report,
+    resumed_after,
+    step_statuses,
+    wait_all,
+)
+from tests.support.executions import insert_pending
+from tests.support.workers import api_process, worker_process
+
+RUNS = 20
+STEPS = 5
+
+
+async def test_sigkill_a_worker_mid_run_and_another_finishes_every_run(
+    settings: Any, engine: AsyncEngine, counter: tuple[CountingPeer, str], enqueue: Any
+) -> None:
+    peer, url = counter
+    repo = Repository(engine)
+    workflow = http_chain(url, STEPS, delay_ms=150)
+    ids = [await insert_pending(repo, workflow) for _ in range(RUNS)]
+    for execution_id in ids:
+        await enqueue(execution_id)
+
+    with worker_process(settings) as doomed:
+        # Every run has finished a step or two and has one in flight.
+        for _ in range(300):
+            states = await step_statuses(repo, ids)
+            if all(list(s.values()).count("completed") >= 2 for s in states.values()):
+                break
+            await asyncio.sleep(0.02)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+        killed_at = utcnow()
+    done_before = await step_statuses(repo, ids)
+
+    with worker_process(settings):
+        await wait_all(repo, ids, Status.COMPLETED, timeout_s=45)
+
+    for execution_id in ids:
+        for node in (f"s{i}" for i in range(STEPS)):
+            calls = peer.hits[f"{execution_id}:{node}"]
+            if done_before[execution_id].get(node) == "completed":
+                assert calls == 1, f"{execution_id}:{node} completed before the kill, re-ran"
+            else:
+                assert calls in (1, 2), f"{execution_id}:{node} ran {calls} times"
+        record = await repo.get_execution(execution_id)
+        assert all(s.attempt == 1 for s in record.steps)  # an interruption is no attempt
+    delays = await resumed_after(engine, ids, killed_at)
+    assert len(delays) == RUNS
+    report("SIGKILL worker", delays)
+    assert max(delays) < 15
+
+
+async def test_sigkill_the_api_during_immediate_runs_and_a_worker_finishes_them(
+    settings: Any, engine: AsyncEngine, counter: tuple[CountingPeer, str]
+) -> None:
+    peer, url = counter
+    repo = Repository(engine)
+    body = {"workflow": http_chain(url, 4, delay_ms=300), "input": {}, "mode": "immediate"}
+    with api_process(settings) as (api, base):
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            requests = [
+                asyncio.create_task(client.post("/workflow/run", json=body)) for _ in range(5)
+            ]
+            ids: list[UUID] = []
+            for _ in range(300):
+                page = (await client.get("/executions")).json()["items"]
+                if len(page) == 5 and all(p["status"] == "running" for p in page):
+                    ids = [UUID(p["executionId"]) for p in page]
+                    break
+                await asyncio.sleep(0.02)
+            assert len(ids) == 5, "the API did not accept the runs"
+            await asyncio.sleep(0.4)  # a step done, the next in flight
+            api.send_signal(signal.SIGKILL)
+            api.wait()
+            killed_at = utcnow()
+            for request in requests:  # their clients see the connection drop
+                assert isinstance(
+                    (await asyncio.gather(request, return_exceptions=True))[0], Exception
+                )
+
+    done_before = await step_statuses(repo, ids)
+    with worker_process(settings):
+        await wait_all(repo, ids, Status.COMPLETED, timeout_s=45)
+    for execution_id in ids:
+        for node, status in done_before[execution_id].items():
+            if status == "completed":
+                assert peer.hits[f"{execution_id}:{node}"] == 1
+    delays = await resumed_after(engine, ids, killed_at)
+    report("SIGKILL API", delays)
+    assert len(delays) == 5 and max(delays) < 15
