@@ -1,0 +1,142 @@
+"""Redis restarted empty, Postgres stopped under load: 503s meanwhile, nothing accepted lost.
+
+Each test runs its own throwaway server (see tests/support/throwaway.py), never the
+machine's shared ones."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from arq import create_pool
+from sqlalchemy import text
+
+from app.config import Settings
+from app.engine.status import Status
+from app.execution.queue import ArqQueue
+from app.store.database import make_engine, upgrade_schema
+from app.store.repository import Repository
+from tests.chaos.conftest import wait_all
+from tests.support.executions import insert_pending
+from tests.support.throwaway import ThrowawayPostgres, ThrowawayRedis, postgres_bin
+from tests.support.workers import api_process, worker_process
+from worker.settings import redis_settings
+
+TWO_STEPS = {
+    "nodes": [
+        {"id": "a", "type": "transform", "params": {"v": 1}},
+        {"id": "b", "type": "delay", "params": {"ms": 100}, "dependsOn": ["a"]},
+    ]
+}
+
+
+@pytest.fixture
+def throwaway_redis() -> Iterator[ThrowawayRedis]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    server = ThrowawayRedis()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+async def throwaway_pg() -> AsyncIterator[ThrowawayPostgres]:
+    if postgres_bin() is None:
+        pytest.skip("the Postgres server binaries are not installed")
+    server = ThrowawayPostgres()
+    try:
+        await asyncio.to_thread(server.init)
+        await asyncio.to_thread(server.start)
+        await upgrade_schema(server.url())
+        yield server
+    finally:
+        await asyncio.to_thread(server.remove)
+
+
+async def test_queued_runs_survive_a_redis_restart(
+    settings: Settings, throwaway_redis: ThrowawayRedis, engine: Any
+) -> None:
+    settings = settings.model_copy(
+        update={"redis_url": throwaway_redis.url, "reconcile_pending_grace_ms": 500}
+    )
+    repo = Repository(engine)
+    with worker_process(settings):  # proves the queue works, then leaves
+        pass
+    ids = [await insert_pending(repo, TWO_STEPS) for _ in range(10)]
+    pool = await create_pool(redis_settings(settings))
+    for execution_id in ids:
+        await ArqQueue(pool, settings.queue_name).enqueue(execution_id)
+    await pool.aclose()
+
+    throwaway_redis.stop()  # no persistence: every queued job is gone
+    throwaway_redis.start()
+    with worker_process(settings, TURNOUT_RECONCILE_PENDING_GRACE_MS="500"):
+        await wait_all(repo, ids, Status.COMPLETED, timeout_s=30)
+
+
+async def test_postgres_down_gives_503_and_every_accepted_run_completes(
+    settings: Settings, throwaway_pg: ThrowawayPostgres
+) -> None:
+    settings = settings.model_copy(update={"database_url": throwaway_pg.url()})
+    body = {"workflow": TWO_STEPS, "input": {}, "mode": "queued"}
+    accepted: list[UUID] = []
+    answers: Counter[int] = Counter()
+    slowest = 0.0
+
+    async def load(client: httpx.AsyncClient, until: float) -> None:
+        nonlocal slowest
+        while time.monotonic() < until:
+            start = time.monotonic()
+            try:
+                response = await client.post("/workflow/run", json=body)
+            except httpx.HTTPError:
+                answers[0] += 1
+                continue
+            slowest = max(slowest, time.monotonic() - start)
+            answers[response.status_code] += 1
+            if response.status_code == 202:
+                accepted.append(UUID(response.json()["executionId"]))
+            elif response.status_code == 503:
+                assert response.headers.get("retry-after")
+                assert response.json()["error"]["code"] == "service_unavailable"
+            await asyncio.sleep(0.05)
+
+    with worker_process(settings), api_process(settings) as (_, base):
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            loader = asyncio.create_task(load(client, time.monotonic() + 9))
+            await asyncio.sleep(2)
+            await asyncio.to_thread(throwaway_pg.stop)
+            await asyncio.sleep(1)
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["database"].startswith("down")
+            await asyncio.sleep(2)
+            await asyncio.to_thread(throwaway_pg.start)
+            await loader
+            assert answers[503] > 0, answers  # the outage was seen, as 503s
+            assert set(answers) <= {202, 503}, answers  # never a 500, never a dropped request
+            assert slowest < 10  # and never a hung one
+            engine = make_engine(settings.database_url)
+            try:
+                repo = Repository(engine)
+                await wait_all(repo, accepted, Status.COMPLETED, timeout_s=60)
+                async with engine.connect() as conn:
+                    total = (
+                        await conn.execute(text("SELECT count(*) FROM workflow_executions"))
+                    ).scalar_one()
+            finally:
+                with contextlib.suppress(Exception):
+                    await engine.dispose()
+    assert total == len(accepted)  # nothing half-created by the failed submissions
+    print(f"Postgres outage: {dict(answers)}; {len(accepted)} accepted, all completed")
