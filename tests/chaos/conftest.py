@@ -100,9 +100,8 @@ async def resumed_after(engine: AsyncEngine, ids: list[UUID], since: datetime) -
 
 
 def report(label: str, delays: list[float]) -> str:
-    line = (
-        f"{label}: {len(delays)} resumed; from the kill: median {statistics.median(delays):.2f} s, "
-        f"max {max(delays):.2f} s"
-    )
+    median = statistics.median(delays)
+    line = f"{label}: {len(delays)} resumed; from the signal: median {median:.2f} s, max "
+    line += f"{max(delays):.2f} s"
     print(line)
     return line

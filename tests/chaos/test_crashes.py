@@ -106,3 +106,32 @@ async def test_sigkill_the_api_during_immediate_runs_and_a_worker_finishes_them(
     delays = await resumed_after(engine, ids, killed_at)
     report("SIGKILL API", delays)
     assert len(delays) == 5 and max(delays) < 15
+
+
+async def test_sigterm_a_worker_process_requeues_its_runs_at_once(
+    settings: Any, engine: AsyncEngine, counter: tuple[CountingPeer, str], enqueue: Any
+) -> None:
+    peer, url = counter
+    repo = Repository(engine)
+    ids = [await insert_pending(repo, http_chain(url, 4, delay_ms=400)) for _ in range(5)]
+    for execution_id in ids:
+        await enqueue(execution_id)
+    with worker_process(settings, TURNOUT_SHUTDOWN_GRACE_MS="2000") as leaving:
+        for _ in range(300):
+            states = await step_statuses(repo, ids)
+            if all("running" in s.values() for s in states.values()):
+                break
+            await asyncio.sleep(0.02)
+        stopped_at = utcnow()
+        leaving.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(leaving.wait, 10)
+        exit_s = (utcnow() - stopped_at).total_seconds()
+    assert exit_s < 2 + 2  # the in-flight calls (400 ms) finished within the grace
+    for execution_id in ids:
+        record = await repo.get_execution(execution_id, steps=False)
+        assert record.status == Status.PENDING and record.lease_owner is None
+    with worker_process(settings):
+        await wait_all(repo, ids, Status.COMPLETED, timeout_s=30)
+    assert all(calls == 1 for calls in peer.hits.values())  # nothing was cut off or re-run
+    delays = await resumed_after(engine, ids, stopped_at)
+    report("SIGTERM worker", delays)
