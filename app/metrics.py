@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EXECUTIONS_SUBMITTED = Counter(
     "turnout_executions_submitted_total", "Executions accepted, by track.", ["mode"]
@@ -21,3 +21,4 @@ EXECUTIONS_RECOVERED = Counter(
     "turnout_executions_recovered_total",
     "Orphaned executions (lost job, expired lease) re-enqueued by the reconciler.",
 )
+STREAMS_OPEN = Gauge("turnout_sse_streams_open", "SSE streams open in this process.")

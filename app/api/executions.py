@@ -8,8 +8,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import RepoDep
+from app.api.deps import RepoDep, RuntimeDep
 from app.api.schemas import execution_resource
+from app.engine.status import Status
 from app.store.records import ExecutionFilter
 
 router = APIRouter(tags=["executions"])
@@ -18,8 +19,13 @@ StatusName = Literal["pending", "running", "paused", "waiting", "completed", "fa
 
 
 @router.get("/execution/{execution_id}", summary="Get an execution")
-async def get_execution(execution_id: UUID, repo: RepoDep) -> dict[str, Any]:
-    return execution_resource(await repo.get_execution(execution_id))
+async def get_execution(execution_id: UUID, runtime: RuntimeDep) -> dict[str, Any]:
+    record = await runtime.repo.get_execution(execution_id)
+    resource = execution_resource(record)
+    if record.status == Status.PENDING:
+        # 1 = the next to be picked up; null when its job is not in the queue right now.
+        resource["queuePosition"] = await runtime.queue.position(execution_id)
+    return resource
 
 
 @router.get("/executions", summary="List executions, newest first")

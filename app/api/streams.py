@@ -1,7 +1,10 @@
-"""Server-sent events: `GET /execution/{id}/stream`."""
+"""Server-sent events: one execution's stream, and the global feed of all executions."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
@@ -11,9 +14,16 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.api.deps import RuntimeDep
 from app.errors import RequestInvalid
+from app.events.bus import FEED
 from app.events.stream import event_json, execution_events
+from app.metrics import STREAMS_OPEN
+from app.runtime import Runtime
+from app.store.records import EventRecord
 
 router = APIRouter(tags=["streams"])
+
+# While an execution waits in the queue, its stream says where it stands this often.
+QUEUE_TICK_S = 2.0
 
 
 def _resume_point(last_event_id: str | None, after: int | None) -> int:
@@ -22,6 +32,10 @@ def _resume_point(last_event_id: str | None, after: int | None) -> int:
             raise RequestInvalid("Last-Event-ID must be an event seq (a whole number)")
         return int(last_event_id)
     return after or 0
+
+
+def _frame(event: EventRecord) -> ServerSentEvent:
+    return ServerSentEvent(data=event_json(event), event=event.type, id=str(event.seq))
 
 
 @router.get(
@@ -37,10 +51,76 @@ async def stream_execution(
 ) -> EventSourceResponse:
     start = _resume_point(last_event_id, after)
     await runtime.repo.get_execution(execution_id, steps=False)  # 404 before streaming
+    return EventSourceResponse(
+        _execution_frames(runtime, execution_id, start),
+        ping=runtime.settings.sse_heartbeat_s,
+        headers={"X-Accel-Buffering": "no"},
+    )
 
+
+async def _execution_frames(
+    runtime: Runtime, execution_id: UUID, start: int
+) -> AsyncIterator[ServerSentEvent]:
+    """The events, plus `queue` frames (no id, not stored) while the execution waits."""
+    loop = asyncio.get_running_loop()
+    events = execution_events(runtime.repo, runtime.bus, execution_id, start)
+    next_check: float | None = loop.time()  # when to look up the queue position; None: not queued
+    STREAMS_OPEN.inc()
+    try:
+        while True:
+            upcoming = asyncio.ensure_future(anext(events))
+            try:
+                while next_check is not None:
+                    timeout = max(0.0, next_check - loop.time())
+                    done, _ = await asyncio.wait({upcoming}, timeout=timeout)
+                    if done:
+                        break
+                    position = await runtime.queue.position(execution_id)
+                    if position is None:
+                        next_check = None
+                        break
+                    next_check = loop.time() + QUEUE_TICK_S
+                    yield ServerSentEvent(
+                        data=json.dumps({"queuePosition": position}), event="queue"
+                    )
+                event = await upcoming
+            except StopAsyncIteration:
+                return
+            finally:
+                if not upcoming.done():
+                    upcoming.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                        await upcoming
+            if event.type in _LEAVES_QUEUE:
+                next_check = None
+            elif event.type in _ENTERS_QUEUE:
+                next_check = loop.time()
+            yield _frame(event)
+    finally:
+        STREAMS_OPEN.dec()
+        await events.aclose()
+
+
+_LEAVES_QUEUE = frozenset({"execution.started", "execution.paused", "execution.waiting"})
+_ENTERS_QUEUE = frozenset({"execution.promoted", "execution.resumed"})
+
+
+@router.get(
+    "/executions/stream",
+    summary="The global feed (SSE): every execution's creation and status changes, live",
+    response_class=EventSourceResponse,
+)
+async def stream_all(runtime: RuntimeDep) -> EventSourceResponse:
     async def frames() -> AsyncIterator[ServerSentEvent]:
-        async for event in execution_events(runtime.repo, runtime.bus, execution_id, start):
-            yield ServerSentEvent(data=event_json(event), event=event.type, id=str(event.seq))
+        STREAMS_OPEN.inc()
+        try:
+            async with runtime.bus.subscribe(FEED) as live:
+                while True:
+                    event = await live.get()
+                    # No id: the feed is live only (a dashboard lists executions first).
+                    yield ServerSentEvent(data=event_json(event), event=event.type)
+        finally:
+            STREAMS_OPEN.dec()
 
     return EventSourceResponse(
         frames(), ping=runtime.settings.sse_heartbeat_s, headers={"X-Accel-Buffering": "no"}

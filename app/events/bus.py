@@ -11,6 +11,14 @@ from uuid import UUID
 
 from app.store.records import EventRecord
 
+# Subscribe to this id for the global feed: every execution-level event of every execution.
+FEED = UUID(int=0)
+
+
+def in_feed(event: EventRecord) -> bool:
+    """Execution-level events (created, started, completed, ...) go to the global feed."""
+    return event.type.startswith("execution.")
+
 
 class EventBus(Protocol):
     """Publishes committed events; subscribers get them live (the database is the truth)."""
@@ -33,10 +41,12 @@ class InProcessBus:
 
     async def publish(self, events: Sequence[EventRecord]) -> None:
         self.deliver(events)
+        self.deliver([e for e in events if in_feed(e)], feed=True)
 
-    def deliver(self, events: Sequence[EventRecord]) -> None:
+    def deliver(self, events: Sequence[EventRecord], *, feed: bool = False) -> None:
+        """To the streams of each event's execution, or (`feed`) to the global feed's."""
         for event in events:
-            for queue in self._subs.get(event.execution_id, ()):
+            for queue in self._subs.get(FEED if feed else event.execution_id, ()):
                 if queue.qsize() < self._max_queue:  # a stuck reader catches up from the store
                     queue.put_nowait(event)
 

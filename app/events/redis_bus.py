@@ -14,7 +14,7 @@ from uuid import UUID
 
 from redis.asyncio import Redis
 
-from app.events.bus import InProcessBus
+from app.events.bus import FEED, InProcessBus, in_feed
 from app.store.records import EventRecord
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,10 @@ class RedisBus:
         self._confirm: dict[str, asyncio.Future[None]] = {}
         self._lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
+        self.feed_channel = self.channel(FEED)
 
     def channel(self, execution_id: UUID) -> str:
-        return f"{self.prefix}:events:{execution_id}"
+        return f"{self.prefix}:events:{'feed' if execution_id == FEED else execution_id}"
 
     async def publish(self, events: Sequence[EventRecord]) -> None:
         by_execution: dict[UUID, list[EventRecord]] = {}
@@ -72,6 +73,9 @@ class RedisBus:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for execution_id, group in by_execution.items():
                     pipe.publish(self.channel(execution_id), encode(group))
+                feed = [e for e in events if in_feed(e)]
+                if feed:
+                    pipe.publish(self.channel(FEED), encode(feed))
                 await pipe.execute()
         except Exception:
             # Live delivery is best effort; streams catch up from the store.
@@ -137,7 +141,7 @@ class RedisBus:
             if future is not None and not future.done():
                 future.set_result(None)
         elif message["type"] == "message":
-            self.local.deliver(decode(message["data"]))
+            self.local.deliver(decode(message["data"]), feed=channel == self.feed_channel)
 
     @property
     def subscriber_count(self) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 from uuid import UUID
 
@@ -28,12 +28,14 @@ def event_json(event: EventRecord) -> str:
 
 async def execution_events(
     repo: Repository, bus: EventBus, execution_id: UUID, after: int
-) -> AsyncIterator[EventRecord]:
+) -> AsyncGenerator[EventRecord, None]:
     """Every event with seq > `after`, in order, ending after the terminal one.
 
     Subscribe first, then read the backlog, then skip what the backlog already had: an
     event committed during the backlog read arrives live and is dropped as a duplicate, and
-    a live event that jumps ahead (a slow reader overflowed) is filled in from the store."""
+    a live event that jumps ahead (a slow reader overflowed) is filled in from the store.
+    In the backlog, a terminal event ends the stream only if it is the newest one: after a
+    retry, the same execution goes on with a new attempt on the same stream."""
     last = after
     async with bus.subscribe(execution_id) as live:
         while True:  # backlog, page by page; holds a connection only while reading
@@ -41,9 +43,9 @@ async def execution_events(
             for event in page:
                 yield event
                 last = event.seq
-                if event.type in TERMINAL_EVENTS:
-                    return
             if len(page) < BACKLOG_PAGE:
+                if page and page[-1].type in TERMINAL_EVENTS:
+                    return
                 break
         while True:
             event = await live.get()

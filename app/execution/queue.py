@@ -47,6 +47,10 @@ class ExecutionQueue(Protocol):
         """True for one caller per `ttl_ms` across every process sharing the queue."""
         ...
 
+    async def position(self, execution_id: UUID) -> int | None:
+        """1 for the next job to be picked; None when no job of it waits."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -113,6 +117,17 @@ class ArqQueue:
     async def lead(self, name: str, ttl_ms: int) -> bool:
         return bool(await self.pool.set(f"{self.queue_name}:lead:{name}", 1, px=ttl_ms, nx=True))
 
+    async def position(self, execution_id: UUID) -> int | None:
+        job_id = await self.pool.get(self._marker(execution_id))
+        if job_id is None:
+            return None
+        async with self.pool.pipeline(transaction=False) as pipe:
+            pipe.zrank(self.queue_name, job_id)
+            pipe.exists(in_progress_key_prefix + job_id.decode())
+            rank, taken = await pipe.execute()
+        # Jobs being picked up right now still count as ahead: arq drops them when done.
+        return None if rank is None or taken else int(rank) + 1
+
     async def close(self) -> None:
         await self.pool.aclose()
 
@@ -148,6 +163,13 @@ class InProcessQueue:
 
     async def lead(self, name: str, ttl_ms: int) -> bool:
         return True  # one process: always the leader
+
+    async def position(self, execution_id: UUID) -> int | None:
+        mine = [entry for entry in self._heap if entry[2] == execution_id]
+        if not mine:
+            return None
+        first = min(mine)
+        return sum(1 for entry in self._heap if entry < first) + 1
 
     async def _serve(self) -> None:
         while True:

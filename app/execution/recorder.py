@@ -40,6 +40,7 @@ class Recorder:
         heartbeat_ms: int,
         flush_interval_ms: int,
         progress_done: int,
+        progress_total: int = 0,
     ) -> None:
         self.repo = repo
         self.bus = bus
@@ -50,6 +51,7 @@ class Recorder:
         self.heartbeat_s = heartbeat_ms / 1000
         self.flush_interval_s = flush_interval_ms / 1000
         self.progress_done = progress_done
+        self.progress_total = progress_total
         self.lost = False
         self._dirty: dict[str, StepState] = {}
         self._events: list[tuple[str, dict[str, Any]]] = []
@@ -76,15 +78,16 @@ class Recorder:
         self, step: StepState, event: str | None, data: dict[str, Any], *, durable: bool
     ) -> None:
         self._dirty[step.key] = step
+        if step.item_index is None and step.status in STEP_DONE and step.key not in self._counted:
+            self._counted.add(step.key)
+            self.progress_done += 1
         if event is not None:
             payload = {"nodeId": step.node_id, "stepKey": step.key, **data}
             if step.item_index is not None:
                 payload["itemIndex"] = step.item_index
+            payload["progress"] = {"done": self.progress_done, "total": self.progress_total}
             self._events.append((event, payload))
             self._event_times.append(utcnow())
-        if step.item_index is None and step.status in STEP_DONE and step.key not in self._counted:
-            self._counted.add(step.key)
-            self.progress_done += 1
         if self._dirty_since is None:
             self._dirty_since = time.monotonic()
         if durable:

@@ -78,6 +78,7 @@ class ExecutionSession:
             heartbeat_ms=self.settings.heartbeat_ms,
             flush_interval_ms=self.settings.checkpoint_interval_ms,
             progress_done=record.progress_done,
+            progress_total=record.progress_total,
         )
         started = time.monotonic()
         timer = self._arm_timeout(record, control)

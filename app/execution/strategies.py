@@ -14,7 +14,7 @@ from app.events.bus import EventBus
 from app.execution.jobs import ActiveRuns
 from app.execution.queue import ExecutionQueue
 from app.execution.session import ExecutionSession, schedule_next
-from app.store.records import ExecutionRecord, NewExecution
+from app.store.records import EventRecord, ExecutionRecord, NewExecution
 from app.store.repository import Repository
 from app.workflows.graph import CompiledWorkflow
 
@@ -26,6 +26,16 @@ class Started:
     record: ExecutionRecord
     finished: bool  # True: the response carries the final state (200); False: 202
     created: bool = True
+
+
+def first_events(
+    record: ExecutionRecord, events: list[tuple[str, dict[str, Any]]]
+) -> list[EventRecord]:
+    """The events a creation stored (seq 1, 2, ...), to publish live after the commit."""
+    return [
+        EventRecord(record.id, seq, kind, data, record.created_at)
+        for seq, (kind, data) in enumerate(events, start=1)
+    ]
 
 
 def created_event(new: NewExecution) -> tuple[str, dict[str, Any]]:
@@ -52,9 +62,11 @@ class QueuedExecutionStrategy:
     async def start(self, new: NewExecution, compiled: CompiledWorkflow) -> Started:
         new.status = Status.PENDING
         new.execution_mode = "queued"
-        record, created = await self.repo.create_execution(new, [created_event(new)])
+        events = [created_event(new)]
+        record, created = await self.repo.create_execution(new, events)
         if not created:
             return Started(record, finished=False, created=False)
+        await self.bus.publish(first_events(record, events))
         try:
             await self.queue.enqueue(record.id, priority=record.priority)
         except Exception:
@@ -95,6 +107,7 @@ class ImmediateExecutionStrategy:
         record, created = await self.repo.create_execution(new, events)
         if not created:
             return Started(record, finished=record.status != Status.PENDING, created=False)
+        await self.bus.publish(first_events(record, events))
         control = RunControl()
         budget_ms = self.settings.immediate_budget_ms
         if record.timeout_ms is not None:

@@ -46,6 +46,9 @@ class VisibilityCheckingQueue:
     async def lead(self, name: str, ttl_ms: int) -> bool:
         return True
 
+    async def position(self, execution_id: uuid.UUID) -> int | None:
+        return None
+
     async def close(self) -> None:
         return None
 
