@@ -75,7 +75,7 @@ class RedisBus:
                     pipe.publish(self.channel(execution_id), encode(group))
                 feed = [e for e in events if in_feed(e)]
                 if feed:
-                    pipe.publish(self.channel(FEED), encode(feed))
+                    pipe.publish(self.feed_channel, encode(feed))
                 await pipe.execute()
         except Exception:
             # Live delivery is best effort; streams catch up from the store.

@@ -37,14 +37,15 @@ async def execution_events(
     In the backlog, a terminal event ends the stream only if it is the newest one: after a
     retry, the same execution goes on with a new attempt on the same stream."""
     last = after
+    newest: EventRecord | None = None
     async with bus.subscribe(execution_id) as live:
         while True:  # backlog, page by page; holds a connection only while reading
             page = await repo.events_after(execution_id, last, BACKLOG_PAGE)
-            for event in page:
-                yield event
-                last = event.seq
+            for newest in page:
+                yield newest
+                last = newest.seq
             if len(page) < BACKLOG_PAGE:
-                if page and page[-1].type in TERMINAL_EVENTS:
+                if newest is not None and newest.type in TERMINAL_EVENTS:
                     return
                 break
         while True:

@@ -218,3 +218,15 @@ async def test_a_retried_execution_streams_its_new_attempt_on_the_same_stream(
     # The first attempt's terminal event does not end a stream that has more to say.
     assert events.count("execution.failed") == 2 and events[-1] == "execution.failed"
     assert "execution.resumed" in events
+
+
+async def test_a_finished_stream_ends_when_its_events_fill_whole_backlog_pages(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    execution_id = await submit(client, steps(2), mode="immediate")
+    path = f"/execution/{execution_id}/stream"
+    total = len(await read_stream(client, path))
+    for page in (1, total // 2 if total % 2 == 0 else total, total):
+        monkeypatch.setattr("app.events.stream.BACKLOG_PAGE", page)
+        received = await asyncio.wait_for(read_stream(client, path), 10)
+        assert seqs(received) == list(range(1, total + 1))
