@@ -69,7 +69,11 @@ async def run_peer(sizes: Sizes, progress: Progress) -> list[Metric]:
     try:
         python = await asyncio.to_thread(ensure_venv, progress)
         progress("PEER: Prefect 3 flows (W3 shape, W2 shape)")
-        result = await asyncio.to_thread(_run_flows, python, sizes)
+        try:
+            result = await asyncio.to_thread(_run_flows, python, sizes)
+        except RuntimeError as first:  # Prefect's temporary server sometimes fails to start
+            progress(f"PEER: first attempt failed ({str(first)[-200:]!r}); once more")
+            result = await asyncio.to_thread(_run_flows, python, sizes)
     except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
         note = f"peer unavailable: {type(exc).__name__}: {str(exc)[:300]}"
         progress(note)
