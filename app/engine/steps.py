@@ -17,8 +17,8 @@ from app.engine.status import StepStatus
 from app.errors import ModeNotSupported, ParamsInvalid, StepError, StepTimeout, TurnoutError
 from app.nodes.base import NodeContext, NodeType, Services, Suspend
 from app.nodes.registry import NodeRegistry
-from app.workflows.expressions import Template, compile_template
 from app.workflows.model import RetryPolicy
+from app.workflows.templates import Template, compile_template
 
 log = logging.getLogger(__name__)
 

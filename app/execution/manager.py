@@ -22,7 +22,8 @@ from app.metrics import EXECUTIONS_SUBMITTED
 from app.nodes.registry import NodeRegistry
 from app.store.records import ExecutionRecord, NewExecution
 from app.store.repository import Repository
-from app.workflows.graph import compile_workflow, validate_input
+from app.workflows.graph import compile_workflow
+from app.workflows.problems import validate_input
 
 log = logging.getLogger(__name__)
 

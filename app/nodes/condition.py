@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field
 
 from app.errors import ExpressionError
 from app.nodes.base import BaseNode, NodeContext, Params
-from app.workflows.expressions import ExpressionSyntaxError, compile_expression
+from app.workflows.evaluator import ExpressionSyntaxError
+from app.workflows.expressions import compile_expression
 
 
 class ConditionParams(Params):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import gc
-import heapq
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,64 +11,23 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, SchemaError
 from pydantic import TypeAdapter, ValidationError
-from referencing.exceptions import Unresolvable
 
 from app.errors import PayloadTooLarge, WorkflowInvalid
 from app.nodes.base import NodeType
 from app.nodes.registry import NodeRegistry
-from app.workflows.expressions import (
-    RESERVED_NAMES,
-    Expression,
-    ExpressionSyntaxError,
-    Path,
-    Template,
-    compile_expression,
-    compile_template,
-)
+from app.workflows.dag import find_cycle, topological_order
+from app.workflows.evaluator import RESERVED_NAMES, ExpressionSyntaxError, Path
+from app.workflows.expressions import Expression, compile_expression
 from app.workflows.model import NodeDefinition, RetryPolicy, WorkflowDefinition
+from app.workflows.problems import Loc, Problem
+from app.workflows.templates import Template, compile_template
 
-Loc = tuple[str | int, ...]
 ITEM_NAMES = frozenset({"item", "index"})  # defined only inside a foreach node template
 GLOBAL_NAMES = RESERVED_NAMES - ITEM_NAMES
 NODE_TEMPLATE_KEYS = ("type", "params", "retry", "timeout")
 MAX_TIMEOUT_MS = 30 * 86_400_000
 _NODE_LIST = TypeAdapter(list[NodeDefinition])
 _ID_RULE = "a node id starts with a letter or '_' and has only letters, digits and '_' (<= 128)"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a workflow or its input, and where."""
-
-    loc: Loc
-    code: str
-    message: str
-    node_id: str | None = None
-    cycle: tuple[str, ...] = ()  # for code "cycle": the node ids around it
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {
-            "loc": list(self.loc),
-            "field": _field(self.loc),
-            "code": self.code,
-            "message": self.message,
-            "nodeId": self.node_id,
-        }
-        if self.cycle:
-            out["cycle"] = list(self.cycle)
-        return out
-
-
-def _field(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif not out:
-            out = part
-        else:
-            out += f".{part}" if part.isidentifier() else f"[{part!r}]"
-    return out
 
 
 @dataclass(frozen=True)
@@ -346,46 +304,14 @@ class _Checker:
         return f"; did you mean '{close[0]}'?" if close else ""
 
     def order(self, graph: dict[str, frozenset[str]]) -> list[str] | None:
-        """Kahn's algorithm, earliest-defined first; reports one cycle if there is any."""
-        index = self.ids
-        waiting = {node_id: len(deps) for node_id, deps in graph.items()}
-        dependents: dict[str, list[str]] = {node_id: [] for node_id in graph}
-        for node_id, deps in graph.items():
-            for dep in deps:
-                dependents[dep].append(node_id)
-        ready = [(index[node_id], node_id) for node_id, deps in graph.items() if not deps]
-        heapq.heapify(ready)
-        order: list[str] = []
-        while ready:
-            node_id = heapq.heappop(ready)[1]
-            order.append(node_id)
-            for child in dependents[node_id]:
-                waiting[child] -= 1
-                if not waiting[child]:
-                    heapq.heappush(ready, (index[child], child))
-        if len(order) < len(graph):
-            self.report_cycle(graph, {node_id for node_id, n in waiting.items() if n})
-            return None
+        """The run order, earliest-defined first; reports one cycle if there is any."""
+        order, stuck = topological_order(graph, self.ids)
+        if order is None:
+            cycle = find_cycle(graph, stuck, self.ids)
+            message = "cycle: " + " -> ".join([*cycle, cycle[0]])
+            loc: Loc = ("nodes", self.ids[cycle[0]])
+            self.problems.append(Problem(loc, "cycle", message, cycle[0], tuple(cycle)))
         return order
-
-    def report_cycle(self, graph: dict[str, frozenset[str]], stuck: set[str]) -> None:
-        # Every stuck node waits on a stuck dependency: walking those must loop (no recursion).
-        def first(ids: set[str] | list[str]) -> str:
-            return min(ids, key=self.ids.__getitem__)
-
-        node_id = first(stuck)
-        seen: dict[str, int] = {}
-        walk: list[str] = []
-        while node_id not in seen:
-            seen[node_id] = len(walk)
-            walk.append(node_id)
-            node_id = first({dep for dep in graph[node_id] if dep in stuck})
-        cycle = walk[seen[node_id] :][::-1]  # reversed: each node feeds the next
-        start = cycle.index(first(cycle))
-        cycle = cycle[start:] + cycle[:start]
-        message = "cycle: " + " -> ".join([*cycle, cycle[0]])
-        loc: Loc = ("nodes", self.ids[cycle[0]])
-        self.problems.append(Problem(loc, "cycle", message, cycle[0], tuple(cycle)))
 
     def input_schema(self, schema: Any) -> None:
         if isinstance(schema, Mapping):
@@ -452,15 +378,3 @@ def _compile(
         output=output_template,
         roots=tuple(node_id for node_id in order if not graph[node_id]),
     )
-
-
-def validate_input(schema: dict[str, Any] | None, data: Any) -> list[Problem]:
-    """Every way `data` breaks the JSON Schema (Draft 2020-12, formats checked)."""
-    if schema is None:
-        return []
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-    try:
-        errors = list(validator.iter_errors(data))
-    except (SchemaError, Unresolvable) as exc:
-        return [Problem(("inputSchema",), "invalid_schema", f"inputSchema cannot be used: {exc}")]
-    return [Problem(("input", *e.absolute_path), "invalid_input", e.message) for e in errors]

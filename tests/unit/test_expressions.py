@@ -10,13 +10,10 @@ from typing import Any
 import pytest
 
 from app.errors import ExpressionError
-from app.workflows import expressions
-from app.workflows.expressions import (
-    ExpressionSyntaxError,
-    compile_expression,
-    compile_template,
-    is_whole_template,
-)
+from app.workflows import evaluator
+from app.workflows.evaluator import ExpressionSyntaxError
+from app.workflows.expressions import compile_expression
+from app.workflows.templates import compile_template, is_whole_template
 
 SCOPE: dict[str, Any] = {
     "input": {"api": "https://api.test", "orderId": 7, "name": "Bob", "none": None},
@@ -218,7 +215,7 @@ def test_unsafe_or_malformed_expression_is_rejected_at_compile(source: str, mess
 
 
 def test_evaluation_time_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(expressions, "MAX_EVAL_SECONDS", 0.0)
+    monkeypatch.setattr(evaluator, "MAX_EVAL_SECONDS", 0.0)
     with pytest.raises(ExpressionError, match="took longer than"):
         evaluate("[x + 1 for x in [0] * 2000]")
 

@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.errors import PayloadTooLarge, WorkflowInvalid
 from app.nodes.base import BaseNode, NodeContext, Params
 from app.nodes.registry import NodeRegistry
-from app.workflows.graph import CompiledWorkflow, Problem, compile_workflow, validate_input
+from app.workflows.graph import CompiledWorkflow, compile_workflow
 from app.workflows.model import WorkflowDefinition
+from app.workflows.problems import Problem, validate_input
 
 
 class FetchParams(Params):
