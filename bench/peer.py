@@ -50,6 +50,8 @@ def _run_flows(python: Path, sizes: Sizes) -> dict[str, list[float]]:
             "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "true",
             "PREFECT_LOGGING_LEVEL": "WARNING",
             "DO_NOT_TRACK": "1",
+            # Its temporary server can take over 20 s (the default) to start on a busy box.
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
         env.pop("PREFECT_API_URL", None)

@@ -17,6 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from app.config import Settings
 from app.store.database import make_engine, upgrade_schema
+from tests.support.throwaway import throwaway_redis  # noqa: F401 (a fixture for all tests)
 
 PG_BASE_URL = os.environ.get(
     "TURNOUT_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -23,16 +22,6 @@ QUEUED = {
     "input": {},
     "mode": "queued",
 }
-
-
-@pytest.fixture
-def throwaway_redis() -> Iterator[ThrowawayRedis]:
-    server = ThrowawayRedis()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.remove()
 
 
 async def test_submissions_while_redis_is_down_run_when_it_returns(

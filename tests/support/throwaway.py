@@ -11,8 +11,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from redis import Redis
 
 
@@ -58,6 +60,19 @@ class ThrowawayRedis:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def throwaway_redis() -> Iterator[ThrowawayRedis]:
+    """A redis-server of the test's own, removed after it."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    server = ThrowawayRedis()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
 
 
 def postgres_bin() -> Path | None:
