@@ -22,8 +22,10 @@ from app.store.records import EventRecord
 
 router = APIRouter(tags=["streams"])
 
-# While an execution waits in the queue, its stream says where it stands this often.
+# While an execution waits in the queue, its stream says where it stands this often; the
+# first time shortly after connecting, so a run that starts at once costs no lookup.
 QUEUE_TICK_S = 2.0
+QUEUE_FIRST_S = 0.05
 
 
 def _resume_point(last_event_id: str | None, after: int | None) -> int:
@@ -50,7 +52,7 @@ async def stream_execution(
     after: Annotated[int | None, Query(ge=0)] = None,
 ) -> EventSourceResponse:
     start = _resume_point(last_event_id, after)
-    await runtime.repo.get_execution(execution_id, steps=False)  # 404 before streaming
+    await runtime.repo.get_status(execution_id)  # 404 before streaming
     return EventSourceResponse(
         _execution_frames(runtime, execution_id, start),
         ping=runtime.settings.sse_heartbeat_s,
@@ -64,7 +66,8 @@ async def _execution_frames(
     """The events, plus `queue` frames (no id, not stored) while the execution waits."""
     loop = asyncio.get_running_loop()
     events = execution_events(runtime.repo, runtime.bus, execution_id, start)
-    next_check: float | None = loop.time()  # when to look up the queue position; None: not queued
+    # When to look up the queue position next; None while not queued.
+    next_check: float | None = loop.time() + QUEUE_FIRST_S
     STREAMS_OPEN.inc()
     try:
         while True:
@@ -94,7 +97,7 @@ async def _execution_frames(
             if event.type in _LEAVES_QUEUE:
                 next_check = None
             elif event.type in _ENTERS_QUEUE:
-                next_check = loop.time()
+                next_check = loop.time() + QUEUE_FIRST_S
             yield _frame(event)
     finally:
         STREAMS_OPEN.dec()

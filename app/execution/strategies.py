@@ -66,12 +66,12 @@ class QueuedExecutionStrategy:
         record, created = await self.repo.create_execution(new, events)
         if not created:
             return Started(record, finished=False, created=False)
-        await self.bus.publish(first_events(record, events))
         try:
             await self.queue.enqueue(record.id, priority=record.priority)
         except Exception:
             # The row is committed: the reconciler enqueues it when the queue is back.
             log.exception("enqueue failed", extra={"execution_id": str(record.id)})
+        await self.bus.publish(first_events(record, events))  # after: the job goes first
         return Started(record, finished=False)
 
 

@@ -102,6 +102,14 @@ class ExecutionStore(StoreBase):
             record = execution_record(row)
             return await self._with_steps(conn, record) if steps else record
 
+    async def get_status(self, execution_id: UUID) -> str:
+        """The status alone (a stream's 404 check): not the row's JSON columns."""
+        async with self.engine.connect() as conn:
+            status = await conn.scalar(select(E.c.status).where(E.c.id == execution_id))
+        if status is None:
+            raise ExecutionNotFound(f"no execution with id {execution_id}")
+        return str(status)
+
     async def list_executions(
         self, flt: ExecutionFilter, *, limit: int, cursor: str | None
     ) -> tuple[list[ExecutionRecord], str | None]:
