@@ -62,7 +62,7 @@ def repo(engine: AsyncEngine) -> Repository:
 
 @pytest.mark.parametrize(
     ("delay_ms", "grace_ms", "b_finished"),
-    [(400, 5_000, True), (5_000, 200, False)],
+    [(1_500, 5_000, True), (5_000, 200, False)],
     ids=["step-finishes-within-grace", "grace-runs-out"],
 )
 async def test_sigterm_hands_the_run_over_and_the_next_worker_finishes_it(
