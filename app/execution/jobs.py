@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from uuid import UUID
 
 from app.engine.control import ACTIONS, HARDER, RunControl, StopKind
@@ -58,27 +59,17 @@ class ActiveRuns:
         return len(self._controls)
 
 
+@dataclass(kw_only=True, slots=True)
 class JobRunner:
     """Claims an execution (a guarded update), runs it, and re-enqueues it if it must go on."""
 
-    def __init__(
-        self,
-        *,
-        repo: Repository,
-        bus: EventBus,
-        session: ExecutionSession,
-        queue: ExecutionQueue,
-        active: ActiveRuns,
-        owner: str,
-        lease_ms: int,
-    ) -> None:
-        self.repo = repo
-        self.bus = bus
-        self.session = session
-        self.queue = queue
-        self.active = active
-        self.owner = owner
-        self.lease_ms = lease_ms
+    repo: Repository
+    bus: EventBus
+    session: ExecutionSession
+    queue: ExecutionQueue
+    active: ActiveRuns
+    owner: str
+    lease_ms: int
 
     async def run(self, execution_id: UUID) -> SessionResult | None:
         claimed = await self.repo.claim(

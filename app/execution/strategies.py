@@ -75,27 +75,17 @@ class QueuedExecutionStrategy:
         return Started(record, finished=False)
 
 
+@dataclass(kw_only=True, slots=True)
 class ImmediateExecutionStrategy:
     """Run in the request handler under a budget; past it, hand the run to the queue."""
 
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        repo: Repository,
-        bus: EventBus,
-        session: ExecutionSession,
-        queue: ExecutionQueue,
-        active: ActiveRuns,
-        owner: str,
-    ) -> None:
-        self.settings = settings
-        self.repo = repo
-        self.bus = bus
-        self.session = session
-        self.queue = queue
-        self.active = active
-        self.owner = owner
+    settings: Settings
+    repo: Repository
+    bus: EventBus
+    session: ExecutionSession
+    queue: ExecutionQueue
+    active: ActiveRuns
+    owner: str
 
     async def start(self, new: NewExecution, compiled: CompiledWorkflow) -> Started:
         new.status = Status.RUNNING
