@@ -111,15 +111,12 @@ def _absolute_sqlite_url(url: URL) -> URL:
 
 
 def migrations_dir() -> Path:
-    """The alembic script folder: next to the package in a checkout or editable install,
-    inside it if packaged there, else `./migrations` (a container's working directory)."""
-    package = Path(app.__file__).resolve().parent
-    candidates = [package / "migrations", package.parent / "migrations", Path.cwd() / "migrations"]
-    for candidate in candidates:
-        if (candidate / "env.py").is_file():
-            return candidate
-    searched = ", ".join(str(c) for c in candidates)
-    raise RuntimeError(f"alembic migrations not found (looked in {searched})")
+    """The alembic script folder, shipped inside the package (app/migrations): the same path
+    in a checkout, an editable install and an installed wheel, from any working directory."""
+    candidate = Path(app.__file__).resolve().parent / "migrations"
+    if not (candidate / "env.py").is_file():
+        raise RuntimeError(f"alembic migrations not found (looked in {candidate})")
+    return candidate
 
 
 def alembic_config(database_url: str) -> Config:
@@ -144,7 +141,7 @@ async def upgrade_schema(database_url: str) -> None:
 
 
 def _upgrade_on(connection: Connection, config: Config) -> None:
-    # migrations/env.py runs on this connection instead of opening its own event loop.
+    # app/migrations/env.py runs on this connection instead of opening its own event loop.
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
 
