@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 THREE_STEPS: dict[str, Any] = {
     "name": "three",
@@ -17,6 +18,9 @@ THREE_STEPS: dict[str, Any] = {
     ],
     "output": {"double": "{{ b.double }}", "msg": "{{ c.msg }}"},
 }
+
+
+FAIL_NODE: dict[str, Any] = {"id": "f", "type": "fail", "params": {"message": "nope"}}
 
 
 async def run(client: httpx.AsyncClient, workflow: dict[str, Any], **body: Any) -> httpx.Response:
@@ -166,8 +170,26 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert ready.json()["checks"]["database"] == "ok"
 
 
-async def test_metrics_count_submitted_and_settled_runs(client: httpx.AsyncClient) -> None:
-    await run(client, THREE_STEPS, input={"n": 1})
+async def metric_values(client: httpx.AsyncClient) -> dict[tuple[str, str], float]:
+    """Each counter sample of /metrics, by name and labels (as `k=v,...`)."""
     text = (await client.get("/metrics")).text
-    assert 'turnout_executions_submitted_total{mode="immediate"}' in text
-    assert 'turnout_executions_settled_total{status="completed"}' in text
+    return {
+        (sample.name, ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def test_metrics_count_submitted_and_settled_runs(client: httpx.AsyncClient) -> None:
+    submitted = ("turnout_executions_submitted_total", "mode=immediate")
+    completed = ("turnout_executions_settled_total", "status=completed")
+    failed = ("turnout_executions_settled_total", "status=failed")
+    before = await metric_values(client)
+    for n in range(2):
+        assert (await run(client, THREE_STEPS, input={"n": n})).status_code == 200
+    assert (await run(client, {"nodes": [FAIL_NODE]})).status_code == 200
+    after = await metric_values(client)
+    # The counters are process-wide: earlier tests left series, so count this test's runs only.
+    assert after[submitted] - before.get(submitted, 0.0) == 3
+    assert after[completed] - before.get(completed, 0.0) == 2
+    assert after[failed] - before.get(failed, 0.0) == 1

@@ -31,14 +31,26 @@ from worker.settings import redis_settings
 class CountingPeer:
     def __init__(self) -> None:
         self.hits: Counter[str] = Counter()
+        self.in_flight: Counter[str] = Counter()  # calls received and not yet answered
         self.app = FastAPI()
 
         @self.app.post("/hit")
         async def hit(request: Request, delay_ms: int = 0) -> dict[str, int]:
             key = request.headers.get("idempotency-key", "?")
-            await asyncio.sleep(delay_ms / 1000)
+            self.in_flight[key] += 1
+            try:
+                await asyncio.sleep(delay_ms / 1000)
+            finally:
+                self.in_flight[key] -= 1
             self.hits[key] += 1  # counted when answered: a call cut off midway did not run
             return {"count": self.hits[key]}
+
+    def calls_in_flight(self) -> set[str]:
+        """The `{executionId}:{nodeId}` keys of calls the peer is answering right now."""
+        return {key for key, n in list(self.in_flight.items()) if n > 0}
+
+    def executions_in_flight(self) -> set[str]:
+        return {key.split(":")[0] for key in self.calls_in_flight()}
 
 
 @pytest.fixture

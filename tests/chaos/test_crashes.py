@@ -21,7 +21,7 @@ from tests.chaos.conftest import (
     step_statuses,
     wait_all,
 )
-from tests.support.executions import insert_pending
+from tests.support.executions import insert_pending, wait_until
 from tests.support.workers import api_process, worker_process
 
 RUNS = 20
@@ -38,17 +38,24 @@ async def test_sigkill_a_worker_mid_run_and_another_finishes_every_run(
     for execution_id in ids:
         await enqueue(execution_id)
 
+    async def two_steps_done() -> bool:
+        states = await step_statuses(repo, ids)
+        return all(list(s.values()).count("completed") >= 2 for s in states.values())
+
     with worker_process(settings) as doomed:
-        # Every run has finished a step or two and has one in flight.
-        for _ in range(300):
-            states = await step_statuses(repo, ids)
-            if all(list(s.values()).count("completed") >= 2 for s in states.values()):
-                break
-            await asyncio.sleep(0.02)
+        # Every run has finished a step or two, and calls are in flight.
+        await wait_until(two_steps_done, "two steps done in every run", timeout_s=30)
+        await wait_until(lambda: bool(peer.calls_in_flight()), "a call in flight")
+        in_flight = peer.calls_in_flight()
         doomed.send_signal(signal.SIGKILL)
         doomed.wait()
         killed_at = utcnow()
     done_before = await step_statuses(repo, ids)
+    # The precondition: the kill cut steps off midway (else this proves nothing).
+    assert in_flight, "no step was in flight when the worker was killed"
+    for key in in_flight:
+        run_id, node = key.split(":")
+        assert done_before[UUID(run_id)].get(node) != "completed", key
 
     with worker_process(settings):
         await wait_all(repo, ids, Status.COMPLETED, timeout_s=45)
@@ -87,10 +94,19 @@ async def test_sigkill_the_api_during_immediate_runs_and_a_worker_finishes_them(
                     break
                 await asyncio.sleep(0.02)
             assert len(ids) == 5, "the API did not accept the runs"
-            await asyncio.sleep(0.4)  # a step done, the next in flight
+            # A step done in every run, and the next in flight.
+            await wait_until(
+                lambda: (
+                    all(peer.hits[f"{i}:s0"] == 1 for i in ids)
+                    and peer.executions_in_flight() >= {str(i) for i in ids}
+                ),
+                "every run past its first step with a call in flight",
+            )
+            in_flight = peer.calls_in_flight()
             api.send_signal(signal.SIGKILL)
             api.wait()
             killed_at = utcnow()
+            assert {key.split(":")[0] for key in in_flight} >= {str(i) for i in ids}
             for request in requests:  # their clients see the connection drop
                 assert isinstance(
                     (await asyncio.gather(request, return_exceptions=True))[0], Exception
@@ -117,11 +133,11 @@ async def test_sigterm_a_worker_process_requeues_its_runs_at_once(
     for execution_id in ids:
         await enqueue(execution_id)
     with worker_process(settings, TURNOUT_SHUTDOWN_GRACE_MS="2000") as leaving:
-        for _ in range(300):
-            states = await step_statuses(repo, ids)
-            if all("running" in s.values() for s in states.values()):
-                break
-            await asyncio.sleep(0.02)
+        await wait_until(
+            lambda: peer.executions_in_flight() >= {str(i) for i in ids},
+            "a call in flight in every run",
+            timeout_s=30,
+        )
         stopped_at = utcnow()
         leaving.send_signal(signal.SIGTERM)
         await asyncio.to_thread(leaving.wait, 10)

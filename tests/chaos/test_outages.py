@@ -24,7 +24,8 @@ from app.execution.queue import ArqQueue
 from app.store.database import make_engine, upgrade_schema
 from app.store.repository import Repository
 from tests.chaos.conftest import wait_all
-from tests.support.executions import insert_pending
+from tests.support.executions import insert_pending, wait_status, wait_until
+from tests.support.prereq import missing
 from tests.support.throwaway import ThrowawayPostgres, ThrowawayRedis, postgres_bin
 from tests.support.workers import api_process, worker_process
 from worker.settings import redis_settings
@@ -40,7 +41,7 @@ TWO_STEPS = {
 @pytest.fixture
 async def throwaway_pg() -> AsyncIterator[ThrowawayPostgres]:
     if postgres_bin() is None:
-        pytest.skip("the Postgres server binaries are not installed")
+        missing("the Postgres server binaries", "apt-get install postgresql; scripts/test does")
     server = ThrowawayPostgres()
     try:
         await asyncio.to_thread(server.init)
@@ -58,12 +59,17 @@ async def test_queued_runs_survive_a_redis_restart(
         update={"redis_url": throwaway_redis.url, "reconcile_pending_grace_ms": 500}
     )
     repo = Repository(engine)
-    with worker_process(settings):  # proves the queue works, then leaves
-        pass
-    ids = [await insert_pending(repo, TWO_STEPS) for _ in range(10)]
     pool = await create_pool(redis_settings(settings))
+    queue = ArqQueue(pool, settings.queue_name)
+    # The queue works on this server before the restart: a job enqueued there runs.
+    first = await insert_pending(repo, TWO_STEPS)
+    await queue.enqueue(first)
+    with worker_process(settings):
+        await wait_status(repo, first, Status.COMPLETED, timeout_s=30)
+    ids = [await insert_pending(repo, TWO_STEPS) for _ in range(10)]
     for execution_id in ids:
-        await ArqQueue(pool, settings.queue_name).enqueue(execution_id)
+        await queue.enqueue(execution_id)
+    assert await pool.zcard(settings.queue_name) == 10
     await pool.aclose()
 
     throwaway_redis.stop()  # no persistence: every queued job is gone
@@ -102,13 +108,16 @@ async def test_postgres_down_gives_503_and_every_accepted_run_completes(
     with worker_process(settings), api_process(settings) as (_, base):
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
             loader = asyncio.create_task(load(client, time.monotonic() + 9))
-            await asyncio.sleep(2)
+            await wait_until(lambda: answers[202] >= 5, "runs accepted before the outage")
             await asyncio.to_thread(throwaway_pg.stop)
-            await asyncio.sleep(1)
-            ready = await client.get("/readyz")
-            assert ready.status_code == 503
-            assert ready.json()["checks"]["database"].startswith("down")
-            await asyncio.sleep(2)
+
+            async def readiness_down() -> bool:
+                ready = await client.get("/readyz")
+                checks = ready.json()["checks"]
+                return ready.status_code == 503 and checks["database"].startswith("down")
+
+            await wait_until(readiness_down, "/readyz 503 with the database down")
+            await wait_until(lambda: answers[503] >= 5, "503s during the outage")
             await asyncio.to_thread(throwaway_pg.start)
             await loader
             assert answers[503] > 0, answers  # the outage was seen, as 503s

@@ -10,16 +10,19 @@ import httpx
 import pytest
 
 from app.config import Settings
+from tests.support.prereq import missing
 from tests.support.workers import running_worker
 
 CHROMIUM = (
     os.environ.get("TURNOUT_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 )
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM),
-    reason=f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium; .ci/run installs it)",
-)
+
+@pytest.fixture(autouse=True)
+def _chromium() -> None:
+    if not os.path.exists(CHROMIUM):
+        missing(f"Chromium at {CHROMIUM}", "apt-get install chromium; scripts/test installs it")
+
 
 WATCH = """
 async (path) => await new Promise((resolve, reject) => {

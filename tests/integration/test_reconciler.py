@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from arq import create_pool
-from arq.constants import in_progress_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
@@ -51,6 +51,16 @@ async def queued_ids(queue: ArqQueue) -> list[str]:
     return [m.decode().split(":")[0] for m in members]
 
 
+async def forget_jobs(queue: ArqQueue) -> None:
+    """Delete this test's queue, its jobs and their markers, and nothing else: the Redis
+    server is shared, so no FLUSHDB."""
+    job_ids = [m.decode() for m in await queue.pool.zrange(queue.queue_name, 0, -1)]
+    markers = [key async for key in queue.pool.scan_iter(match=f"{queue.queue_name}:job:*")]
+    keys = [job_key_prefix + j for j in job_ids] + [in_progress_key_prefix + j for j in job_ids]
+    await queue.pool.delete(queue.queue_name, *keys, *markers)
+    assert await queue.pool.exists(queue.queue_name, *keys, *markers) == 0
+
+
 async def test_pending_without_a_job_is_enqueued_once(
     rsettings: Settings, repo: Repository, queue: ArqQueue
 ) -> None:
@@ -73,7 +83,7 @@ async def test_jobs_lost_with_redis_are_recovered_and_run(
     ids = [await insert_pending(repo, TWO_STEPS) for _ in range(5)]
     for execution_id in ids:
         await queue.enqueue(execution_id)
-    await queue.pool.flushdb()  # what a restart without persistence does to the queue
+    await forget_jobs(queue)  # what a restart without persistence does to the queue
     assert await Reconciler(rsettings, repo, queue).run_once() == 5
     async with running_worker(rsettings):
         for execution_id in ids:

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 
 import httpx
-import pytest
 
 from app.config import Settings
 from app.main import create_app
 from tests.servers import run_server
 from tests.support.throwaway import ThrowawayRedis
 from tests.support.workers import running_worker
-
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
 
 QUEUED = {
     "workflow": {"nodes": [{"id": "a", "type": "transform", "params": {"v": 1}}]},

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.engine.status import Status
@@ -46,3 +48,20 @@ async def wait_status(
         if loop.time() > deadline:
             raise AssertionError(f"{execution_id} stayed {record.status}, not {statuses}")
         await asyncio.sleep(0.02)
+
+
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]], what: str, *, timeout_s: float = 10.0
+) -> None:
+    """Poll `condition` (sync or async) until it holds; fail naming `what` after the timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        held = condition()
+        if inspect.isawaitable(held):
+            held = await held
+        if held:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"not {what} after {timeout_s} s")
+        await asyncio.sleep(0.01)

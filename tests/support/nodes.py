@@ -20,18 +20,25 @@ class SleepParams(Params):
 
 
 class SleepNode(BaseNode):
-    """Sleeps `ms`, then returns `value`; counts its runs."""
+    """Sleeps `ms`, then returns `value`; counts its runs, and how many ran at once (`peak`)."""
 
     name: ClassVar[str] = "test.sleep"
     params_model: ClassVar[type[BaseModel]] = SleepParams
     runs: ClassVar[Counter[str]] = Counter()
+    active: ClassVar[int] = 0
+    peak: ClassVar[int] = 0
 
     def estimate_ms(self, params: Mapping[str, Any]) -> float:
         return float(params.get("ms", 0))
 
     async def run(self, ctx: NodeContext, params: Any) -> Any:
         self.runs[ctx.step_key] += 1
-        await asyncio.sleep(params.ms / 1000)
+        SleepNode.active += 1
+        SleepNode.peak = max(SleepNode.peak, SleepNode.active)
+        try:
+            await asyncio.sleep(params.ms / 1000)
+        finally:
+            SleepNode.active -= 1
         return params.value
 
 
@@ -59,6 +66,7 @@ class FlakyNode(BaseNode):
 
 def reset_counters() -> None:
     SleepNode.runs.clear()
+    SleepNode.active = SleepNode.peak = 0
     FlakyNode.attempts.clear()
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from tests.support.prereq import missing
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -66,7 +68,7 @@ class ThrowawayRedis:
 def throwaway_redis() -> Iterator[ThrowawayRedis]:
     """A redis-server of the test's own, removed after it."""
     if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
+        missing("redis-server", "apt-get install redis-server; scripts/test installs it")
     server = ThrowawayRedis()
     server.start()
     try:
