@@ -87,13 +87,13 @@ async def test_sigkill_the_api_during_immediate_runs_and_a_worker_finishes_them(
                 asyncio.create_task(client.post("/workflow/run", json=body)) for _ in range(5)
             ]
             ids: list[UUID] = []
-            for _ in range(300):
+
+            async def all_running() -> bool:
                 page = (await client.get("/executions")).json()["items"]
-                if len(page) == 5 and all(p["status"] == "running" for p in page):
-                    ids = [UUID(p["executionId"]) for p in page]
-                    break
-                await asyncio.sleep(0.02)
-            assert len(ids) == 5, "the API did not accept the runs"
+                ids[:] = [UUID(p["executionId"]) for p in page if p["status"] == "running"]
+                return len(page) == len(ids) == 5
+
+            await wait_until(all_running, "the API running the 5 runs")
             # A step done in every run, and the next in flight.
             await wait_until(
                 lambda: (

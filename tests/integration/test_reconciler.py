@@ -12,11 +12,12 @@ from arq.constants import in_progress_key_prefix, job_key_prefix
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.engine.state import utcnow
 from app.engine.status import Status
 from app.execution.queue import ArqQueue, InProcessQueue
 from app.execution.reconciler import Reconciler
 from app.store.repository import Repository
-from tests.support.executions import insert_pending, wait_status
+from tests.support.executions import insert_pending, wait_status, wait_until
 from tests.support.workers import running_worker
 from worker.settings import redis_settings
 
@@ -49,6 +50,16 @@ async def queue(rsettings: Settings) -> AsyncIterator[ArqQueue]:
 async def queued_ids(queue: ArqQueue) -> list[str]:
     members = await queue.pool.zrange(queue.queue_name, 0, -1)
     return [m.decode().split(":")[0] for m in members]
+
+
+async def lease_expired(repo: Repository, execution_id: uuid.UUID) -> None:
+    """Wait until the execution holds no live lease (a claim of 1 ms runs out at once)."""
+
+    async def expired() -> bool:
+        record = await repo.get_execution(execution_id, steps=False)
+        return record.lease_expires_at is None or record.lease_expires_at < utcnow()
+
+    await wait_until(expired, f"the lease of {execution_id} expired")
 
 
 async def forget_jobs(queue: ArqQueue) -> None:
@@ -108,7 +119,7 @@ async def test_running_with_an_expired_lease_is_taken_over(
     alive = await insert_pending(repo, TWO_STEPS)
     assert await repo.claim(dead, "dead-worker", 1, ("execution.started", {})) is not None
     assert await repo.claim(alive, "live-worker", 60_000, ("execution.started", {})) is not None
-    await asyncio.sleep(0.01)
+    await lease_expired(repo, dead)
 
     assert await Reconciler(rsettings, repo, queue).run_once() == 1
     assert await queued_ids(queue) == [str(dead)]
@@ -125,7 +136,7 @@ async def test_a_cancel_asked_of_a_dead_runner_is_applied_by_the_next(
     execution_id = await insert_pending(repo, TWO_STEPS)
     assert await repo.claim(execution_id, "dead-worker", 1, ("execution.started", {}))
     assert await repo.request_control(execution_id, "cancel", "tester")
-    await asyncio.sleep(0.01)
+    await lease_expired(repo, execution_id)
     assert await Reconciler(rsettings, repo, queue).run_once() == 1
     async with running_worker(rsettings):
         await wait_status(repo, execution_id, Status.CANCELLED)
@@ -142,7 +153,7 @@ async def test_terminal_paused_and_fresh_rows_are_never_touched(
     await repo.transition(done, Status.COMPLETED, ("execution.completed", {}))
     paused = await insert_pending(repo, TWO_STEPS)
     await repo.transition(paused, Status.PAUSED, ("execution.paused", {}))
-    await asyncio.sleep(0.01)
+    await lease_expired(repo, done)
 
     assert await Reconciler(settings, repo, queue).run_once() == 0
     assert await queued_ids(queue) == []
@@ -173,10 +184,7 @@ async def test_embedded_queue_knows_what_it_holds(rsettings: Settings, repo: Rep
     assert await Reconciler(rsettings, repo, queue).run_once() == 1
     queue.start()
     try:
-        for _ in range(100):
-            if len(handled) == 2:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: len(handled) == 2, "both executions handled")
     finally:
         await queue.close()
     assert sorted(handled) == sorted([waiting, orphan])
