@@ -6,7 +6,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 
-WORKDIR /app
+WORKDIR /src
 
 # Dependencies first, against empty packages: this layer is rebuilt only when
 # pyproject.toml changes, not on every source edit.
@@ -16,13 +16,16 @@ RUN mkdir app worker \
     && pip install . \
     && rm -rf app worker build *.egg-info
 
-# The source stays in /app: `turnout migrate` finds ./migrations there (it is not packaged).
+# Installed like any wheel, the migrations inside the package: the source is not kept
+# (`turnout migrate` and `turnout serve` work from any directory).
 COPY . .
 RUN pip install --no-deps . \
-    && rm -rf build \
+    && install -m 0755 scripts/prestart.sh /usr/local/bin/turnout-prestart \
+    && cd / && rm -rf /src \
     && useradd --create-home --uid 10001 turnout \
     && mkdir /data \
     && chown turnout /data
+WORKDIR /data
 
 # Without a DATABASE_URL of its own, the embedded SQLite database lives in the /data volume.
 ENV DATABASE_URL=sqlite+aiosqlite:////data/turnout.db
@@ -34,4 +37,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
 
-CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["turnout", "serve", "--host", "0.0.0.0", "--port", "8000"]
