@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.engine.state import StepState, utcnow
 from app.engine.status import TERMINAL, Status, can_transition
 from app.errors import LeaseLost
+from app.jsonvalue import dumps
 from app.store import pgbatch
 from app.store.base import E, S, StoreBase, V, execution_record, ms
 from app.store.records import Checkpoint, EventRecord, ExecutionRecord
@@ -83,7 +84,7 @@ class RunStore(StoreBase):
             "expires": now + ms(lease_ms),
             "now": now,
             "type": event[0],
-            "data": pgbatch.dumps(event[1]),
+            "data": dumps(event[1]),
         }
         row = (await self._autocommit(sql, params)).mappings().first()
         if row is None:
