@@ -160,7 +160,8 @@ def claim_sql(columns: tuple[str, ...]) -> TextClause:
   UPDATE workflow_executions SET
     status = 'running', lease_owner = :owner, lease_expires_at = :expires,
     started_at = coalesce(started_at, :now), updated_at = :now, wake_at = NULL,
-    last_seq = last_seq + 1
+    last_seq = last_seq + 1,
+    recoveries = CASE WHEN status = 'running' THEN recoveries + 1 ELSE recoveries END
   WHERE id = CAST(:id AS uuid)
     AND (status = 'pending' OR (status = 'waiting' AND wake_at <= :now)
          OR (status = 'running' AND lease_expires_at < :now))

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, column, func, or_, select, update
+from sqlalchemy import and_, case, column, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -55,6 +55,9 @@ class RunStore(StoreBase):
                 updated_at=now,
                 wake_at=None,
                 last_seq=E.c.last_seq + 1,
+                recoveries=case(
+                    (E.c.status == Status.RUNNING, E.c.recoveries + 1), else_=E.c.recoveries
+                ),
             )
             .returning(*E.c)
         )
