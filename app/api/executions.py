@@ -15,6 +15,7 @@ from app.store.records import ExecutionFilter
 
 router = APIRouter(tags=["executions"])
 
+NO_NUL = r"^[^\x00]*$"  # Postgres cannot compare with a string holding NUL
 StatusName = Literal["pending", "running", "paused", "waiting", "completed", "failed", "cancelled"]
 
 
@@ -32,9 +33,9 @@ async def get_execution(execution_id: UUID, runtime: RuntimeDep) -> dict[str, An
 async def list_executions(
     repo: RepoDep,
     status: Annotated[list[StatusName] | None, Query()] = None,
-    workflow: str | None = None,
+    workflow: Annotated[str | None, Query(pattern=NO_NUL)] = None,
     mode: Literal["immediate", "queued"] | None = None,
-    tag: str | None = None,
+    tag: Annotated[str | None, Query(pattern=NO_NUL)] = None,
     created_after: Annotated[datetime | None, Query(alias="createdAfter")] = None,
     created_before: Annotated[datetime | None, Query(alias="createdBefore")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from app.api.deps import RepoDep, RuntimeDep
 from app.api.schemas import workflow_resource
 from app.errors import RequestInvalid, WorkflowNotFound, WorkflowVersionExists
+from app.jsonvalue import NotJSON, normalise, path_text
 from app.workflows.graph import compile_workflow
 
 router = APIRouter(tags=["workflows"])
@@ -17,6 +18,14 @@ router = APIRouter(tags=["workflows"])
 
 @router.post("/workflows", status_code=201, summary="Register a workflow version")
 async def register_workflow(definition: dict[str, Any], runtime: RuntimeDep) -> JSONResponse:
+    try:
+        definition = normalise(definition, max_depth=runtime.settings.max_json_depth)
+    except NotJSON as exc:
+        path = ["body", *exc.path]
+        detail = {"loc": path, "field": path_text(exc.path), "code": "not_json"}
+        raise RequestInvalid(
+            f"request body is not storable JSON: {exc}", [{**detail, "message": str(exc)}]
+        ) from None
     compiled = compile_workflow(definition, runtime.registry, max_nodes=runtime.settings.max_nodes)
     name, version = compiled.definition.name, compiled.definition.version
     if not version:

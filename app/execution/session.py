@@ -185,6 +185,8 @@ class ExecutionSession:
             status=status, values=values, events=[(event, data)], release=True
         )
         if recorder.lost and not stored:
+            if recorder.write_error is not None:
+                return await self.fail(record, recorder.owner, recorder.write_error)
             return SessionResult(outcome, None)
         EXECUTIONS_SETTLED.labels(status=str(status)).inc()
         RUN_SECONDS.observe((elapsed_ms - record.elapsed_ms) / 1000)
