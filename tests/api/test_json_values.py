@@ -98,9 +98,7 @@ async def test_a_step_output_that_is_not_json_fails_the_run_with_output_not_json
         assert message in step["error"]["message"], (expression, step)
         assert step["output"] is None
         # Ended by its first runner: not re-claimed again and again.
-        started = (await event_types(client, execution["executionId"])).count(
-            "execution.started"
-        )
+        started = (await event_types(client, execution["executionId"])).count("execution.started")
         assert started == 1, expression
     listed = await client.get("/executions", params={"limit": 50})
     assert listed.status_code == 200 and len(listed.json()["items"]) == len(BAD_OUTPUTS)
@@ -145,24 +143,30 @@ def raw(text: str) -> dict[str, Any]:
 
 
 INLINE = '{"nodes": [{"id": "a", "type": "noop"}]}'
+
+
+def inline(rest: str) -> str:
+    """A run body (JSON text) of the one-node workflow plus `rest`."""
+    return '{"workflow": ' + INLINE + ", " + rest + "}"
+
+
 # (body as JSON text, the field the answer names)
 BAD_REQUESTS = [
-    ('{"workflow": %s, "input": {"x": NaN}}' % INLINE, "input"),
-    ('{"workflow": %s, "input": [Infinity]}' % INLINE, "input"),
-    ('{"workflow": %s, "input": {"x": 1e400}}' % INLINE, "input"),
-    ('{"workflow": %s, "input": {"x": "a\\u0000"}}' % INLINE, "input"),
-    ('{"workflow": %s, "input": {"k\\u0000": 1}}' % INLINE, "input"),
-    ('{"workflow": %s, "input": "\\ud800"}' % INLINE, "input"),
-    ('{"workflow": %s, "metadata": {"m": "\\udfff"}}' % INLINE, "metadata"),
-    ('{"workflow": %s, "options": {"tags": ["a\\u0000"]}}' % INLINE, "options"),
+    (inline('"input": {"x": NaN}'), "input"),
+    (inline('"input": [Infinity]'), "input"),
+    (inline('"input": {"x": 1e400}'), "input"),
+    (inline('"input": {"x": "a\\u0000"}'), "input"),
+    (inline('"input": {"k\\u0000": 1}'), "input"),
+    (inline('"input": "\\ud800"'), "input"),
+    (inline('"metadata": {"m": "\\udfff"}'), "metadata"),
+    (inline('"options": {"tags": ["a\\u0000"]}'), "options"),
     ('{"workflow": {"name": "n\\u0000", "nodes": [{"id": "a", "type": "noop"}]}}', "workflow"),
     (
-        '{"workflow": {"nodes": [{"id": "a", "type": "transform",'
-        ' "params": {"p": "\\u0000"}}]}}',
+        '{"workflow": {"nodes": [{"id": "a", "type": "transform", "params": {"p": "\\u0000"}}]}}',
         "workflow",
     ),
-    ('{"workflow": %s, "input": %s}' % (INLINE, "[" * 65 + "]" * 65), "input"),
-    ('{"workflow": %s, "input": %s}' % (INLINE, "[" * 300 + "]" * 300), "input"),
+    (inline('"input": ' + "[" * 65 + "]" * 65), "input"),
+    (inline('"input": ' + "[" * 300 + "]" * 300), "input"),
 ]
 
 
@@ -188,7 +192,7 @@ async def test_a_request_holding_what_json_cannot_store_is_a_422_naming_the_fiel
 async def test_input_nested_to_the_limit_is_stored_and_reads_back(
     client: httpx.AsyncClient,
 ) -> None:
-    text = '{"workflow": %s, "input": %s}' % (INLINE, "[" * 64 + "]" * 64)
+    text = inline('"input": ' + "[" * 64 + "]" * 64)
     answer = await client.post("/workflow/run", **raw(text))
     assert answer.status_code == 200, answer.text
     execution = await client.get(f"/execution/{answer.json()['executionId']}")
