@@ -201,7 +201,10 @@ async def test_input_nested_to_the_limit_is_stored_and_reads_back(
 
 
 async def test_a_registered_workflow_holding_nul_is_a_422(client: httpx.AsyncClient) -> None:
-    text = '{"name": "w", "version": "1", "nodes": [{"id": "a", "type": "noop"}], "x": "\\u0000"}'
+    nodes = '[{"id": "a", "type": "transform", "params": {"p": "\\u0000"}}]'
+    text = '{"name": "w", "version": "1", "nodes": ' + nodes + "}"
     answer = await client.post("/workflows", **raw(text))
     assert answer.status_code == 422, answer.text
-    assert answer.json()["error"]["details"][0]["field"] == "x"
+    detail = answer.json()["error"]["details"][0]
+    assert detail["field"] == "nodes[0].params.p" and detail["code"] == "not_json"
+    assert (await client.get("/workflows")).status_code == 200
