@@ -9,13 +9,12 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from app.api.deps import RepoDep, RuntimeDep
-from app.api.schemas import execution_resource
+from app.api.schemas import NO_NUL, execution_resource
 from app.engine.status import Status
 from app.store.records import ExecutionFilter
 
 router = APIRouter(tags=["executions"])
 
-NO_NUL = r"^[^\x00]*$"  # Postgres cannot compare with a string holding NUL
 StatusName = Literal["pending", "running", "paused", "waiting", "completed", "failed", "cancelled"]
 
 

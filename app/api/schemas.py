@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -13,6 +14,10 @@ from app.execution.queue import MAX_PRIORITY
 from app.jsonvalue import NotJSON, normalise
 from app.store.records import ExecutionRecord, WorkflowRecord
 from app.workflows.model import CamelModel
+
+# For path and query strings: Postgres cannot compare with (or store) a string holding NUL.
+NO_NUL = r"^[^\x00]*$"
+NamePath = Annotated[str, Path(pattern=NO_NUL)]
 
 
 class JSONBody(CamelModel):
@@ -27,7 +32,8 @@ class JSONBody(CamelModel):
         try:
             return normalise(value, max_depth=get_settings().max_json_depth)
         except NotJSON as exc:
-            name = info.field_name or "body"
+            field = cls.model_fields.get(info.field_name or "")
+            name = (field.alias if field else None) or info.field_name or "body"
             dot = "." if exc.path and isinstance(exc.path[0], str) else ""
             raise PydanticCustomError(
                 "not_json", "{message}", {"message": f"{name}{dot}{exc.describe('')}"}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from app.api.deps import RepoDep, RuntimeDep
-from app.api.schemas import workflow_resource
+from app.api.schemas import NO_NUL, NamePath, workflow_resource
 from app.errors import RequestInvalid, WorkflowNotFound, WorkflowVersionExists
 from app.jsonvalue import NotJSON, normalise, path_text
 from app.workflows.graph import compile_workflow
@@ -43,7 +43,9 @@ async def list_workflows(repo: RepoDep) -> dict[str, Any]:
 
 
 @router.get("/workflows/{name}", summary="A registered workflow: newest, or ?version=")
-async def get_workflow(name: str, repo: RepoDep, version: str | None = None) -> dict[str, Any]:
+async def get_workflow(
+    name: NamePath, repo: RepoDep, version: Annotated[str | None, Query(pattern=NO_NUL)] = None
+) -> dict[str, Any]:
     record = await repo.get_workflow(name, version)
     if record is None:
         raise WorkflowNotFound(f"no registered workflow '{name}'")

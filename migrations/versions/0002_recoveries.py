@@ -20,9 +20,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("workflow_executions") as batch:
-        batch.add_column(
-            sa.Column("recoveries", sa.Integer(), nullable=False, server_default="0")
-        )
+        batch.add_column(sa.Column("recoveries", sa.Integer(), nullable=False, server_default="0"))
 
 
 def downgrade() -> None:

@@ -54,7 +54,7 @@ async def client(
     request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The API on Postgres with Redis and an arq worker, or embedded on SQLite."""
-    fast = {"lease_ms": 500, "heartbeat_ms": 100, "reconcile_interval_ms": 100}
+    fast: dict[str, Any] = {"lease_ms": 500, "heartbeat_ms": 100, "reconcile_interval_ms": 100}
     if request.param == "postgresql":
         cfg = settings.model_copy(update=fast)
     else:

@@ -26,7 +26,7 @@ async def runtime(
     request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
 ) -> AsyncIterator[Runtime]:
     # No reconciler: the test alone decides who claims the execution, and when.
-    over = {"max_recoveries": MAX_RECOVERIES, "reconcile_interval_ms": 0}
+    over: dict[str, Any] = {"max_recoveries": MAX_RECOVERIES, "reconcile_interval_ms": 0}
     if request.param == "postgresql":
         cfg = settings.model_copy(update=over)
     else:
@@ -58,6 +58,7 @@ async def test_a_run_whose_runners_keep_dying_fails_with_recovery_exhausted(
     await claimed_by_dying_runners(runtime.repo, execution_id, takeovers=MAX_RECOVERIES)
     assert (await runtime.repo.get_execution(execution_id)).recoveries == MAX_RECOVERIES
 
+    assert runtime.jobs is not None
     await runtime.jobs.run(execution_id)  # one takeover more than allowed
 
     record = await runtime.repo.get_execution(execution_id)
@@ -78,6 +79,7 @@ async def test_a_run_within_its_recovery_budget_is_taken_over_and_completes(
     execution_id = await insert_pending(runtime.repo, ONE_STEP)
     await claimed_by_dying_runners(runtime.repo, execution_id, takeovers=MAX_RECOVERIES - 1)
 
+    assert runtime.jobs is not None
     await runtime.jobs.run(execution_id)  # the last takeover allowed
 
     record = await runtime.repo.get_execution(execution_id)
