@@ -165,6 +165,7 @@ BAD_REQUESTS = [
         '{"workflow": {"nodes": [{"id": "a", "type": "transform", "params": {"p": "\\u0000"}}]}}',
         "workflow",
     ),
+    ('{"workflowId": "w\\u0000"}', "workflowId"),
     (inline('"input": ' + "[" * 65 + "]" * 65), "input"),
     (inline('"input": ' + "[" * 300 + "]" * 300), "input"),
 ]
@@ -184,6 +185,8 @@ async def test_a_request_holding_what_json_cannot_store_is_a_422_naming_the_fiel
         answer = await client.get("/executions", params={name: "\x00"})
         assert answer.status_code == 422, answer.text
         assert answer.json()["error"]["details"][0]["field"] == name
+    answer = await client.post("/workflows/w%00/run", json={})
+    assert answer.status_code == 422 and answer.json()["error"]["details"][0]["field"] == "name"
     # Nothing was stored: every list still reads back.
     listed = await client.get("/executions")
     assert listed.status_code == 200 and listed.json()["items"] == []
