@@ -85,8 +85,42 @@ def _key(key: Any, path: Path) -> str:
 
 
 def normalise(value: Any, *, max_depth: int = DEFAULT_MAX_DEPTH, path: Path = ()) -> Any:
-    """The JSON form of `value` (tuples as lists); raises NotJSON naming the first bad path."""
+    """The JSON form of `value` (tuples as lists); raises NotJSON naming the first bad path.
+
+    A value that is JSON already (the usual case) is returned as it is, after one quick
+    pass; only the others are walked again, copied, and located."""
+    if _plain(value, max_depth):
+        return value
     return _walk(value, max_depth, path)
+
+
+def _plain_str(text: str) -> bool:
+    if text.isascii():
+        return "\x00" not in text
+    return _BAD_CHAR.search(text) is None
+
+
+def _plain(value: Any, depth_left: int) -> bool:
+    """True when `value` is JSON as it stands: plain dicts, lists and scalars only."""
+    kind = type(value)
+    if kind is str:
+        return _plain_str(value)
+    if kind is int:
+        return value.bit_length() <= MAX_INT_BITS
+    if kind is float:
+        return math.isfinite(value)
+    if value is None or kind is bool:
+        return True
+    if depth_left <= 0:
+        return False
+    if kind is dict:
+        for key, child in value.items():
+            if type(key) is not str or not _plain_str(key) or not _plain(child, depth_left - 1):
+                return False
+        return True
+    if kind is list:
+        return all(_plain(child, depth_left - 1) for child in value)
+    return False
 
 
 def _walk(value: Any, depth_left: int, path: Path) -> Any:
