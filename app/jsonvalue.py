@@ -106,7 +106,7 @@ def _plain(value: Any, depth_left: int) -> bool:
     if kind is str:
         return _plain_str(value)
     if kind is int:
-        return value.bit_length() <= MAX_INT_BITS
+        return bool(value.bit_length() <= MAX_INT_BITS)
     if kind is float:
         return math.isfinite(value)
     if value is None or kind is bool:
