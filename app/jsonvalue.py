@@ -77,7 +77,9 @@ def _key(key: Any, path: Path) -> str:
     if isinstance(key, str):
         problem = _string_problem(key)
         if problem is not None:
-            raise NotJSON((*path, key.encode("utf-8", "backslashreplace").decode()), problem)
+            # The path goes into messages that are stored: name the bad key by its escapes.
+            shown = _BAD_CHAR.sub(lambda m: f"\\u{ord(m.group()):04x}", key)
+            raise NotJSON((*path, shown), problem)
         return key
     if isinstance(key, int) and not isinstance(key, bool):
         return str(key)

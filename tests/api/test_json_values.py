@@ -30,6 +30,7 @@ BAD_OUTPUTS = [
     ("{{ set([1, 2]) }}", "v: set is not valid JSON"),
     ("{{ {'k': ['a\\x00b']} }}", "v.k[0]: a string may not contain NUL (\\u0000)"),
     ("{{ '\\ud800' }}", "v: a string may not contain a lone surrogate (\\ud800)"),
+    ("{{ {'k\\x00': 1} }}", "v.k\\u0000: a string may not contain NUL (\\u0000)"),
     ("{{ b'bytes' }}", "v: bytes is not valid JSON"),
     ("{{ 1j }}", "v: complex is not valid JSON"),
     ("{{ ... }}", "v: Ellipsis is not valid JSON"),

@@ -27,7 +27,7 @@ for _ in range(64):
         ({"v": object()}, "v: object is not valid JSON"),
         ({"a": {"b": "x\x00"}}, "a.b: a string may not contain NUL (\\u0000)"),
         ({"a": "\udfff"}, "a: a string may not contain a lone surrogate (\\udfff)"),
-        ({"k\x00": 1}, "k\x00: a string may not contain NUL (\\u0000)"),
+        ({"k\x00": 1}, "k\\u0000: a string may not contain NUL (\\u0000)"),
         ({"k\ud800": 1}, "k\\ud800: a string may not contain a lone surrogate (\\ud800)"),
         ({(1, 2): 1}, "(value): an object key must be a string, not tuple"),
         ({"v": 2**20_000}, "v: the integer is too large"),
