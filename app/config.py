@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     max_nodes: int = 10_000
     max_body_bytes: int = 5 * 1024 * 1024
     max_foreach_items: int = 100_000
+    # JSON values (input, metadata, step outputs) may nest at most this many levels.
+    max_json_depth: int = 64
 
     # Immediate runs.
     immediate_budget_ms: int = 30_000
@@ -61,6 +63,9 @@ class Settings(BaseSettings):
     reconcile_interval_ms: int = 1_000
     reconcile_pending_grace_ms: int = 3_000
     reconcile_batch: int = 500
+    # A run whose lease expired this many times in a row (takeovers of one attempt) fails
+    # with `recovery_exhausted` instead of being claimed again.
+    max_recoveries: int = 5
     # Shutdown (SIGTERM): how long running steps may take to finish before they are
     # cancelled, checkpointed and handed back to the queue.
     shutdown_grace_ms: int = 5_000

@@ -117,6 +117,13 @@ class ParamsInvalid(StepError):
     retryable = False
 
 
+class OutputNotJSON(StepError):
+    """A step's output is not a JSON value (see app/jsonvalue.py)."""
+
+    code = "output_not_json"
+    retryable = False
+
+
 class StepTimeout(StepError):
     """A step ran longer than its timeout."""
 

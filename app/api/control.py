@@ -9,21 +9,20 @@ from fastapi import APIRouter, Header, Query
 from pydantic import Field
 
 from app.api.deps import ControlDep
-from app.api.schemas import execution_resource
+from app.api.schemas import JSONBody, execution_resource
 from app.execution.control import ControlResult
-from app.workflows.model import CamelModel
 
 router = APIRouter(tags=["control"])
 
 Actor = Annotated[str | None, Header(alias="X-Actor", max_length=200)]
 
 
-class RetryBody(CamelModel):
+class RetryBody(JSONBody):
     from_: Literal["failed", "start"] = Field(default="failed", alias="from")
     version: str | None = Field(default=None, max_length=100, description='"latest" or a version')
 
 
-class InputBody(CamelModel):
+class InputBody(JSONBody):
     node_id: str = Field(min_length=1, max_length=200)
     data: Any = None
 

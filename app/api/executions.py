@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from app.api.deps import RepoDep, RuntimeDep
-from app.api.schemas import execution_resource
+from app.api.schemas import NO_NUL, execution_resource
 from app.engine.status import Status
 from app.store.records import ExecutionFilter
 
@@ -32,9 +32,9 @@ async def get_execution(execution_id: UUID, runtime: RuntimeDep) -> dict[str, An
 async def list_executions(
     repo: RepoDep,
     status: Annotated[list[StatusName] | None, Query()] = None,
-    workflow: str | None = None,
+    workflow: Annotated[str | None, Query(pattern=NO_NUL)] = None,
     mode: Literal["immediate", "queued"] | None = None,
-    tag: str | None = None,
+    tag: Annotated[str | None, Query(pattern=NO_NUL)] = None,
     created_after: Annotated[datetime | None, Query(alias="createdAfter")] = None,
     created_before: Annotated[datetime | None, Query(alias="createdBefore")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import ManagerDep
 from app.api.schemas import (
+    NamePath,
     RegisteredRunBody,
     RunBody,
     RunOptions,
@@ -66,7 +67,10 @@ async def run_workflow(
 
 @router.post("/workflows/{name}/run", summary="Run a registered workflow")
 async def run_registered(
-    name: str, body: RegisteredRunBody, manager: ManagerDep, idempotency_key: IdempotencyKey = None
+    name: NamePath,
+    body: RegisteredRunBody,
+    manager: ManagerDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     return await _submit(
         manager,

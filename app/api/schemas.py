@@ -2,14 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from fastapi import Path
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from app.config import get_settings
 from app.engine.state import StepState
 from app.execution.queue import MAX_PRIORITY
+from app.jsonvalue import NotJSON, normalise
 from app.store.records import ExecutionRecord, WorkflowRecord
 from app.workflows.model import CamelModel
+
+# For path and query strings: Postgres cannot compare with (or store) a string holding NUL.
+NO_NUL = r"^[^\x00]*$"
+NamePath = Annotated[str, Path(pattern=NO_NUL)]
+
+
+class JSONBody(CamelModel):
+    """A request body whose every field holds JSON that can be stored and read back.
+
+    NaN, ±Infinity (and `1e400`), NUL, lone surrogates and nesting deeper than
+    TURNOUT_MAX_JSON_DEPTH are refused here (422), before anything is written."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_value(cls, value: Any, info: ValidationInfo) -> Any:
+        try:
+            return normalise(value, max_depth=get_settings().max_json_depth)
+        except NotJSON as exc:
+            field = cls.model_fields.get(info.field_name or "")
+            name = (field.alias if field else None) or info.field_name or "body"
+            dot = "." if exc.path and isinstance(exc.path[0], str) else ""
+            raise PydanticCustomError(
+                "not_json", "{message}", {"message": f"{name}{dot}{exc.describe('')}"}
+            ) from None
 
 
 class RunOptions(CamelModel):
@@ -18,7 +46,7 @@ class RunOptions(CamelModel):
     tags: list[str] = Field(default_factory=list, max_length=50)
 
 
-class RunBody(CamelModel):
+class RunBody(JSONBody):
     """`POST /workflow/run`: an inline workflow, or a registered one by name."""
 
     workflow: dict[str, Any] | None = None
@@ -36,7 +64,7 @@ class RunBody(CamelModel):
         return self
 
 
-class RegisteredRunBody(CamelModel):
+class RegisteredRunBody(JSONBody):
     """`POST /workflows/{name}/run`."""
 
     version: str | None = Field(default=None, max_length=100)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from app.api.deps import RepoDep, RuntimeDep
-from app.api.schemas import workflow_resource
+from app.api.schemas import NO_NUL, NamePath, workflow_resource
 from app.errors import RequestInvalid, WorkflowNotFound, WorkflowVersionExists
+from app.jsonvalue import NotJSON, normalise, path_text
 from app.workflows.graph import compile_workflow
 
 router = APIRouter(tags=["workflows"])
@@ -17,6 +18,14 @@ router = APIRouter(tags=["workflows"])
 
 @router.post("/workflows", status_code=201, summary="Register a workflow version")
 async def register_workflow(definition: dict[str, Any], runtime: RuntimeDep) -> JSONResponse:
+    try:
+        definition = normalise(definition, max_depth=runtime.settings.max_json_depth)
+    except NotJSON as exc:
+        path = ["body", *exc.path]
+        detail = {"loc": path, "field": path_text(exc.path), "code": "not_json"}
+        raise RequestInvalid(
+            f"request body is not storable JSON: {exc}", [{**detail, "message": str(exc)}]
+        ) from None
     compiled = compile_workflow(definition, runtime.registry, max_nodes=runtime.settings.max_nodes)
     name, version = compiled.definition.name, compiled.definition.version
     if not version:
@@ -34,7 +43,9 @@ async def list_workflows(repo: RepoDep) -> dict[str, Any]:
 
 
 @router.get("/workflows/{name}", summary="A registered workflow: newest, or ?version=")
-async def get_workflow(name: str, repo: RepoDep, version: str | None = None) -> dict[str, Any]:
+async def get_workflow(
+    name: NamePath, repo: RepoDep, version: Annotated[str | None, Query(pattern=NO_NUL)] = None
+) -> dict[str, Any]:
     record = await repo.get_workflow(name, version)
     if record is None:
         raise WorkflowNotFound(f"no registered workflow '{name}'")

@@ -14,7 +14,8 @@ from app.engine.control import CANCELS_RUNNING, REQUEUES_RUNNING, RunControl, St
 from app.engine.state import OutcomeKind, RunOutcome, StepState, utcnow
 from app.engine.status import STEP_DONE, StepStatus
 from app.engine.steps import RunObserver, StepExecutor, StepInterrupted, StepSpec, error_dict
-from app.errors import ExpressionError
+from app.errors import ExpressionError, OutputNotJSON
+from app.jsonvalue import NotJSON, normalise
 from app.nodes.base import Services
 from app.nodes.registry import NodeRegistry
 from app.workflows.graph import CompiledNode, CompiledWorkflow
@@ -286,9 +287,16 @@ class _Walk:
             return RunOutcome(OutcomeKind.COMPLETED, result={n: self.scope.get(n) for n in sinks})
         try:
             result = self.workflow.output.render(self.scope)
+            result = normalise(result, max_depth=self.runner.services.settings.max_json_depth)
         except ExpressionError as exc:
             return RunOutcome(
                 OutcomeKind.FAILED, error={"code": exc.code, "message": f"output: {exc.message}"}
+            )
+        except NotJSON as exc:
+            dot = "." if exc.path and isinstance(exc.path[0], str) else ""
+            message = f"output{dot}{exc.describe('')}"
+            return RunOutcome(
+                OutcomeKind.FAILED, error={"code": OutputNotJSON.code, "message": message}
             )
         return RunOutcome(OutcomeKind.COMPLETED, result=result)
 

@@ -14,7 +14,15 @@ from app.engine import retry
 from app.engine.control import RunControl
 from app.engine.state import StepState, item_key, utcnow
 from app.engine.status import StepStatus
-from app.errors import ModeNotSupported, ParamsInvalid, StepError, StepTimeout, TurnoutError
+from app.errors import (
+    ModeNotSupported,
+    OutputNotJSON,
+    ParamsInvalid,
+    StepError,
+    StepTimeout,
+    TurnoutError,
+)
+from app.jsonvalue import NotJSON, normalise
 from app.nodes.base import NodeContext, NodeType, Services, Suspend
 from app.nodes.registry import NodeRegistry
 from app.workflows.model import RetryPolicy
@@ -148,12 +156,20 @@ class StepExecutor:
         if spec.node_type.loop:
             ctx.run_items = self._item_runner(spec.node_id, scope)
         if spec.timeout_ms is None:
-            return await spec.node_type.run(ctx, params)
+            return self._json_output(await spec.node_type.run(ctx, params))
         try:
             async with asyncio.timeout(spec.timeout_ms / 1000):
-                return await spec.node_type.run(ctx, params)
+                output = await spec.node_type.run(ctx, params)
         except TimeoutError as exc:
             raise StepTimeout(f"step timed out after {spec.timeout_ms} ms") from exc
+        return self._json_output(output)
+
+    def _json_output(self, output: Any) -> Any:
+        """The step boundary: what a node returns becomes a step output only if it is JSON."""
+        try:
+            return normalise(output, max_depth=self.services.settings.max_json_depth)
+        except NotJSON as exc:
+            raise OutputNotJSON(exc.describe("output")) from exc
 
     async def _park(self, step: StepState, suspend: Suspend) -> None:
         step.status = StepStatus.WAITING

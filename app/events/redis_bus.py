@@ -15,13 +15,14 @@ from uuid import UUID
 from redis.asyncio import Redis
 
 from app.events.bus import FEED, InProcessBus, in_feed
+from app.jsonvalue import dumps
 from app.store.records import EventRecord
 
 log = logging.getLogger(__name__)
 
 
 def encode(events: Sequence[EventRecord]) -> str:
-    return json.dumps(
+    return dumps(
         [
             {
                 "e": str(e.execution_id),
@@ -31,8 +32,7 @@ def encode(events: Sequence[EventRecord]) -> str:
                 "c": e.created_at.isoformat(),
             }
             for e in events
-        ],
-        default=str,
+        ]
     )
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator
 from typing import Any
 from uuid import UUID
 
 from app.events.bus import EventBus
+from app.jsonvalue import dumps
 from app.store.records import EventRecord
 from app.store.repository import Repository
 
@@ -23,7 +23,7 @@ def event_json(event: EventRecord) -> str:
         "at": event.created_at.isoformat().replace("+00:00", "Z"),
         **event.data,
     }
-    return json.dumps(payload, default=str)
+    return dumps(payload)
 
 
 async def execution_events(

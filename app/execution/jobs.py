@@ -80,6 +80,14 @@ class JobRunner:
             return None
         record, started = claimed
         await self.bus.publish([started])
+        limit = self.session.settings.max_recoveries
+        if record.recoveries > limit:  # its runners keep dying: stop handing it on
+            error = {
+                "code": "recovery_exhausted",
+                "message": f"the execution lost its runner {record.recoveries} times "
+                f"(TURNOUT_MAX_RECOVERIES={limit}): it is not taken over again",
+            }
+            return await self.session.fail(record, self.owner, error)
         control = RunControl()
         if record.control_action in ACTIONS:  # asked of a runner that died: apply it now
             action = record.control_action

@@ -16,10 +16,21 @@ from app.engine.state import StepState, utcnow
 from app.engine.status import STEP_DONE
 from app.errors import LeaseLost
 from app.events.bus import EventBus
+from app.store.database import is_unavailable
 from app.store.records import Checkpoint, EventRecord
 from app.store.repository import Repository
 
 log = logging.getLogger(__name__)
+
+
+def write_failed(exc: Exception) -> dict[str, Any]:
+    """The execution's error when its progress could not be stored (not a lost lease)."""
+    reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+    return {
+        "code": "write_failed",
+        "message": f"the execution's progress could not be stored: {type(exc).__name__}"
+        + (f": {reason}" if reason else ""),
+    }
 
 
 class Recorder:
@@ -53,6 +64,7 @@ class Recorder:
         self.progress_done = progress_done
         self.progress_total = progress_total
         self.lost = False
+        self.write_error: dict[str, Any] | None = None
         self._dirty: dict[str, StepState] = {}
         self._events: list[tuple[str, dict[str, Any]]] = []
         self._event_times: list[datetime] = []
@@ -127,8 +139,10 @@ class Recorder:
                 log.warning("lease lost", extra={"execution_id": str(self.execution_id)})
                 self._give_up()
                 return []
-            except Exception:
+            except Exception as exc:
                 log.exception("checkpoint failed", extra={"execution_id": str(self.execution_id)})
+                if not is_unavailable(exc):  # an outage passes; a refused write never does
+                    self.write_error = write_failed(exc)
                 self._give_up()
                 return []
             self._last_write = time.monotonic()

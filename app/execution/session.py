@@ -21,7 +21,7 @@ from app.execution.queue import ExecutionQueue
 from app.execution.recorder import Recorder
 from app.metrics import EXECUTIONS_SETTLED, RUN_SECONDS
 from app.nodes.registry import NodeRegistry
-from app.store.records import EventRecord, ExecutionRecord
+from app.store.records import Checkpoint, EventRecord, ExecutionRecord
 from app.store.repository import Repository
 from app.workflows.graph import CompiledWorkflow, compile_workflow
 
@@ -98,9 +98,41 @@ class ExecutionSession:
                 timer.cancel()
             await recorder.stop()
         if recorder.lost:
+            if recorder.write_error is not None:  # not a lost lease: retrying cannot help
+                return await self.fail(record, owner, recorder.write_error)
             return SessionResult(outcome, None)
         elapsed = record.elapsed_ms + int((time.monotonic() - started) * 1000)
         return await self._settle(record, recorder, outcome, control, elapsed, steps)
+
+    async def fail(
+        self, record: ExecutionRecord, owner: str, error: dict[str, Any]
+    ) -> SessionResult:
+        """End a run that cannot go on (`write_failed`, `recovery_exhausted`) as `failed`.
+
+        Written without its steps, so what could not be stored stays out; if even this write
+        fails, the lease expires and recovery (bounded) tries again."""
+        now = utcnow()
+        values: dict[str, Any] = {
+            "error": error,
+            "control_action": None,
+            "completed_at": now,
+            "recoveries": 0,
+        }
+        data = {"attempt": record.attempt, "error": error}
+        cp = Checkpoint(
+            events=[("execution.failed", data)],
+            status=Status.FAILED,
+            values=values,
+            release_lease=True,
+        )
+        try:
+            stored, _ = await self.repo.checkpoint(record.id, owner, cp, self.settings.lease_ms)
+        except Exception:
+            log.exception("could not fail the execution", extra={"execution_id": str(record.id)})
+            return SessionResult(RunOutcome(OutcomeKind.FAILED, error=error), None)
+        await self.bus.publish(stored)
+        EXECUTIONS_SETTLED.labels(status=str(Status.FAILED)).inc()
+        return SessionResult(RunOutcome(OutcomeKind.FAILED, error=error), Status.FAILED)
 
     @staticmethod
     def _arm_timeout(record: ExecutionRecord, control: RunControl) -> asyncio.TimerHandle | None:
@@ -127,6 +159,7 @@ class ExecutionSession:
             "elapsed_ms": elapsed_ms,
             "control_action": None,
             "updated_at": now,
+            "recoveries": 0,  # the run came to rest: a later takeover starts a new count
         }
         data: dict[str, Any] = {"attempt": record.attempt}
         status, event = _RESTING[outcome.kind]
@@ -152,6 +185,8 @@ class ExecutionSession:
             status=status, values=values, events=[(event, data)], release=True
         )
         if recorder.lost and not stored:
+            if recorder.write_error is not None:
+                return await self.fail(record, recorder.owner, recorder.write_error)
             return SessionResult(outcome, None)
         EXECUTIONS_SETTLED.labels(status=str(status)).inc()
         RUN_SECONDS.observe((elapsed_ms - record.elapsed_ms) / 1000)

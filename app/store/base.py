@@ -130,6 +130,7 @@ def execution_record(row: RowMapping | dict[str, Any]) -> ExecutionRecord:
         last_seq=row["last_seq"],
         progress_done=row["progress_done"],
         progress_total=row["progress_total"],
+        recoveries=row.get("recoveries", 0),
         idempotency_key=row["idempotency_key"],
         request_hash=row["request_hash"],
     )

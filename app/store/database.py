@@ -16,6 +16,7 @@ from sqlalchemy.pool import NullPool, StaticPool
 
 import app
 from app.config import Settings
+from app.jsonvalue import dumps
 
 # Connections older than this are replaced: cheaper than a pre-ping on every checkout, and it
 # outlives neither a server-side idle timeout nor a failover by much.
@@ -72,6 +73,8 @@ def make_engine(database_url: str, **engine_kwargs: Any) -> AsyncEngine:
         # asyncpg waits 60 s for a connection by default: fail fast so an outage gives 503s
         # and backoffs rather than hung requests.
         connect_args.setdefault("timeout", CONNECT_TIMEOUT_S)
+    # JSON columns are written by the one encoder every writer shares (app/jsonvalue.py).
+    engine_kwargs.setdefault("json_serializer", dumps)
     engine = create_async_engine(url, **engine_kwargs)
     if sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -6,7 +6,6 @@ steps travel as one JSON array each. SQLite keeps the multi-statement path."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -17,6 +16,7 @@ from sqlalchemy import TextClause, text
 
 from app.engine.state import StepState
 from app.engine.status import StepStatus
+from app.jsonvalue import dumps
 
 # Columns of workflow_executions holding JSON, cast from the text parameter.
 JSON_COLUMNS = frozenset(
@@ -24,19 +24,14 @@ JSON_COLUMNS = frozenset(
 )
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
-
-
 def events_json(
     events: Sequence[tuple[str, Mapping[str, Any]]], times: Sequence[datetime], now: datetime
 ) -> str:
-    return dumps(
-        [
-            {"i": i, "type": kind, "data": data, "at": (times[i - 1] if i <= len(times) else now)}
-            for i, (kind, data) in enumerate(events, start=1)
-        ]
-    )
+    rows = []
+    for i, (kind, data) in enumerate(events, start=1):
+        at = times[i - 1] if i <= len(times) else now
+        rows.append({"i": i, "type": kind, "data": data, "at": at.isoformat()})
+    return dumps(rows)
 
 
 def step_row(step: StepState) -> dict[str, Any]:
@@ -56,7 +51,15 @@ def step_row(step: StepState) -> dict[str, Any]:
 
 
 def steps_json(steps: Sequence[StepState]) -> str:
-    return dumps([step_row(s) for s in steps])
+    rows = [step_row(s) for s in steps]
+    for row in rows:
+        row["started_at"] = _iso(row["started_at"])
+        row["completed_at"] = _iso(row["completed_at"])
+    return dumps(rows)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 _EVENTS_CTE = """
@@ -157,7 +160,8 @@ def claim_sql(columns: tuple[str, ...]) -> TextClause:
   UPDATE workflow_executions SET
     status = 'running', lease_owner = :owner, lease_expires_at = :expires,
     started_at = coalesce(started_at, :now), updated_at = :now, wake_at = NULL,
-    last_seq = last_seq + 1
+    last_seq = last_seq + 1,
+    recoveries = CASE WHEN status = 'running' THEN recoveries + 1 ELSE recoveries END
   WHERE id = CAST(:id AS uuid)
     AND (status = 'pending' OR (status = 'waiting' AND wake_at <= :now)
          OR (status = 'running' AND lease_expires_at < :now))

@@ -44,6 +44,7 @@ class ExecutionRecord:
     idempotency_key: str | None
     request_hash: str | None
     steps: list[StepState] = field(default_factory=list)
+    recoveries: int = 0
 
 
 @dataclass(slots=True)

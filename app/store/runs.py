@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, column, func, or_, select, update
+from sqlalchemy import and_, case, column, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.engine.state import StepState, utcnow
 from app.engine.status import TERMINAL, Status, can_transition
 from app.errors import LeaseLost
+from app.jsonvalue import dumps
 from app.store import pgbatch
 from app.store.base import E, S, StoreBase, V, execution_record, ms
 from app.store.records import Checkpoint, EventRecord, ExecutionRecord
@@ -54,6 +55,9 @@ class RunStore(StoreBase):
                 updated_at=now,
                 wake_at=None,
                 last_seq=E.c.last_seq + 1,
+                recoveries=case(
+                    (E.c.status == Status.RUNNING, E.c.recoveries + 1), else_=E.c.recoveries
+                ),
             )
             .returning(*E.c)
         )
@@ -83,7 +87,7 @@ class RunStore(StoreBase):
             "expires": now + ms(lease_ms),
             "now": now,
             "type": event[0],
-            "data": pgbatch.dumps(event[1]),
+            "data": dumps(event[1]),
         }
         row = (await self._autocommit(sql, params)).mappings().first()
         if row is None:

@@ -76,6 +76,8 @@ workflow_executions = Table(
     Column("idempotency_key", String(255), nullable=True, unique=True),
     Column("request_hash", String(64), nullable=True),
     Column("attempt", Integer, nullable=False, server_default="1"),
+    # Takeovers of a running attempt whose lease expired; reset when a run comes to rest.
+    Column("recoveries", Integer, nullable=False, server_default="0"),
     Column("timeout_ms", BigInteger, nullable=True),
     Column("elapsed_ms", BigInteger, nullable=False, server_default="0"),
     Column("lease_owner", String(200), nullable=True),

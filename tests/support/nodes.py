@@ -87,3 +87,14 @@ class MemoryObserver:
 
     def types(self, key: str) -> list[str]:
         return [t for t, d in self.events if d["stepKey"] == key]
+
+
+class BadStateNode(BaseNode):
+    """Keeps a set in its step state (which nodes own): a write the database must refuse."""
+
+    name: ClassVar[str] = "test.bad_state"
+    params_model: ClassVar[type[BaseModel]] = Params
+
+    async def run(self, ctx: NodeContext, params: Any) -> Any:
+        ctx.state["kept"] = {1, 2}
+        return "ok"
