@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from app.engine.state import StepState
 from app.execution.queue import MAX_PRIORITY
 from app.store.records import ExecutionRecord, WorkflowRecord
-from app.workflows.model import CamelModel
+from app.workflows.model import CamelModel, WorkflowDefinition
+
+
+def _unchanged(value: Any) -> Any:
+    return value
+
+
+# Validated as a plain object here, so that `compile_workflow` reports every problem at once
+# (a typed field would stop at pydantic's first pass); documented in OpenAPI as the real model.
+WorkflowBody = Annotated[
+    dict[str, Any], BeforeValidator(_unchanged, json_schema_input_type=WorkflowDefinition)
+]
 
 
 class RunOptions(CamelModel):
@@ -21,7 +32,7 @@ class RunOptions(CamelModel):
 class RunBody(CamelModel):
     """`POST /workflow/run`: an inline workflow, or a registered one by name."""
 
-    workflow: dict[str, Any] | None = None
+    workflow: WorkflowBody | None = None
     workflow_id: str | None = Field(default=None, max_length=200)
     version: str | None = Field(default=None, max_length=100)
     input: Any = Field(default_factory=dict)
