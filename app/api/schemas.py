@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import Field, model_validator
 
 from app.engine.state import StepState
 from app.execution.queue import MAX_PRIORITY
 from app.store.records import ExecutionRecord, WorkflowRecord
-from app.workflows.model import CamelModel, WorkflowDefinition
-
-
-def _unchanged(value: Any) -> Any:
-    return value
-
-
-# Validated as a plain object here, so that `compile_workflow` reports every problem at once
-# (a typed field would stop at pydantic's first pass); documented in OpenAPI as the real model.
-WorkflowBody = Annotated[
-    dict[str, Any], BeforeValidator(_unchanged, json_schema_input_type=WorkflowDefinition)
-]
+from app.workflows.model import CamelModel, WorkflowBody
 
 
 class RunOptions(CamelModel):

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.api.deps import RepoDep, RuntimeDep
-from app.api.schemas import WorkflowBody, workflow_resource
+from app.api.schemas import workflow_resource
 from app.errors import RequestInvalid, WorkflowNotFound, WorkflowVersionExists
 from app.workflows.graph import compile_workflow
 
@@ -16,7 +16,7 @@ router = APIRouter(tags=["workflows"])
 
 
 @router.post("/workflows", status_code=201, summary="Register a workflow version")
-async def register_workflow(definition: WorkflowBody, runtime: RuntimeDep) -> JSONResponse:
+async def register_workflow(definition: dict[str, Any], runtime: RuntimeDep) -> JSONResponse:
     compiled = compile_workflow(definition, runtime.registry, max_nodes=runtime.settings.max_nodes)
     name, version = compiled.definition.name, compiled.definition.version
     if not version:

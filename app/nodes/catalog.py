@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from app.docnotes import SUMMARIES
 from app.nodes.base import NodeType
 
 
@@ -35,6 +36,8 @@ def _model_schema(model: Any) -> dict[str, Any] | None:
 
 
 def _description(node_type: NodeType) -> str:
+    if node_type.name in SUMMARIES and type(node_type).__module__.startswith("app.nodes."):
+        return SUMMARIES[node_type.name]
     doc = inspect.getdoc(type(node_type)) or ""
     return " ".join(doc.split("\n\n")[0].split())
 

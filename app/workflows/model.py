@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
@@ -51,3 +51,15 @@ class WorkflowDefinition(CamelModel):
     output: Any = None
     on_failure: Literal["stop", "continue"] = "stop"
     max_concurrency: int = Field(default=8, ge=1, le=1000)
+
+
+def _unchanged(value: Any) -> Any:
+    return value
+
+
+# A request field holding a definition: validated as a plain object, so that `compile_workflow`
+# reports every problem at once (a typed field would stop at pydantic's first pass), and
+# documented in OpenAPI as the real model, so `/openapi.json` shows every field.
+WorkflowBody = Annotated[
+    dict[str, Any], BeforeValidator(_unchanged, json_schema_input_type=WorkflowDefinition)
+]

@@ -30,15 +30,6 @@ async def test_openapi_run_body_carries_the_workflow_definition_schema(
     )
 
 
-async def test_openapi_register_body_is_the_workflow_definition(
-    client: httpx.AsyncClient,
-) -> None:
-    spec = (await client.get("/openapi.json")).json()
-
-    body = spec["paths"]["/workflows"]["post"]["requestBody"]["content"]["application/json"]
-    assert body["schema"]["$ref"].endswith("/WorkflowDefinition")
-
-
 async def test_run_still_reports_every_problem_of_the_definition(
     client: httpx.AsyncClient,
 ) -> None:
