@@ -1,4 +1,4 @@
-"""The workflow definition: pydantic models of the JSON format in DESIGN.md."""
+"""The workflow definition: pydantic models of the JSON format (docs/workflows.md)."""
 
 from __future__ import annotations
 
