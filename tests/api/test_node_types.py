@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import jsonschema
 import pytest
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.main import create_app
+from app.nodes.base import BaseNode, NodeContext, Params
 from app.nodes.builtin import builtin_types
 from app.nodes.registry import NodeRegistry
 from app.runtime import Runtime
@@ -74,9 +76,30 @@ async def test_node_types_show_the_facts_the_analyzer_counts(client: httpx.Async
     }
 
 
+class EchoParams(Params):
+    text: str
+
+
+class EchoOutput(BaseModel):
+    echoed: str
+
+
+class EchoNode(BaseNode):
+    """Echoes its text back (a plugin that declares an output model)."""
+
+    name: ClassVar[str] = "test.echo"
+    params_model: ClassVar[type[BaseModel]] = EchoParams
+    output_model: ClassVar[type[BaseModel]] = EchoOutput
+    external: ClassVar[bool] = True
+    default_estimate_ms: ClassVar[float] = 42.0
+
+    async def run(self, ctx: NodeContext, params: EchoParams) -> Any:
+        return {"echoed": params.text}
+
+
 @pytest.fixture
 def plugin_api_url(settings: Settings, engine: AsyncEngine) -> Iterator[str]:
-    registry = NodeRegistry([*builtin_types(), SleepNode()])
+    registry = NodeRegistry([*builtin_types(), SleepNode(), EchoNode()])
     runtime = Runtime(settings, role="api", registry=registry)
     with run_server(create_app(settings, runtime=runtime)) as url:
         yield url
@@ -89,6 +112,17 @@ async def test_node_types_include_plugin_types(plugin_api_url: str) -> None:
     sleep = types["test.sleep"]
     assert set(sleep["paramsSchema"]["properties"]) == {"ms", "value"}
     assert sleep["complexity"]["external"] is False
+    assert sleep["outputSchema"] is None
+    echo = types["test.echo"]
+    assert echo["description"] == "Echoes its text back (a plugin that declares an output model)."
+    assert echo["paramsSchema"]["required"] == ["text"]
+    assert echo["outputSchema"]["properties"]["echoed"]["type"] == "string"
+    assert echo["complexity"] == {
+        "external": True,
+        "loop": False,
+        "human": False,
+        "estimatedDurationMs": 42.0,
+    }
 
 
 async def test_openapi_documents_node_types_response(client: httpx.AsyncClient) -> None:
