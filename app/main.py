@@ -11,7 +11,7 @@ from types import FrameType
 
 from fastapi import FastAPI
 
-from app.api import control, executions, health, runs, seed, streams, workflows
+from app.api import control, executions, health, node_types, runs, seed, streams, workflows
 from app.api.errors import BodySizeLimit, install_error_handlers
 from app.config import Settings, get_settings
 from app.logs import configure_logging
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     for module in (runs, executions, control, streams, workflows, health, seed):
         app.include_router(module.router)
+    app.include_router(node_types.router)
     return app
 
 

@@ -13,7 +13,7 @@ from app.engine.state import StepState
 from app.execution.queue import MAX_PRIORITY
 from app.jsonvalue import NotJSON, normalise
 from app.store.records import ExecutionRecord, WorkflowRecord
-from app.workflows.model import CamelModel
+from app.workflows.model import CamelModel, WorkflowBody
 
 # For path and query strings: Postgres cannot compare with (or store) a string holding NUL.
 NO_NUL = r"^[^\x00]*$"
@@ -49,7 +49,7 @@ class RunOptions(CamelModel):
 class RunBody(JSONBody):
     """`POST /workflow/run`: an inline workflow, or a registered one by name."""
 
-    workflow: dict[str, Any] | None = None
+    workflow: WorkflowBody | None = None
     workflow_id: str | None = Field(default=None, max_length=200)
     version: str | None = Field(default=None, max_length=100)
     input: Any = Field(default_factory=dict)

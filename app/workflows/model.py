@@ -1,10 +1,10 @@
-"""The workflow definition: pydantic models of the JSON format in DESIGN.md."""
+"""The workflow definition: pydantic models of the JSON format (docs/workflows.md)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
@@ -19,25 +19,37 @@ class CamelModel(BaseModel):
 class RetryPolicy(CamelModel):
     """Per-node retry: how many attempts in all, and how long to wait between them."""
 
-    max_attempts: int = Field(default=1, ge=1, le=100)
-    backoff: Literal["exponential", "fixed"] = "exponential"
-    initial_delay: int = Field(default=1000, ge=0, le=86_400_000)
-    max_delay: int = Field(default=60_000, ge=0, le=86_400_000)
-    multiplier: float = Field(default=2.0, ge=1.0, le=10.0)
-    jitter: bool = True
+    max_attempts: int = Field(
+        default=1, ge=1, le=100, description="attempts in all, the first included"
+    )
+    backoff: Literal["exponential", "fixed"] = Field(
+        default="exponential", description="exponential: initialDelay * multiplier^(n-1)"
+    )
+    initial_delay: int = Field(
+        default=1000, ge=0, le=86_400_000, description="ms before the second attempt"
+    )
+    max_delay: int = Field(default=60_000, ge=0, le=86_400_000, description="cap on a delay, ms")
+    multiplier: float = Field(default=2.0, ge=1.0, le=10.0, description="growth of exponential")
+    jitter: bool = Field(default=True, description="keep half the delay, randomise the rest")
 
 
 class NodeDefinition(CamelModel):
     """One step of the DAG. `params` are checked against the node type's params model."""
 
-    id: str = Field(pattern=NODE_ID_PATTERN)
-    type: str = Field(min_length=1, max_length=200)
-    params: dict[str, Any] = Field(default_factory=dict)
-    depends_on: list[str] = Field(default_factory=list)
-    when: str | None = None
-    retry: RetryPolicy | None = None
-    timeout: int | None = Field(default=None, ge=1, le=30 * 86_400_000)
-    name: str | None = None
+    id: str = Field(
+        pattern=NODE_ID_PATTERN, description="unique; expressions read the output by it"
+    )
+    type: str = Field(min_length=1, max_length=200, description="a node type: GET /node-types")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the type's params; strings may hold {{ templates }}"
+    )
+    depends_on: list[str] = Field(default_factory=list, description="ordering without data")
+    when: str | None = Field(default=None, description="an expression; false skips the node")
+    retry: RetryPolicy | None = Field(default=None, description="none: a single attempt")
+    timeout: int | None = Field(
+        default=None, ge=1, le=30 * 86_400_000, description="ms per attempt (step_timeout)"
+    )
+    name: str | None = Field(default=None, description="a label for people")
 
 
 class WorkflowDefinition(CamelModel):
@@ -46,8 +58,26 @@ class WorkflowDefinition(CamelModel):
     name: str = Field(default="inline", min_length=1, max_length=200)
     version: str | None = Field(default=None, max_length=100)
     description: str | None = None
-    input_schema: dict[str, Any] | None = None
+    input_schema: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema (2020-12) the input must match"
+    )
     nodes: list[NodeDefinition] = Field(min_length=1)
-    output: Any = None
-    on_failure: Literal["stop", "continue"] = "stop"
-    max_concurrency: int = Field(default=8, ge=1, le=1000)
+    output: Any = Field(
+        default=None, description="the result, with templates; none: the sink nodes' outputs"
+    )
+    on_failure: Literal["stop", "continue"] = Field(
+        default="stop", description="stop: the first failure ends the run; continue: branches go on"
+    )
+    max_concurrency: int = Field(default=8, ge=1, le=1000, description="steps running at once")
+
+
+def _unchanged(value: Any) -> Any:
+    return value
+
+
+# A request field holding a definition: validated as a plain object, so that `compile_workflow`
+# reports every problem at once (a typed field would stop at pydantic's first pass), and
+# documented in OpenAPI as the real model, so `/openapi.json` shows every field.
+WorkflowBody = Annotated[
+    dict[str, Any], BeforeValidator(_unchanged, json_schema_input_type=WorkflowDefinition)
+]
