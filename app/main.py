@@ -16,6 +16,7 @@ from app.api.errors import BodySizeLimit, install_error_handlers
 from app.config import Settings, get_settings
 from app.logs import configure_logging
 from app.runtime import Runtime
+from app.ui import install_dashboard
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     for module in (runs, executions, control, streams, workflows, health, seed):
         app.include_router(module.router)
+    install_dashboard(app)
     return app
 
 
