@@ -229,6 +229,9 @@
         htmx.ajax("GET", rows.dataset.liveUrl, { target: rows, swap: "innerHTML" });
       }, 400);
       document.body.addEventListener("htmx:sseMessage", refresh);
+      // Visible state for people (and tests): is the live feed connected?
+      document.body.addEventListener("htmx:sseOpen", () => { document.body.dataset.feed = "open"; });
+      document.body.addEventListener("htmx:sseError", () => { document.body.dataset.feed = "lost"; });
     }
   }
 

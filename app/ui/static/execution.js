@@ -41,11 +41,10 @@
       const group = el("g", {
         class: "node", "data-node-id": id, "data-status": n.status, tabindex: 0, role: "button",
         transform: "translate(" + (box.x - box.width / 2) + "," + (box.y - box.height / 2) + ")",
-        "aria-label": id + " (" + n.type + "): " + n.status,
       });
       group.appendChild(el("rect", { width: box.width, height: box.height }));
       const name = el("text", { x: 8, y: 16 });
-      name.textContent = id;
+      name.textContent = id + " ";  // its name is its text: "id type · status"
       const status = el("text", { x: 8, y: 32, class: "st-text" });
       status.textContent = n.type + " · " + n.status;
       group.append(name, status);
@@ -60,7 +59,6 @@
       const text = item.querySelector(".st-text, .st-word");
       if (text && text.classList.contains("st-word")) text.textContent = status;
       if (text && text.classList.contains("st-text")) text.textContent = text.textContent.replace(/[^·]+$/, " " + status);
-      if (item.hasAttribute("aria-label")) item.setAttribute("aria-label", item.getAttribute("aria-label").replace(/: \w+$/, ": " + status));
     }
   }
 
@@ -73,9 +71,21 @@
   }
 
   function refresher(page, part, ms) {
-    return Turnout.throttle(() => {
-      const url = "/ui/executions/" + page.dataset.executionId + "/part/" + part;
-      htmx.ajax("GET", url, { target: "#" + (part === "input" ? "input-region" : part), swap: "innerHTML" });
+    const url = "/ui/executions/" + page.dataset.executionId + "/part/" + part;
+    if (part !== "input") {
+      return Turnout.throttle(() => htmx.ajax("GET", url, { target: "#" + part, swap: "innerHTML" }), ms);
+    }
+    // The input form is replaced only when it asks for another node (or none): what the
+    // user is typing survives every other update.
+    const region = document.getElementById("input-region");
+    return Turnout.throttle(async () => {
+      const response = await fetch(url);
+      if (!response.ok) return;
+      const html = await response.text();
+      const next = new DOMParser().parseFromString(html, "text/html").querySelector("form");
+      const current = region.querySelector("form");
+      const same = (f) => (f ? f.dataset.nodeIdInput : null);
+      if (same(next) !== same(current)) region.innerHTML = html;
     }, ms);
   }
 
@@ -112,11 +122,13 @@
         source.close();
         source = null;
         page.dataset.terminal = "true";
+        page.dataset.stream = "ended";
       }
     };
     const connect = () => {
       source = new EventSource("/execution/" + page.dataset.executionId + "/stream?after=" + lastSeq);
       for (const type of types) source.addEventListener(type, onEvent);
+      source.onopen = () => { page.dataset.stream = "open"; };
       source.onerror = () => {
         if (source && source.readyState === EventSource.CLOSED) {
           source = null;
@@ -125,7 +137,9 @@
         }
       };
     };
-    connect();
+    // A finished run's stream has nothing more to say (until a retry starts a new attempt).
+    if (page.dataset.terminal === "true") page.dataset.stream = "idle";
+    else connect();
     // A retry starts a new attempt on the same stream: follow it again.
     Turnout.onControl = (answer) => {
       if (!source && !["completed", "failed", "cancelled"].includes(answer.status)) connect();
