@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -205,7 +205,8 @@ async def _register(client: httpx.AsyncClient) -> str:
     }
     for version, extra in (("1", {}), ("2", {"dependsOn": ["check"]})):
         nodes = [*base["nodes"], {"id": "ship", "type": "noop", "params": {}, **extra}]
-        response = await client.post("/workflows", json={**base, "version": version, "nodes": nodes})
+        definition = {**base, "version": version, "nodes": nodes}
+        response = await client.post("/workflows", json=definition)
         assert response.status_code == 201, response.text
     return "order-review"
 
@@ -232,7 +233,8 @@ async def test_every_page_passes_axe_in_both_themes_and_is_screenshotted(
         while await status_of(client, waiting) != "waiting":
             await asyncio.sleep(0.05)
         found: dict[str, list[dict[str, Any]]] = {}
-        for theme in ("light", "dark"):
+        themes: tuple[Literal["light", "dark"], ...] = ("light", "dark")
+        for theme in themes:
             async with browser_page(api_url, theme=theme) as (page, console):
                 for label, path in pages.items():
                     await page.goto(path)

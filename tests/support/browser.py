@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 CHROMIUM = (
     os.environ.get("TURNOUT_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -23,13 +24,17 @@ class Console:
         self.errors: list[str] = []
 
     def watch(self, page: Any) -> None:
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("console", self._console)
         page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def _console(self, message: Any) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
 
 
 @contextlib.asynccontextmanager
 async def browser_page(
-    base_url: str, *, theme: str = "light"
+    base_url: str, *, theme: Literal["light", "dark"] = "light"
 ) -> AsyncIterator[tuple[Any, Console]]:
     """A fresh page (1300x900, the given color scheme) and the errors it logs."""
     from playwright.async_api import async_playwright
@@ -63,7 +68,7 @@ async def serious_violations(page: Any) -> list[dict[str, Any]]:
 
 
 async def screenshot(page: Any, name: str) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(SCREENSHOTS.mkdir, parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)
     return path
