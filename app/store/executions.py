@@ -15,8 +15,8 @@ from app.engine.state import utcnow
 from app.engine.status import Status
 from app.errors import ExecutionNotFound, RequestInvalid
 from app.store import pgbatch
-from app.store.base import E, StoreBase, execution_record, ms
-from app.store.records import ExecutionFilter, ExecutionRecord, NewExecution
+from app.store.base import E, StoreBase, V, execution_record, ms
+from app.store.records import EventRecord, ExecutionFilter, ExecutionRecord, NewExecution
 
 
 class ExecutionStore(StoreBase):
@@ -142,6 +142,23 @@ class ExecutionStore(StoreBase):
                 bucket = int((at - since).total_seconds() // bucket_s)
                 counts[bucket] = counts.get(bucket, 0) + 1
         return counts
+
+    async def events_of_types(
+        self, execution_id: UUID, types: Sequence[str], limit: int = 500
+    ) -> list[EventRecord]:
+        """Some kinds of an execution's events, oldest first (the control history)."""
+        query = (
+            select(V)
+            .where(V.c.execution_id == execution_id, V.c.type.in_(types))
+            .order_by(V.c.seq)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [
+            EventRecord(r["execution_id"], r["seq"], r["type"], r["data"], r["created_at"])
+            for r in rows
+        ]
 
     def _filters(self, flt: ExecutionFilter) -> Iterable[Any]:
         if flt.status:

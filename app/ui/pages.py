@@ -16,6 +16,7 @@ from app.api.schemas import execution_resource, workflow_resource
 from app.engine.status import Status
 from app.errors import WorkflowNotFound
 from app.runtime import Runtime
+from app.store.records import ExecutionRecord
 from app.ui import views
 from app.ui.forms import schema_fields
 
@@ -102,22 +103,48 @@ async def execution_rows(
 
 
 async def _execution(runtime: Runtime, execution_id: UUID) -> dict[str, Any]:
-    """`GET /execution/{id}` as the API answers it."""
+    """`GET /execution/{id}` as the API answers it, and the human input it waits for."""
     record = await runtime.repo.get_execution(execution_id)
     resource = execution_resource(record)
     if record.status == Status.PENDING:
         resource["queuePosition"] = await runtime.queue.position(execution_id)
-    return {"execution": resource, "definition": record.definition, "last_seq": record.last_seq}
+    return {
+        "execution": resource,
+        "definition": record.definition,
+        "last_seq": record.last_seq,
+        "waiting": _waiting(record),
+    }
+
+
+# The events that say who steered a run (the stream carries them as well).
+CONTROL_EVENTS = ("execution.paused", "execution.resumed", "execution.cancelled")
 
 
 async def _history(runtime: Runtime, execution_id: UUID) -> list[dict[str, Any]]:
-    """Who did what: the control events (as the stream replays them)."""
-    events = await runtime.repo.events_after(execution_id, 0, 2000)
+    """Who did what: the control events, oldest first."""
+    events = await runtime.repo.events_of_types(execution_id, CONTROL_EVENTS)
     return [
         {"type": e.type, "at": e.created_at.isoformat()[:19], **e.data}
         for e in events
         if "requestedBy" in e.data
     ]
+
+
+def _waiting(record: ExecutionRecord) -> dict[str, Any] | None:
+    """The human-input step this execution waits on, with its prompt and form fields."""
+    if record.status != Status.WAITING:
+        return None
+    for step in record.steps:
+        if step.status == "waiting" and step.state.get("waitReason") == "human_input":
+            data = step.state.get("waitData") or {}
+            schema = data.get("schema")
+            return {
+                "nodeId": step.key,
+                "prompt": data.get("prompt"),
+                "schema": schema,
+                "fields": schema_fields(schema),
+            }
+    return None
 
 
 @router.get("/executions/{execution_id}", response_class=Html)
@@ -135,27 +162,8 @@ async def execution_page(request: Request, execution_id: UUID, runtime: RuntimeD
         edges=edges,
         history=await _history(runtime, execution_id),
         gantt=views.gantt(context["execution"]),
-        waiting=await _waiting(runtime, execution_id),
     )
     return templates.TemplateResponse(request, "execution.html", context)
-
-
-async def _waiting(runtime: Runtime, execution_id: UUID) -> dict[str, Any] | None:
-    """The human-input step this execution waits on, with its prompt and form fields."""
-    record = await runtime.repo.get_execution(execution_id)
-    if record.status != Status.WAITING:
-        return None
-    for step in record.steps:
-        if step.status == "waiting" and step.state.get("waitReason") == "human_input":
-            data = step.state.get("waitData") or {}
-            schema = data.get("schema")
-            return {
-                "nodeId": step.key,
-                "prompt": data.get("prompt"),
-                "schema": schema,
-                "fields": schema_fields(schema),
-            }
-    return None
 
 
 @router.get("/executions/{execution_id}/part/{part}", response_class=Html)
@@ -171,8 +179,6 @@ async def execution_part(
         context["history"] = await _history(runtime, execution_id)
     elif part == "timeline":
         context["gantt"] = views.gantt(context["execution"])
-    else:
-        context["waiting"] = await _waiting(runtime, execution_id)
     return templates.TemplateResponse(request, f"_{part}.html", context)
 
 
