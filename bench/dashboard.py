@@ -103,9 +103,7 @@ async def open_pages(
     streams = [Stream() for _ in ids]
     await asyncio.gather(*(s.open(base, i) for s, i in zip(streams, ids, strict=True)))
     tasks = [asyncio.create_task(s.read()) for s in streams]
-    _, feed_writer = await asyncio.open_connection(
-        "127.0.0.1", int(base.rsplit(":", 1)[1])
-    )
+    _, feed_writer = await asyncio.open_connection("127.0.0.1", int(base.rsplit(":", 1)[1]))
     feed_writer.write(
         b"GET /executions/stream HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
     )
