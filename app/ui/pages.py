@@ -40,7 +40,7 @@ Html = HTMLResponse
 
 @root.get("/")
 async def home() -> RedirectResponse:
-    return RedirectResponse("/ui/", status_code=307)
+    return RedirectResponse("/ui/")  # a temporary redirect (307)
 
 
 def _list_query(

@@ -254,3 +254,31 @@ async def test_every_page_passes_axe_in_both_themes_and_is_screenshotted(
                     assert shot.stat().st_size > 0
                 assert console.errors == []
     assert found == {}, json.dumps(found, indent=1)
+
+
+async def test_run_form_from_input_schema_and_the_graph_by_keyboard(
+    api_url: str, client: httpx.AsyncClient
+) -> None:
+    name = await _register(client)
+    async with browser_page(api_url) as (page, console):
+        await page.goto(f"/ui/workflows/{name}")
+        run = page.get_by_role("button", name="Run", exact=True)
+        await run.click()  # "Order id" is required: the browser says so, nothing is sent
+        await page.locator(".field-error[data-for='orderId']:not(:empty)").wait_for()
+        assert (await client.get("/executions", params={"workflow": name})).json()["items"] == []
+        await page.get_by_label("Order id").fill("A-1")
+        await run.click()
+        await page.wait_for_url("**/ui/executions/*")
+        await page.wait_for_selector("#exec-status[data-status='completed']")
+        execution_id = page.url.rsplit("/", 1)[1]
+        assert (await client.get(f"/execution/{execution_id}")).json()["input"] == {
+            "orderId": "A-1"
+        }
+        # Keyboard: a node takes the focus with Tab, and Enter opens its step.
+        await page.locator("#dag [data-node-id='ship']").focus()
+        await page.keyboard.press("Shift+Tab")
+        focused = await page.evaluate("document.activeElement.dataset.nodeId")
+        assert focused == "check"
+        await page.keyboard.press("Enter")
+        await page.locator("#step-panel", has_text=f"{execution_id}:check").wait_for()
+        assert console.errors == []

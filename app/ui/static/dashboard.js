@@ -230,7 +230,11 @@
       }, 400);
       document.body.addEventListener("htmx:sseMessage", refresh);
       // Visible state for people (and tests): is the live feed connected?
-      document.body.addEventListener("htmx:sseOpen", () => { document.body.dataset.feed = "open"; });
+      // The feed is live only: after a lost connection, re-read what changed meanwhile.
+      document.body.addEventListener("htmx:sseOpen", () => {
+        if (document.body.dataset.feed === "lost") refresh();
+        document.body.dataset.feed = "open";
+      });
       document.body.addEventListener("htmx:sseError", () => { document.body.dataset.feed = "lost"; });
     }
   }
