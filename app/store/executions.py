@@ -173,8 +173,10 @@ class ExecutionStore(StoreBase):
             yield E.c.created_at < flt.created_before
         if flt.text:
             like = flt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            # Postgres shows a uuid with dashes; SQLite stores its 32 hex digits.
+            prefix = like.lower() if self.dialect == "postgresql" else like.lower().replace("-", "")
             yield or_(
-                func.cast(E.c.id, String).like(f"{like.lower()}%", escape="\\"),
+                func.cast(E.c.id, String).like(f"{prefix}%", escape="\\"),
                 E.c.idempotency_key.ilike(f"%{like}%", escape="\\"),
             )
         if flt.tag:
