@@ -17,7 +17,7 @@ from app.engine.status import Status
 from app.errors import WorkflowNotFound
 from app.runtime import Runtime
 from app.store.records import ExecutionRecord
-from app.ui import views
+from app.ui import timeline, views
 from app.ui.forms import schema_fields
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -130,6 +130,16 @@ async def _history(runtime: Runtime, execution_id: UUID) -> list[dict[str, Any]]
     ]
 
 
+async def _timeline(runtime: Runtime, execution_id: UUID, context: dict[str, Any]) -> Any:
+    resource = context["execution"]
+    types = {str(n.get("id")): str(n.get("type")) for n in context["definition"].get("nodes", [])}
+    tries = None
+    if any((s.get("attempt") or 0) > 1 for s in resource["steps"]):
+        events = await runtime.repo.events_of_types(execution_id, timeline.ATTEMPT_EVENTS, 5000)
+        tries = timeline.attempts(events)
+    return timeline.gantt(resource, types, tries)
+
+
 def _waiting(record: ExecutionRecord) -> dict[str, Any] | None:
     """The human-input step this execution waits on, with its prompt and form fields."""
     if record.status != Status.WAITING:
@@ -161,7 +171,7 @@ async def execution_page(request: Request, execution_id: UUID, runtime: RuntimeD
         nodes=nodes,
         edges=edges,
         history=await _history(runtime, execution_id),
-        gantt=views.gantt(context["execution"]),
+        gantt=await _timeline(runtime, execution_id, context),
     )
     return templates.TemplateResponse(request, "execution.html", context)
 
@@ -178,7 +188,7 @@ async def execution_part(
     if part == "summary":
         context["history"] = await _history(runtime, execution_id)
     elif part == "timeline":
-        context["gantt"] = views.gantt(context["execution"])
+        context["gantt"] = await _timeline(runtime, execution_id, context)
     return templates.TemplateResponse(request, f"_{part}.html", context)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,6 @@ from app.store.records import ExecutionFilter
 from app.workflows.graph import compile_workflow
 
 OUTLINE_ABOVE = 300  # nodes; above this the page lists nodes instead of drawing the graph
-GANTT_ROWS = 200
 STATUSES = ("pending", "running", "paused", "waiting", "completed", "failed", "cancelled")
 CONTROLS = {
     # button name: (API verb, JSON body, statuses in which it is enabled)
@@ -140,43 +140,16 @@ def graph(
     return listed, edges
 
 
-def gantt(resource: dict[str, Any]) -> dict[str, Any]:
-    """Bars of the started steps, placed in % of the run's span."""
-    steps = [s for s in resource.get("steps", []) if s.get("startedAt")]
-    steps.sort(key=lambda s: s["startedAt"])
-    if not steps:
-        return {"bars": [], "spanMs": 0, "hidden": 0}
-    start = _parse(steps[0]["startedAt"])
-    now = datetime.now(UTC)
-    ends = [_parse(s["completedAt"]) if s.get("completedAt") else now for s in steps]
-    span = max((max(ends) - start).total_seconds() * 1000, 1.0)
-    bars = []
-    for step, end in zip(steps[:GANTT_ROWS], ends, strict=False):
-        offset = (_parse(step["startedAt"]) - start).total_seconds() * 1000
-        length = (end - _parse(step["startedAt"])).total_seconds() * 1000
-        bars.append(
-            {
-                "key": step["stepKey"],
-                "status": step["status"],
-                "attempt": step.get("attempt", 1),
-                "left": round(offset / span * 100, 2),
-                "width": max(round(length / span * 100, 2), 0.4),
-                "duration": duration_text(length),
-            }
-        )
-    return {"bars": bars, "spanMs": span, "hidden": max(0, len(steps) - GANTT_ROWS)}
-
-
 def _parse(iso: str) -> datetime:
     return datetime.fromisoformat(iso.replace("Z", "+00:00"))
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
+    """Nearest rank: p50 of 10 values is the 5th smallest, p95 the 10th."""
     if not values:
         return None
     ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
+    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
 
 
 def outcome_stats(resources: list[dict[str, Any]]) -> dict[str, Any]:
