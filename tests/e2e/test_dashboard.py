@@ -282,3 +282,38 @@ async def test_run_form_from_input_schema_and_the_graph_by_keyboard(
         await page.keyboard.press("Enter")
         await page.locator("#step-panel", has_text=f"{execution_id}:check").wait_for()
         assert console.errors == []
+
+
+async def test_a_dropped_stream_resumes_after_the_last_event_seen(
+    api_url: str, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    execution_id = await queued(client, chain(("a", "delay", {"ms": 300}), ("b", "noop", {})))
+    created = (await client.get(f"/execution/{execution_id}")).json()
+    requests: list[str] = []
+
+    async def flaky(route: Any) -> None:
+        """1st: event 3, then the connection ends; 2nd: a 503; then the real stream."""
+        requests.append(route.request.url)
+        if len(requests) == 1:
+            frame = json.dumps({"executionId": execution_id, "seq": 3, "type": "x"})
+            body = f"retry: 50\nid: 3\nevent: execution.created\ndata: {frame}\n\n"
+            await route.fulfill(status=200, body=body, content_type="text/event-stream")
+        elif len(requests) == 2:
+            await route.fulfill(status=503, body="{}", content_type="application/json")
+        else:
+            await route.continue_()
+
+    async with browser_page(api_url) as (page, console):
+        await page.route("**/execution/*/stream*", flaky)
+        await page.goto(f"/ui/executions/{execution_id}")
+        with worker_process(settings):
+            await page.wait_for_selector("#exec-status[data-status='completed']")
+        for node_id in ("a", "b"):
+            await page.wait_for_selector(f"[data-node-id='{node_id}'][data-status='completed']")
+        assert [e for e in console.errors if "503" not in e] == []
+    assert created["status"] == "pending"
+    # The page was rendered at seq 1. The browser reconnected by itself when the first
+    # stream ended (sending Last-Event-ID: 3, which Playwright's interception does not
+    # show); after the 503 the page opened a new stream after the last seq it had seen.
+    assert requests[0].endswith("?after=1") and len(requests) >= 3
+    assert requests[2].endswith(f"/execution/{execution_id}/stream?after=3")
