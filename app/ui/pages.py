@@ -121,13 +121,10 @@ CONTROL_EVENTS = ("execution.paused", "execution.resumed", "execution.cancelled"
 
 
 async def _history(runtime: Runtime, execution_id: UUID) -> list[dict[str, Any]]:
-    """Who did what: the control events, oldest first."""
+    """Who did what: the control events, oldest first (`requestedBy` where the event has it:
+    a stop applied by the runner itself does not say who asked)."""
     events = await runtime.repo.events_of_types(execution_id, CONTROL_EVENTS)
-    return [
-        {"type": e.type, "at": e.created_at.isoformat()[:19], **e.data}
-        for e in events
-        if "requestedBy" in e.data
-    ]
+    return [{"type": e.type, "at": e.created_at.isoformat()[:19], **e.data} for e in events]
 
 
 async def _timeline(runtime: Runtime, execution_id: UUID, context: dict[str, Any]) -> Any:

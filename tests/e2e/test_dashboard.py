@@ -160,6 +160,9 @@ async def test_bulk_cancel_of_three_selected_executions(
         assert console.errors == []
     assert [await status_of(client, i) for i in chosen] == ["cancelled"] * 3
     assert await status_of(client, spared) == "pending"
+    # Who did what: the execution page names the dashboard (its X-Actor) as the canceller.
+    page_html = (await client.get(f"/ui/executions/{chosen[0]}")).text
+    assert "execution.cancelled by <strong>dashboard</strong>" in page_html
 
 
 async def test_a_new_execution_appears_in_the_open_list_within_a_second(
