@@ -89,3 +89,30 @@ async def test_queue_lists_pending_positions_and_live_workers(
     assert sum(body["throughput"]["perSecond"]) > 0
     page = await client.get("/ui/queue")
     assert "Workers alive (0)" in page.text
+
+
+async def test_the_list_pages_by_cursor_and_filters_by_tag_and_status(
+    client: httpx.AsyncClient,
+) -> None:
+    tag = f"paging-{time.monotonic_ns()}"
+    made = []
+    for _ in range(53):
+        response = await client.post(
+            "/workflow/run",
+            json={"workflow": ONE, "mode": "queued", "options": {"tags": [tag]}},
+        )
+        made.append(response.json()["executionId"])
+    await client.post(f"/execution/{made[0]}/cancel")
+
+    def rows(html: str) -> list[str]:
+        return [part.split('"', 1)[0] for part in html.split('data-execution-id="')[1:]]
+
+    first = await client.get("/ui/", params={"tag": tag})
+    assert rows(first.text) == made[::-1][:50]  # newest first, 50 a page
+    older = first.text.split('rel="next"')[0].rsplit('href="', 1)[1].split('"', 1)[0]
+    second = await client.get(older.replace("&amp;", "&"))
+    assert rows(second.text) == made[::-1][50:]
+    assert 'rel="next"' not in second.text
+    cancelled = await client.get("/ui/", params={"tag": tag, "status": "cancelled"})
+    assert rows(cancelled.text) == [made[0]]
+    assert 'data-status="cancelled"' in cancelled.text

@@ -284,6 +284,13 @@ async def test_run_form_from_input_schema_and_the_graph_by_keyboard(
         assert focused == "check"
         await page.keyboard.press("Enter")
         await page.locator("#step-panel", has_text=f"{execution_id}:check").wait_for()
+        # The theme toggle is remembered across pages.
+        assert await page.evaluate("document.documentElement.dataset.theme") == "light"
+        await page.get_by_role("button", name="Dark theme").click()
+        await page.goto("/ui/queue")
+        assert await page.evaluate("document.documentElement.dataset.theme") == "dark"
+        toggle = page.get_by_role("button", name="Dark theme")
+        assert await toggle.get_attribute("aria-pressed") == "true"
         assert console.errors == []
 
 
