@@ -65,6 +65,7 @@ async def test_dag_nodes_go_from_pending_to_completed_without_a_reload(
     execution_id = await queued(client, workflow)
     async with browser_page(api_url) as (page, console):
         await page.goto(f"/ui/executions/{execution_id}")
+        await page.wait_for_selector("#dag[data-drawn='true']")  # laid out off the main thread
         nodes = page.locator("#dag [data-node-id]")
         assert await nodes.count() == 3
         assert {await n.get_attribute("data-status") for n in await nodes.all()} == {"pending"}

@@ -1,4 +1,5 @@
-// The execution page: the DAG (laid out by dagre), kept live by the execution's own stream.
+// The execution page: the DAG (laid out by dagre in layout-worker.js), kept live by the
+// execution's own stream.
 "use strict";
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
@@ -14,46 +15,54 @@
     return node;
   }
 
+  // Statuses seen on the stream, so a graph drawn after they arrived shows them too.
+  const known = {};
+
   function drawDag(host, data) {
-    const g = new dagre.graphlib.Graph();
-    g.setGraph({ rankdir: "LR", nodesep: 16, ranksep: 40, marginx: 12, marginy: 12 });
-    g.setDefaultEdgeLabel(() => ({}));
-    for (const n of data.nodes) {
-      const chars = Math.max(n.id.length, n.type.length + 12);
-      g.setNode(n.id, { width: Math.max(100, 7.2 * chars + 20), height: 40, node: n });
-    }
-    for (const [from, to] of data.edges) if (g.hasNode(from) && g.hasNode(to)) g.setEdge(from, to);
-    dagre.layout(g);
-    const size = g.graph();
-    const svg = el("svg", { width: size.width, height: size.height, role: "presentation" });
-    for (const e of g.edges()) {
-      const points = g.edge(e).points.map((p) => p.x + "," + p.y).join(" ");
-      svg.appendChild(el("polyline", { class: "edge", points, "marker-end": "url(#arrow)" }));
-    }
-    const defs = el("defs", {});
-    const marker = el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 6, markerHeight: 6, orient: "auto" });
-    marker.appendChild(el("path", { d: "M0,0 L10,5 L0,10 z", fill: "currentColor" }));
-    defs.appendChild(marker);
-    svg.appendChild(defs);
-    for (const id of g.nodes()) {
-      const box = g.node(id);
-      const n = box.node;
-      const group = el("g", {
-        class: "node", "data-node-id": id, "data-status": n.status, tabindex: 0, role: "button",
-        transform: "translate(" + (box.x - box.width / 2) + "," + (box.y - box.height / 2) + ")",
-      });
-      group.appendChild(el("rect", { width: box.width, height: box.height }));
-      const name = el("text", { x: 8, y: 16 });
-      name.textContent = id + " ";  // its name is its text: "id type · status"
-      const status = el("text", { x: 8, y: 32, class: "st-text" });
-      status.textContent = n.type + " · " + n.status;
-      group.append(name, status);
-      svg.appendChild(group);
-    }
-    host.appendChild(svg);
+    const byId = {};
+    for (const n of data.nodes) byId[n.id] = n;
+    const note = document.createElement("p");
+    note.className = "note";
+    note.textContent = "Laying out " + data.nodes.length + " steps…";
+    host.appendChild(note);
+    const worker = new Worker("/ui/static/layout-worker.js");
+    worker.onmessage = (message) => {
+      worker.terminate();
+      const layout = message.data;
+      const svg = el("svg", { width: layout.width, height: layout.height, role: "presentation" });
+      const defs = el("defs", {});
+      const marker = el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 6, markerHeight: 6, orient: "auto" });
+      marker.appendChild(el("path", { d: "M0,0 L10,5 L0,10 z", fill: "currentColor" }));
+      defs.appendChild(marker);
+      svg.appendChild(defs);
+      for (const points of layout.edges) {
+        const line = points.map((p) => p.x + "," + p.y).join(" ");
+        svg.appendChild(el("polyline", { class: "edge", points: line, "marker-end": "url(#arrow)" }));
+      }
+      for (const box of layout.nodes) {
+        const n = byId[box.id];
+        const status = known[box.id] || n.status;
+        const group = el("g", {
+          class: "node", "data-node-id": box.id, "data-status": status, tabindex: 0, role: "button",
+          transform: "translate(" + (box.x - box.width / 2) + "," + (box.y - box.height / 2) + ")",
+        });
+        group.appendChild(el("rect", { width: box.width, height: box.height }));
+        const name = el("text", { x: 8, y: 16 });
+        name.textContent = box.id + " ";  // its name is its text: "id type · status"
+        const text = el("text", { x: 8, y: 32, class: "st-text" });
+        text.textContent = n.type + " · " + status;
+        group.append(name, text);
+        svg.appendChild(group);
+      }
+      note.remove();
+      host.appendChild(svg);
+      host.dataset.drawn = "true";
+    };
+    worker.postMessage(data);
   }
 
   function setStatus(root, nodeId, status) {
+    known[nodeId] = status;
     for (const item of root.querySelectorAll('[data-node-id="' + CSS.escape(nodeId) + '"]')) {
       item.setAttribute("data-status", status);
       const text = item.querySelector(".st-text, .st-word");
