@@ -192,6 +192,7 @@ async def test_a_thousand_node_execution_shows_the_outline(
             1000
         )
         assert await page.locator("#dag").count() == 0
+        await screenshot(page, "execution-outline-light")
         await page.locator("#outline").get_by_role("button", name="n999", exact=True).click()
         await page.locator("#step-panel", has_text=f"{execution_id}:n999").wait_for()
         assert console.errors == []
