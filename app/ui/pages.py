@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
@@ -14,7 +14,7 @@ from app.api.deps import RepoDep, RuntimeDep
 from app.api.queue import queue_overview
 from app.api.schemas import execution_resource, workflow_resource
 from app.engine.status import Status
-from app.errors import WorkflowNotFound
+from app.errors import RequestInvalid, WorkflowNotFound
 from app.runtime import Runtime
 from app.store.records import ExecutionRecord
 from app.ui import timeline, views
@@ -59,45 +59,27 @@ async def _rows(repo: RepoDep, query: views.ListQuery, cursor: str | None) -> di
     try:
         flt = query.to_filter()
         records, next_cursor = await repo.list_executions(flt, limit=PAGE, cursor=cursor)
-    except (views.FilterInvalid, ValueError) as exc:
+    except (views.FilterInvalid, RequestInvalid) as exc:  # a bad time or cursor
         return {"rows": [], "next_cursor": None, "problem": str(exc)}
     rows = [views.row(execution_resource(r, steps=False)) for r in records]
     return {"rows": rows, "next_cursor": next_cursor, "problem": None}
 
 
+ListQueryDep = Annotated[views.ListQuery, Depends(_list_query)]
+
+
 @router.get("/", response_class=Html)
 async def executions_page(
-    request: Request,
-    repo: RepoDep,
-    status: Annotated[list[str] | None, Query()] = None,
-    workflow: str = "",
-    tag: str = "",
-    mode: str = "",
-    after: str = "",
-    before: str = "",
-    q: str = "",
-    cursor: str | None = None,
+    request: Request, repo: RepoDep, query: ListQueryDep, cursor: str | None = None
 ) -> HTMLResponse:
-    query = _list_query(status, workflow, tag, mode, after, before, q)
     listing = await _rows(repo, query, cursor)
     context = {"query": query, "cursor": cursor, **listing}
     return templates.TemplateResponse(request, "executions.html", context)
 
 
 @router.get("/rows", response_class=Html)
-async def execution_rows(
-    request: Request,
-    repo: RepoDep,
-    status: Annotated[list[str] | None, Query()] = None,
-    workflow: str = "",
-    tag: str = "",
-    mode: str = "",
-    after: str = "",
-    before: str = "",
-    q: str = "",
-) -> HTMLResponse:
+async def execution_rows(request: Request, repo: RepoDep, query: ListQueryDep) -> HTMLResponse:
     """The first page of rows (the list refreshes it when the feed says something changed)."""
-    query = _list_query(status, workflow, tag, mode, after, before, q)
     listing = await _rows(repo, query, None)
     return templates.TemplateResponse(request, "_rows.html", {"query": query, **listing})
 

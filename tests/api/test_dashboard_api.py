@@ -51,10 +51,15 @@ async def test_free_text_finds_executions_by_id_prefix_and_idempotency_key(
     assert f'data-execution-id="{other}"' not in page.text
 
 
-async def test_a_bad_time_filter_is_a_message_on_the_page(client: httpx.AsyncClient) -> None:
+async def test_a_bad_time_filter_or_cursor_is_a_message_on_the_page(
+    client: httpx.AsyncClient,
+) -> None:
     page = await client.get("/ui/", params={"after": "yesterday"})
     assert page.status_code == 200
     assert "From: &#39;yesterday&#39; is not a date and time" in page.text
+    page = await client.get("/ui/", params={"cursor": "not-a-cursor"})
+    assert page.status_code == 200
+    assert "invalid cursor" in page.text
 
 
 async def _queue(client: httpx.AsyncClient) -> dict[str, Any]:
