@@ -81,7 +81,7 @@ async def test_dag_nodes_go_from_pending_to_completed_without_a_reload(
         assert console.errors == []
 
 
-async def test_cancel_button_cancels_a_running_execution(
+async def test_cancel_stops_a_running_execution_and_retry_runs_it_again(
     api_url: str, client: httpx.AsyncClient, settings: Settings
 ) -> None:
     # 4 s stays in the worker (under the durable-delay threshold): the run is `running`.
@@ -97,6 +97,11 @@ async def test_cancel_button_cancels_a_running_execution(
             cancel = page.get_by_role("button", name="Cancel", exact=True)
             assert await cancel.is_disabled()
             assert await page.get_by_role("button", name="Retry from failed").is_enabled()
+            # Retry starts a new attempt on the same stream; the page follows it to the end.
+            await page.get_by_role("button", name="Retry from start").click()
+            await page.wait_for_selector("#exec-status[data-status='completed']", timeout=20_000)
+            await page.wait_for_selector("#dag [data-node-id='slow'][data-status='completed']")
+        assert (await client.get(f"/execution/{execution_id}")).json()["attempt"] == 2
         assert console.errors == []
 
 
