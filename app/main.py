@@ -16,6 +16,7 @@ from app.api.errors import BodySizeLimit, install_error_handlers
 from app.config import Settings, get_settings
 from app.logs import configure_logging
 from app.runtime import Runtime
+from app.ui import install_dashboard
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     for module in (runs, executions, control, streams, workflows, health, seed):
         app.include_router(module.router)
     app.include_router(node_types.router)
+    install_dashboard(app)
     return app
 
 

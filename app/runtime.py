@@ -19,6 +19,7 @@ from app.events.bus import EventBus, InProcessBus
 from app.events.redis_bus import RedisBus
 from app.execution.complexity import ComplexityAnalyzer, ComplexityThresholds
 from app.execution.control import ExecutionControl
+from app.execution.heartbeats import Heartbeat, WorkerHeartbeats
 from app.execution.jobs import ActiveRuns, JobRunner, drain
 from app.execution.manager import ExecutionManager
 from app.execution.queue import ArqQueue, ExecutionQueue, InProcessQueue
@@ -68,6 +69,8 @@ class Runtime:
             cookies=httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))),
         )
         self.active = ActiveRuns()
+        self.heartbeats = WorkerHeartbeats(self.redis, settings.key_prefix)
+        self.heartbeat: Heartbeat | None = None
         self.runner = Runner(Services(settings, self.http, queued=False), self.registry)
         self.queued_runner = Runner(Services(settings, self.http, queued=True), self.registry)
         self.session = ExecutionSession(
@@ -156,6 +159,10 @@ class Runtime:
         if self.role == "worker" or self.embedded_queue is not None:
             self.reconciler = Reconciler(self.settings, self.repo, self.queue)
             self.reconciler.start()
+            self.heartbeat = Heartbeat(
+                self.heartbeats, self.owner, self.role, lambda: len(self.active)
+            )
+            self.heartbeat.start()
         log.info(
             "runtime started",
             extra={"role": self.role, "owner": self.owner, "embedded_queue": not self.arq_pool},
@@ -180,6 +187,8 @@ class Runtime:
     async def close(self) -> None:
         if self.reconciler is not None:
             await self.reconciler.close()
+        if self.heartbeat is not None:
+            await self.heartbeat.close()
         await self.shutdown_runs()
         if isinstance(self.signals, RedisSignals):
             await self.signals.close()

@@ -39,6 +39,9 @@ async def list_executions(
     created_before: Annotated[datetime | None, Query(alias="createdBefore")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="id prefix or part of the idempotency key")
+    ] = None,
 ) -> dict[str, Any]:
     flt = ExecutionFilter(
         status=list(status) if status else None,
@@ -47,6 +50,7 @@ async def list_executions(
         tag=tag,
         created_after=created_after,
         created_before=created_before,
+        text=q or None,
     )
     records, next_cursor = await repo.list_executions(flt, limit=limit, cursor=cursor)
     return {

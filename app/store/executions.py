@@ -8,15 +8,15 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, exists, func, insert, literal, or_, select, text
+from sqlalchemy import String, and_, exists, func, insert, literal, or_, select, text
 from sqlalchemy.exc import IntegrityError
 
 from app.engine.state import utcnow
 from app.engine.status import Status
 from app.errors import ExecutionNotFound, RequestInvalid
 from app.store import pgbatch
-from app.store.base import E, StoreBase, execution_record, ms
-from app.store.records import ExecutionFilter, ExecutionRecord, NewExecution
+from app.store.base import E, StoreBase, V, execution_record, ms
+from app.store.records import EventRecord, ExecutionFilter, ExecutionRecord, NewExecution
 
 
 class ExecutionStore(StoreBase):
@@ -129,6 +129,37 @@ class ExecutionStore(StoreBase):
         next_cursor = _encode_cursor(records[-1]) if more and records else None
         return records, next_cursor
 
+    async def completed_per_bucket(self, since: datetime, bucket_s: int) -> dict[int, int]:
+        """Executions completed since `since`, counted per `bucket_s`-second bucket (by index)."""
+        query = select(E.c.completed_at).where(
+            E.c.status == Status.COMPLETED, E.c.completed_at >= since
+        )
+        counts: dict[int, int] = {}
+        async with self.engine.connect() as conn:
+            for (at,) in await conn.execute(query):
+                if at.tzinfo is None:
+                    at = at.replace(tzinfo=since.tzinfo)
+                bucket = int((at - since).total_seconds() // bucket_s)
+                counts[bucket] = counts.get(bucket, 0) + 1
+        return counts
+
+    async def events_of_types(
+        self, execution_id: UUID, types: Sequence[str], limit: int = 500
+    ) -> list[EventRecord]:
+        """Some kinds of an execution's events, oldest first (the control history)."""
+        query = (
+            select(V)
+            .where(V.c.execution_id == execution_id, V.c.type.in_(types))
+            .order_by(V.c.seq)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [
+            EventRecord(r["execution_id"], r["seq"], r["type"], r["data"], r["created_at"])
+            for r in rows
+        ]
+
     def _filters(self, flt: ExecutionFilter) -> Iterable[Any]:
         if flt.status:
             yield E.c.status.in_(flt.status)
@@ -140,6 +171,14 @@ class ExecutionStore(StoreBase):
             yield E.c.created_at >= flt.created_after
         if flt.created_before:
             yield E.c.created_at < flt.created_before
+        if flt.text:
+            like = flt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            # Postgres shows a uuid with dashes; SQLite stores its 32 hex digits.
+            prefix = like.lower() if self.dialect == "postgresql" else like.lower().replace("-", "")
+            yield or_(
+                func.cast(E.c.id, String).like(f"{prefix}%", escape="\\"),
+                E.c.idempotency_key.ilike(f"%{like}%", escape="\\"),
+            )
         if flt.tag:
             if self.dialect == "postgresql":
                 yield E.c.tags.op("@>")(func.jsonb_build_array(flt.tag))

@@ -89,6 +89,7 @@ class ExecutionFilter:
     tag: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    text: str | None = None  # a prefix of the id, or part of the idempotency key
 
 
 @dataclass(slots=True)

@@ -1,0 +1,22 @@
+"""The dashboard: server-rendered pages at /ui/, live through the API's own streams."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+STATIC = Path(__file__).parent / "static"
+
+
+def install_dashboard(app: FastAPI) -> None:
+    """Mount the pages, their vendored assets, `GET /` -> `/ui/`, and `GET /queue` (the JSON
+    twin of the queue page)."""
+    from app.api import queue
+    from app.ui.pages import root, router
+
+    app.include_router(queue.router)
+    app.include_router(router)
+    app.include_router(root)
+    app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
