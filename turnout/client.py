@@ -158,12 +158,35 @@ class Client:
                 return
 
     def stream(
-        self, execution_id: str, after: int | None = None, *, queue: bool = False
+        self,
+        execution_id: str,
+        after: int | None = None,
+        *,
+        queue: bool = False,
+        timeout: float | None = None,
     ) -> Iterator[Event]:
         """The execution's events after seq `after`, live, until the terminal one. A dropped
         connection is resumed with Last-Event-ID: nothing is missed, nothing repeated.
-        With `queue`, the queue-position frames (seq None) are yielded too."""
-        yield from self._follow(execution_id, after, None, queue)
+        With `queue`, the queue-position frames (seq None) are yielded too; after `timeout`
+        seconds without the end, WaitTimeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            yield from self._follow(execution_id, after, deadline, queue)
+        except WaitTimeout:
+            raise WaitTimeout(execution_id, timeout or 0) from None
+
+    def events(
+        self, execution_id: str, after: int | None = None, *, settle: float = 0.5
+    ) -> tuple[Event, ...]:
+        """The events stored so far, without waiting for more: the stream's replay, up to
+        its end or until it has been quiet for `settle` seconds."""
+        events: list[Event] = []
+        try:
+            for event in self._follow(execution_id, after, None, False, idle=settle):
+                events.append(event)
+        except _Quiet:
+            pass
+        return tuple(events)
 
     def wait(self, execution_id: str, timeout: float | None = None) -> Execution:
         """Follow the stream until the execution ends; WaitTimeout after `timeout` s."""
@@ -179,11 +202,16 @@ class Client:
         return self.get(execution_id)
 
     def _follow(
-        self, execution_id: str, after: int | None, deadline: float | None, queue: bool
+        self,
+        execution_id: str,
+        after: int | None,
+        deadline: float | None,
+        queue: bool,
+        idle: float | None = None,
     ) -> Iterator[Event]:
         cursor = _core.StreamCursor(self.base_url, after, queue)
         while True:
-            read = _core.STREAM_IDLE_S
+            read = idle or _core.STREAM_IDLE_S
             if deadline is not None:
                 read = min(deadline - time.monotonic(), _core.WAIT_SLICE_S)
                 if read <= 0:
@@ -207,6 +235,8 @@ class Client:
                 if cursor.terminal:
                     return
             except (httpx.TransportError, ApiError) as exc:
+                if idle is not None and isinstance(exc, httpx.ReadTimeout):
+                    raise _Quiet from None
                 delay = cursor.recover(exc)
                 if delay is None:
                     return
@@ -280,6 +310,10 @@ class Client:
         """True when the server answers `/healthz`; Unreachable otherwise."""
         self._request("GET", "/healthz")
         return True
+
+
+class _Quiet(Exception):
+    """The stream sent nothing for the `events` settle time: the replay is over."""
 
 
 def _iso(value: datetime | str | None) -> str | None:

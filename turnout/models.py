@@ -50,7 +50,7 @@ class Problem:
 
     def __str__(self) -> str:
         where = self.field or ".".join(str(p) for p in self.loc)
-        node = f" (node {self.node_id})" if self.node_id and self.node_id not in where else ""
+        node = f" (node {self.node_id})" if self.node_id else ""
         return f"{where}{node}: {self.message}" if where else self.message
 
 
