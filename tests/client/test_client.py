@@ -113,6 +113,10 @@ def test_control_verbs_and_human_input(embedded_url: str) -> None:
         assert paused.status == "paused" and paused.changed is True
         assert client.pause(waiting.id).changed is False
         assert client.resume(waiting.id).status == "pending"
+        stored = client.events(waiting.id)  # so far, without waiting for the end
+        types = [e.type for e in stored]
+        assert {"execution.paused", "execution.resumed"} <= set(types)
+        assert not stored[-1].terminal
         with pytest.raises(WaitTimeout) as timeout:
             client.wait(waiting.id, timeout=0.5)
         assert timeout.value.status == "waiting"

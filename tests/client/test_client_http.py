@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.cli.conftest import turnout
 from tests.servers import run_server
 from turnout import Client, Unavailable
 
@@ -66,3 +68,12 @@ def test_unavailable_is_retried_after_retry_after_a_bounded_number_of_times(
         client.get("abc")
     assert len(rec.requests) == 3  # the first try and two retries
     assert error.value.retry_after == 0 and error.value.status_code == 503
+
+
+def test_cli_exits_4_when_the_server_stays_unavailable(recorder: tuple[Recorder, str]) -> None:
+    rec, url = recorder
+    rec.failures = 100
+    result = turnout("get", "abc", "-o", "json", server=url)
+    assert result.returncode == 4
+    assert json.loads(result.stdout)["error"]["code"] == "service_unavailable"
+    assert len(rec.requests) == 4  # the first try and the default three retries
