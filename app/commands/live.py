@@ -13,7 +13,7 @@ from rich.text import Text
 
 from app.commands.output import Format, emit_line, stderr
 from app.commands.render import event_line, ms, status_text
-from turnout import Client, Event, Execution
+from turnout import Client, Event, Execution, WaitTimeout
 
 STEP_STATUS = {
     "step.started": "running",
@@ -109,6 +109,15 @@ def follow(
 ) -> Execution:
     """Follow the execution's stream to its end: events as jsonl on stdout with `-o jsonl`;
     a live view on stderr when it is a terminal, plain lines otherwise. Returns it, final."""
+    try:
+        return _follow(client, execution, fmt, timeout, after)
+    except WaitTimeout as exc:
+        raise WaitTimeout(execution.id, exc.timeout, client.get(execution.id).status) from None
+
+
+def _follow(
+    client: Client, execution: Execution, fmt: Format, timeout: float | None, after: int
+) -> Execution:
     events = client.stream(execution.id, after=after or None, queue=True, timeout=timeout)
     if not sys.stderr.isatty():
         for event in events:
