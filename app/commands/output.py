@@ -144,7 +144,8 @@ def report_error(exc: Exception, fmt: Format) -> int:
             emit_line(error_json(exc)) if fmt is Format.jsonl else emit(error_json(exc))
         note(f"error: {exc.message or exc.code} ({exc.code})")
         for problem in exc.problems:
-            note(f"  - {problem}")
+            if problem.message != exc.message or problem.field:  # not the headline again
+                note(f"  - {problem}")
         if isinstance(exc, ValidationFailed):
             return USAGE
         return UNREACHABLE if isinstance(exc, Unavailable) else FAILED
