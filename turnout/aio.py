@@ -188,6 +188,24 @@ class AsyncClient:
                     return
                 await asyncio.sleep(delay)
 
+    async def events(
+        self, execution_id: str, after: int | None = None, *, settle: float = 0.5
+    ) -> tuple[Event, ...]:
+        """The events stored so far, without waiting for more: the stream's replay, up to
+        its end or until it has been quiet for `settle` seconds."""
+        found: list[Event] = []
+        events = self.stream(execution_id, after)
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(settle):
+                        found.append(await anext(events))
+                except (StopAsyncIteration, TimeoutError):
+                    break
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]
+        return tuple(found)
+
     async def wait(
         self,
         execution_id: str,

@@ -169,7 +169,10 @@ async def test_async_client_runs_streams_and_waits(embedded_url: str) -> None:
         assert len(listed) == 1 and listed[0].id == queued.id
         with pytest.raises(InvalidTransition):
             await client.pause(queued.id)
+        parked = await client.run(APPROVAL, mode="queued")
         started = time.monotonic()
         with pytest.raises(WaitTimeout):
-            await client.wait((await client.run(APPROVAL, mode="queued")).id, timeout=0.3)
+            await client.wait(parked.id, timeout=0.3)
         assert time.monotonic() - started < 5
+        so_far = [e.type for e in await client.events(parked.id)]
+        assert so_far[0] == "execution.created" and "execution.completed" not in so_far
