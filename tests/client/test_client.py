@@ -22,8 +22,6 @@ from turnout import (
     WaitTimeout,
 )
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
 
 def test_client_imports_nothing_of_the_server() -> None:
     code = (

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.client.conftest import HELLO, delays
 from tests.support.proxy import cutting_proxy
 from turnout import AsyncClient, Client
-
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 def test_queued_run_on_a_worker_streams_through_cuts(postgres_url: str) -> None:
