@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import typer
 
+from app.commands import register as register_client_commands
+
 app = typer.Typer(
     help="Turnout: run workflows immediately or on arq workers.", no_args_is_help=True
 )
+register_client_commands(app)
 
 
 @app.command()

@@ -82,7 +82,9 @@ class Recorder:
 
     async def stop(self) -> None:
         if self._keeper is not None:
-            self._keeper.cancel()
+            # Never cancel a flush in the middle of its write: the batch it took would be lost.
+            async with self._lock:
+                self._keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._keeper
 

@@ -1,0 +1,13 @@
+"""The client commands of `turnout` (run, inspect, control, registry, offline checks)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add every command group to the `turnout` application."""
+    from app.commands import control, offline, registry, runs
+
+    for group in (runs, control, registry, offline):
+        group.register(app)

@@ -1,0 +1,43 @@
+"""Turnout's Python client: `from turnout import Client, AsyncClient`.
+
+Needs only httpx and httpx-sse; imports nothing of the server."""
+
+from turnout.aio import AsyncClient
+from turnout.client import Client
+from turnout.errors import (
+    ApiError,
+    Conflict,
+    InvalidTransition,
+    NotFound,
+    RateLimited,
+    TurnoutError,
+    Unauthorized,
+    Unavailable,
+    Unreachable,
+    ValidationFailed,
+    WaitTimeout,
+)
+from turnout.models import ErrorInfo, Event, Execution, Problem, Progress, Step, Workflow
+
+__all__ = [
+    "ApiError",
+    "AsyncClient",
+    "Client",
+    "Conflict",
+    "ErrorInfo",
+    "Event",
+    "Execution",
+    "InvalidTransition",
+    "NotFound",
+    "Problem",
+    "Progress",
+    "RateLimited",
+    "Step",
+    "TurnoutError",
+    "Unauthorized",
+    "Unavailable",
+    "Unreachable",
+    "ValidationFailed",
+    "WaitTimeout",
+    "Workflow",
+]
