@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from app.engine.state import StepState
 from app.execution.queue import MAX_PRIORITY
+from app.nodes.human import human_view
 from app.store.records import ExecutionRecord, WorkflowRecord
 from app.workflows.model import CamelModel
 
@@ -66,6 +67,9 @@ def step_resource(step: StepState) -> dict[str, Any]:
         out["itemIndex"] = step.item_index
     if step.state.get("skipReason"):
         out["skipReason"] = step.state["skipReason"]
+    human = human_view(step.state)
+    if human is not None:
+        out["humanInput"] = human
     return out
 
 
