@@ -65,14 +65,15 @@ async def test_cancel_grace_setting_bounds_how_long_a_stubborn_step_delays_cance
     assert took < 2.0, took
 
 
-HUMAN = {
+ASK_SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
+HUMAN: dict[str, Any] = {
     "nodes": [
         {
             "id": "approve",
             "type": "human.input",
             "params": {
                 "prompt": "Approve order 7?",
-                "schema": {"type": "object", "properties": {"ok": {"type": "boolean"}}},
+                "schema": ASK_SCHEMA,
                 "timeout": 3_600_000,
             },
         }
@@ -90,7 +91,7 @@ async def test_waiting_human_step_shows_prompt_schema_deadline_and_then_who_answ
     assert step["status"] == "waiting"
     view = step["humanInput"]
     assert view["prompt"] == "Approve order 7?"
-    assert view["schema"] == HUMAN["nodes"][0]["params"]["schema"]
+    assert view["schema"] == ASK_SCHEMA
     deadline = datetime.fromisoformat(view["deadline"])
     assert 3500 < (deadline - datetime.fromisoformat(body["createdAt"])).total_seconds() < 3700
     async with running_worker(settings):
