@@ -62,7 +62,7 @@ async def test_cancel_grace_setting_bounds_how_long_a_stubborn_step_delays_cance
             took = time.monotonic() - asked
     # With the 5 s the runner used to hard-code, the answer would still say `running`.
     assert response.json()["status"] == "cancelled", response.text
-    assert took < 2.0, took
+    assert took < 3.0, took  # grace 0.3 s; the old 5 s would not answer within the 4 s wait
 
 
 ASK_SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
