@@ -25,6 +25,15 @@ def serve(
     from app.logs import configure_logging
 
     settings = get_settings()
+    if workers > 1 and not settings.redis_url:
+        # Each process would keep its own in-process queue and event bus: a stream served by
+        # one would never see the events of a run in another.
+        typer.echo(
+            f"--workers {workers} needs REDIS_URL: without Redis every process keeps its own "
+            "queue and events. Set REDIS_URL (and run `turnout worker`), or use --workers 1.",
+            err=True,
+        )
+        raise typer.Exit(2)
     configure_logging(settings)
     uvicorn.run("app.main:app", host=host, port=port, workers=workers, log_config=None)
 

@@ -96,6 +96,12 @@ class ServiceUnavailable(TurnoutError):
     code = "service_unavailable"
 
 
+class SchemaNotMigrated(ServiceUnavailable):
+    """The database schema is older than this version of Turnout: run `turnout migrate`."""
+
+    code = "schema_not_migrated"
+
+
 class StepError(TurnoutError):
     """A step failed."""
 

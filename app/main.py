@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from types import FrameType
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import control, executions, health, node_types, runs, seed, streams, workflows
 from app.api.errors import BodySizeLimit, install_error_handlers
@@ -17,6 +18,7 @@ from app.config import Settings, get_settings
 from app.logs import configure_logging
 from app.runtime import Runtime
 from app.ui import install_dashboard
+from app.store.schema import StartupError
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
@@ -25,7 +27,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or Runtime(settings, role="api")
-        await rt.start()
+        try:
+            await rt.start()
+        except StartupError as exc:
+            app.state.startup_error = str(exc)
+            await rt.close()
+            raise
         app.state.runtime = rt
         try:
             with drain_on_exit_signals(rt):
@@ -41,11 +48,35 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (runs, executions, control, streams, workflows, health, seed):
-        app.include_router(module.router)
+    app.add_middleware(StartupFailure)
+    schema = [Depends(health.require_schema)]
+    for module in (runs, executions, control, streams, workflows, seed):
+        app.include_router(module.router, dependencies=schema)
+    app.include_router(health.router)
     app.include_router(node_types.router)
     install_dashboard(app)
     return app
+
+
+class StartupFailure:
+    """A known startup failure is reported as its one-line message (uvicorn logs it and
+    exits), not as a traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def short_send(message: Message) -> None:
+            error = getattr(scope["app"].state, "startup_error", None)
+            if message["type"] == "lifespan.startup.failed" and error:
+                message = {**message, "message": f"cannot start: {error}"}
+            await send(message)
+
+        await self.app(scope, receive, short_send)
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -31,6 +32,7 @@ from app.nodes.base import Services
 from app.nodes.registry import NodeRegistry, default_registry
 from app.store.database import create_engine, upgrade_schema
 from app.store.repository import Repository
+from app.store.schema import SchemaCheck
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class Runtime:
         self.registry = registry or default_registry()
         self.engine = create_engine(settings)
         self.repo = Repository(self.engine)
+        self.schema = SchemaCheck(self.engine, settings.database_url)
         self.redis: Redis | None = (
             Redis.from_url(settings.redis_url) if settings.redis_url else None
         )
@@ -71,8 +74,13 @@ class Runtime:
         self.active = ActiveRuns()
         self.heartbeats = WorkerHeartbeats(self.redis, settings.key_prefix)
         self.heartbeat: Heartbeat | None = None
-        self.runner = Runner(Services(settings, self.http, queued=False), self.registry)
-        self.queued_runner = Runner(Services(settings, self.http, queued=True), self.registry)
+        grace_s = settings.cancel_grace_ms / 1000
+        self.runner = Runner(
+            Services(settings, self.http, queued=False), self.registry, cancel_grace_s=grace_s
+        )
+        self.queued_runner = Runner(
+            Services(settings, self.http, queued=True), self.registry, cancel_grace_s=grace_s
+        )
         self.session = ExecutionSession(
             settings=settings,
             repo=self.repo,
@@ -97,12 +105,11 @@ class Runtime:
     async def start(self) -> None:
         if self.settings.is_sqlite:
             await upgrade_schema(self.settings.database_url)
+            self.schema.mark_current()
+        else:
+            await self.schema.startup()
         if self.settings.redis_url:
-            from arq import create_pool
-
-            from worker.settings import redis_settings
-
-            self.arq_pool = await create_pool(redis_settings(self.settings))
+            self.arq_pool = await self._arq_pool()
             self.queue = ArqQueue(self.arq_pool, self.settings.queue_name)
         else:
             self.embedded_queue = InProcessQueue(
@@ -167,6 +174,36 @@ class Runtime:
             "runtime started",
             extra={"role": self.role, "owner": self.owner, "embedded_queue": not self.arq_pool},
         )
+
+    async def _arq_pool(self) -> Any:
+        """arq's pool; if Redis is down at startup, one that connects when it is back, so the
+        process starts degraded (queued runs stay `pending`) as it runs degraded later."""
+        from arq import create_pool
+        from arq.connections import ArqRedis
+        from redis.exceptions import RedisError
+
+        from worker.settings import redis_settings
+
+        config = redis_settings(self.settings)
+        try:
+            return await create_pool(dataclasses.replace(config, conn_retries=0))
+        except (OSError, RedisError, TimeoutError) as exc:
+            log.warning(
+                "Redis unreachable at startup (%s): queued runs are accepted as pending and "
+                "run once it is back",
+                exc,
+            )
+        pool = ArqRedis(
+            host=config.host,
+            port=config.port,
+            db=config.database,
+            username=config.username,
+            password=config.password,
+            ssl=config.ssl,
+            socket_connect_timeout=config.conn_timeout,
+            encoding="utf8",
+        )
+        return pool
 
     async def run_job(self, execution_id: uuid.UUID) -> None:
         assert self.jobs is not None

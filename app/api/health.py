@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -14,12 +14,20 @@ from app.api.deps import RuntimeDep
 router = APIRouter(tags=["health"])
 
 
+async def require_schema(request: Request) -> None:
+    """Every route that reads or writes executions: 503 `schema_not_migrated` until the
+    database is at this version's migration (instead of a 500 from a missing table)."""
+    await request.app.state.runtime.schema.require()
+
+
 @router.get("/healthz", summary="The process is alive")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database (and Redis, when configured) answer")
+@router.get(
+    "/readyz", summary="The database answers at the current schema (and Redis, when configured)"
+)
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     checks: dict[str, Any] = {}
     try:
@@ -28,6 +36,12 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"down: {type(exc).__name__}"
+    else:
+        try:
+            async with asyncio.timeout(2):
+                checks["schema"] = (await runtime.schema.refresh()).describe()
+        except Exception as exc:
+            checks["schema"] = f"unknown: {type(exc).__name__}"
     if runtime.arq_pool is not None:
         try:
             async with asyncio.timeout(2):

@@ -12,6 +12,7 @@ from app.config import get_settings
 from app.engine.state import StepState
 from app.execution.queue import MAX_PRIORITY
 from app.jsonvalue import NotJSON, normalise
+from app.nodes.human import human_view
 from app.store.records import ExecutionRecord, WorkflowRecord
 from app.workflows.model import CamelModel, WorkflowBody
 
@@ -94,6 +95,9 @@ def step_resource(step: StepState) -> dict[str, Any]:
         out["itemIndex"] = step.item_index
     if step.state.get("skipReason"):
         out["skipReason"] = step.state["skipReason"]
+    human = human_view(step.state)
+    if human is not None:
+        out["humanInput"] = human
     return out
 
 

@@ -52,11 +52,16 @@ class RunControl:
         self._stopped = asyncio.Event()
         self.kind: StopKind | None = None
         self.reason: str = ""
+        self.by: str | None = None  # who asked (X-Actor), when a user did
 
-    def request(self, kind: StopKind, reason: str = "") -> None:
+    def request(self, kind: StopKind, reason: str = "", by: str | None = None) -> None:
         if self.kind is None or _STRENGTH[kind] > _STRENGTH[self.kind]:
             self.kind = kind
             self.reason = reason
+            self.by = by
+        elif kind == self.kind and by is not None and self.by is None:
+            # The same request seen twice (checkpoint, then signal): keep who asked.
+            self.reason, self.by = reason, by
         # Wake everyone waiting for a change, then start a fresh event for the next one.
         self._event.set()
         self._event = asyncio.Event()

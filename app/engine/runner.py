@@ -251,7 +251,11 @@ class _Walk:
         for step in self.steps.values():
             if step.status != StepStatus.RUNNING:
                 continue
-            if kind not in REQUEUES_RUNNING:
+            if kind == StopKind.PAUSE_ABORT:
+                # Shown as cancelled while paused (never left `running`); it re-runs on
+                # resume as the same attempt.
+                step.state["interrupted"] = True
+            if kind not in REQUEUES_RUNNING or kind == StopKind.PAUSE_ABORT:
                 step.status = StepStatus.CANCELLED
                 step.completed_at = utcnow()
             await self.observer.step_changed(step, None, {}, durable=False)
@@ -263,7 +267,8 @@ class _Walk:
         if failed_stop or (kind is None and self.failed_first is not None and self._all_done()):
             return RunOutcome(OutcomeKind.FAILED, error=self.failed_first)
         if kind == StopKind.CANCEL:
-            reason = self.control.reason or "cancelled"
+            by = self.control.by
+            reason = f"cancelled by {by}" if by else (self.control.reason or "cancelled")
             return RunOutcome(OutcomeKind.CANCELLED, error={"code": "cancelled", "message": reason})
         if kind == StopKind.TIMEOUT:
             reason = self.control.reason or "the execution timed out"

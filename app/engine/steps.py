@@ -107,7 +107,11 @@ class StepExecutor:
     async def run(self, spec: StepSpec, step: StepState, scope: Mapping[str, Any]) -> None:
         """Run until the step completes, fails for good, or waits. Raises StepInterrupted."""
         durable = spec.node_type.external
-        resumed_attempt = step.status == StepStatus.RUNNING  # interrupted: same attempt again
+        # Interrupted (shutdown, pause?abort) or parked (answered input, due delay): the same
+        # attempt goes on.
+        resumed_attempt = step.status in (StepStatus.RUNNING, StepStatus.WAITING) or bool(
+            step.state.pop("interrupted", False)
+        )
         while True:
             if not resumed_attempt or step.attempt == 0:
                 step.attempt += 1

@@ -12,7 +12,7 @@ from uuid import UUID
 from jsonschema import Draft202012Validator
 
 from app.config import Settings
-from app.engine.status import Status
+from app.engine.status import TERMINAL, Status
 from app.errors import InputInvalid, InvalidTransition, WorkflowNotFound
 from app.events.bus import EventBus
 from app.execution.queue import ExecutionQueue
@@ -27,7 +27,7 @@ Signal = Literal["cancel", "pause", "pause_abort"]
 class ControlSignals(Protocol):
     """Carries a control request to whichever process runs the execution."""
 
-    async def send(self, execution_id: UUID, action: Signal) -> None: ...
+    async def send(self, execution_id: UUID, action: Signal, by: str | None = None) -> None: ...
 
 
 @dataclass(slots=True)
@@ -66,14 +66,22 @@ class ExecutionControl:
         self, execution_id: UUID, action: Signal, target: Status, by: str
     ) -> ControlResult:
         event_type = "execution.cancelled" if target == Status.CANCELLED else "execution.paused"
+        saw_running = False
         for _ in range(5):  # the status may move under us; re-read and decide again
             record = await self.repo.get_execution(execution_id, steps=False)
             if record.status == target:
                 return ControlResult(await self.repo.get_execution(execution_id), False)
+            if saw_running and record.status in TERMINAL:
+                # It ended on its own while we asked: too late, and the answer says so.
+                return ControlResult(await self.repo.get_execution(execution_id), False)
             if record.status == Status.RUNNING:
+                saw_running = True
                 if await self.repo.request_control(execution_id, action, by):
-                    await self.signals.send(execution_id, action)
-                    return ControlResult(await self._settled(execution_id, target), True)
+                    await self.signals.send(execution_id, action, by)
+                    settled = await self._settled(execution_id, target)
+                    # Changed only if the runner obeyed (or has yet to answer).
+                    obeyed = settled.status in (target, Status.RUNNING)
+                    return ControlResult(settled, obeyed)
                 continue
             if record.status not in (Status.PENDING, Status.PAUSED, Status.WAITING):
                 raise InvalidTransition(
@@ -93,6 +101,7 @@ class ExecutionControl:
                 (event_type, data),
                 values=values,
                 sources=[Status(record.status)],
+                end_open_steps=target == Status.CANCELLED,
             )
             if isinstance(stored, EventRecord):
                 await self.bus.publish([stored])

@@ -176,6 +176,8 @@ class ExecutionSession:
         elif outcome.kind in (OutcomeKind.PAUSED, OutcomeKind.INTERRUPTED):
             data["interruptedSteps"] = outcome.interrupted_steps
             data["reason"] = control.reason
+        if control.by is not None and outcome.kind in (OutcomeKind.PAUSED, OutcomeKind.CANCELLED):
+            data["requestedBy"] = control.by  # X-Actor of the pause or cancel
         if status == Status.PENDING:
             values["execution_mode"] = "queued"
         if status in (Status.COMPLETED, Status.FAILED, Status.CANCELLED):

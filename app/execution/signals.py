@@ -19,11 +19,11 @@ from app.execution.jobs import ActiveRuns
 log = logging.getLogger(__name__)
 
 
-def deliver(active: ActiveRuns, execution_id: UUID, action: str) -> bool:
+def deliver(active: ActiveRuns, execution_id: UUID, action: str, by: str | None = None) -> bool:
     control = active.get(execution_id)
     if control is None or action not in ACTIONS:
         return False
-    control.request(ACTIONS[action], f"{action} requested")
+    control.request(ACTIONS[action], f"{action} requested", by)
     return True
 
 
@@ -33,8 +33,8 @@ class LocalSignals:
     def __init__(self, active: ActiveRuns) -> None:
         self.active = active
 
-    async def send(self, execution_id: UUID, action: Signal) -> None:
-        deliver(self.active, execution_id, action)
+    async def send(self, execution_id: UUID, action: Signal, by: str | None = None) -> None:
+        deliver(self.active, execution_id, action, by)
 
 
 class RedisSignals:
@@ -46,12 +46,12 @@ class RedisSignals:
         self.active = active
         self._listener: asyncio.Task[None] | None = None
 
-    async def send(self, execution_id: UUID, action: Signal) -> None:
-        if deliver(self.active, execution_id, action):
+    async def send(self, execution_id: UUID, action: Signal, by: str | None = None) -> None:
+        if deliver(self.active, execution_id, action, by):
             return  # it runs here: no need for a round trip
         try:
             await self.redis.publish(
-                self.channel, json.dumps({"id": str(execution_id), "a": action})
+                self.channel, json.dumps({"id": str(execution_id), "a": action, "by": by})
             )
         except Exception:
             log.warning("control signal not sent; the runner will see it at its next checkpoint")
@@ -77,7 +77,8 @@ class RedisSignals:
             return
         try:
             body = json.loads(message["data"])
-            deliver(self.active, UUID(body["id"]), body["a"])
+            by = body.get("by")
+            deliver(self.active, UUID(body["id"]), body["a"], by if isinstance(by, str) else None)
         except (ValueError, KeyError, TypeError):
             log.warning("bad control message ignored")
 

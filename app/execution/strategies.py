@@ -96,7 +96,9 @@ class ImmediateExecutionStrategy:
         # Committed before the first step runs, so a crash of this process is recoverable.
         record, created = await self.repo.create_execution(new, events)
         if not created:
-            return Started(record, finished=record.status != Status.PENDING, created=False)
+            # Lost the race to an identical request: answered as a replay is (202 while running).
+            finished = record.status not in (Status.PENDING, Status.RUNNING)
+            return Started(record, finished=finished, created=False)
         await self.bus.publish(first_events(record, events))
         control = RunControl()
         budget_ms = self.settings.immediate_budget_ms

@@ -52,6 +52,23 @@ def deadline(state: dict[str, Any], timeout_ms: int | None, now: datetime) -> da
     return expires
 
 
+def human_view(state: dict[str, Any]) -> dict[str, Any] | None:
+    """What a client needs to answer a `human.input` step (and who answered it), from its
+    stored state; None for any other step."""
+    wait = state.get("waitData")
+    if state.get("waitReason") != "human_input" or not isinstance(wait, dict):
+        return None
+    view: dict[str, Any] = {
+        "prompt": wait.get("prompt"),
+        "schema": wait.get("schema"),
+        "deadline": state.get("expiresAt"),
+    }
+    if "inputBy" in state:
+        view["answeredBy"] = state["inputBy"]
+        view["answeredAt"] = state.get("inputAt")
+    return view
+
+
 class HumanInputNode(BaseNode):
     """Returns the delivered input; on timeout, `default` if given, else fails."""
 

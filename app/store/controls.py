@@ -26,8 +26,10 @@ class ControlStore(StoreBase):
         *,
         values: dict[str, Any] | None = None,
         sources: Iterable[Status] | None = None,
+        end_open_steps: bool = False,
     ) -> EventRecord | bool | None:
-        """Guarded status change with its event; False when the guard did not match."""
+        """Guarded status change with its event; False when the guard did not match.
+        `end_open_steps`: steps left running or waiting end `cancelled` in the same commit."""
         now = utcnow()
         allowed = [str(s) for s in (sources if sources is not None else sources_of(target))]
         changes: dict[str, Any] = {"status": target, "updated_at": now, **(values or {})}
@@ -45,6 +47,15 @@ class ControlStore(StoreBase):
             row = (await conn.execute(stmt)).first()
             if row is None:
                 return False
+            if end_open_steps:
+                await conn.execute(
+                    update(S)
+                    .where(
+                        S.c.execution_id == execution_id,
+                        S.c.status.in_([StepStatus.RUNNING, StepStatus.WAITING]),
+                    )
+                    .values(status=StepStatus.CANCELLED, completed_at=now, updated_at=now)
+                )
             if event is None:
                 return None
             stored = await self._insert_events(conn, execution_id, row.last_seq - 1, [event], now)

@@ -8,6 +8,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -141,6 +143,25 @@ async def upgrade_schema(database_url: str) -> None:
             await connection.run_sync(_upgrade_on, config)
     finally:
         await engine.dispose()
+
+
+def head_revision() -> str | None:
+    """The newest migration this code ships (alembic head)."""
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The migration the database is at; None for a database never migrated."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(
+            lambda sync: MigrationContext.configure(sync).get_current_revision()
+        )
+
+
+def missing_database(exc: BaseException) -> bool:
+    """True when `exc` says the database named in the URL does not exist (Postgres 3D000)."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) == "3D000"
 
 
 def _upgrade_on(connection: Connection, config: Config) -> None:
