@@ -17,8 +17,8 @@ from app.api.errors import BodySizeLimit, install_error_handlers
 from app.config import Settings, get_settings
 from app.logs import configure_logging
 from app.runtime import Runtime
-from app.ui import install_dashboard
 from app.store.schema import StartupError
+from app.ui import install_dashboard
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
