@@ -7,7 +7,7 @@ import re
 import threading
 import time
 import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import simpleeval
@@ -19,7 +19,14 @@ MAX_RENDERED_CHARS = 1_000_000  # a text template's output
 MAX_RESULT_SIZE = 1_000_000  # values (string characters count) in a computed result
 MAX_DEPTH = 100  # AST levels: keeps evaluation far from Python's recursion limit
 MAX_INT_BITS = 13_000  # under Python's 4,300-digit limit, so results can be written as JSON
-MAX_EVAL_SECONDS = 1.0
+# The work bound: each syntax node evaluated costs WORK_PER_NODE, each value built or scanned
+# (a string's character, a list's item) costs 1. MAX_WORK is 10,000 nodes, ~5 ms of CPU;
+# since everything built is counted, it also bounds the memory one evaluation can allocate.
+WORK_PER_NODE = 16
+MAX_WORK = 10_000 * WORK_PER_NODE
+ITEM_WORK = 2 * WORK_PER_NODE  # a comprehension's bookkeeping per item, beyond its nodes
+TEXT_WORK = 8  # str() or an f-string of a structure: per value printed
+MAX_EVAL_SECONDS = 0.25  # CPU time backstop, in case the work count misses a costly case
 _STR_LIMIT = simpleeval.MAX_STRING_LENGTH
 
 Path = tuple[str | int, ...]
@@ -39,6 +46,13 @@ class ExpressionSyntaxError(ValueError):
 
 class Failure(simpleeval.InvalidExpression):  # type: ignore[misc]
     """An evaluation failure whose message is already clear to a user."""
+
+
+class LimitExceeded(Failure):
+    """The evaluation needed more work (CPU) or memory than it may use."""
+
+
+LIMIT_ERRORS = (LimitExceeded, simpleeval.IterableTooLong, simpleeval.NumberTooHigh, MemoryError)
 
 
 def clip(text: str, limit: int = 120) -> str:
@@ -63,6 +77,7 @@ def _kind(value: Any) -> str:
 
 
 _CONTAINERS = (Mapping, list, tuple, set, frozenset)
+_LEAVES = frozenset({int, float, bool, type(None)})
 
 
 def value_size(value: Any, limit: int) -> int:
@@ -76,7 +91,10 @@ def value_size(value: Any, limit: int) -> int:
     while stack and total <= limit:
         current = stack.pop()
         for child in current.values() if isinstance(current, Mapping) else current:
-            if isinstance(child, str):
+            kind = type(child)  # exact types first: ABC isinstance costs ~0.5 µs per value
+            if kind in _LEAVES:
+                total += 1
+            elif kind is str:
                 total += max(1, len(child))
             elif isinstance(child, _CONTAINERS) and child:
                 stack.append(child)
@@ -205,6 +223,19 @@ def lookup_message(container: Any, key: Any, where: str, exc: Exception) -> str:
     return f"cannot read {key!r} of {where}: it is {_kind(container)}"
 
 
+# Nodes whose result is a new value (its size is work done and memory held); a name,
+# attribute or index read returns a value that exists already and costs nothing more.
+_BUILDERS = frozenset(
+    {ast.BinOp, ast.Call, ast.List, ast.Tuple, ast.Dict, ast.Set, ast.JoinedStr}
+    | {ast.ListComp, ast.GeneratorExp, ast.DictComp, ast.FormattedValue}
+)
+_SIZED = frozenset({str, list, tuple, dict, set, frozenset, bytes})
+
+
+def _size(value: Any) -> int:
+    return len(value) if type(value) in _SIZED else 0
+
+
 class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]
     """simpleeval with JSON semantics: `a.b` reads key `b` of a mapping, never a method."""
 
@@ -212,19 +243,92 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]
         super().__init__(operators=dict(_OPERATORS), functions=dict(_FUNCTIONS), names={})
         self.deadline = 0.0
         self.ticks = 0
+        self.left = MAX_WORK
+        self.iterated: set[ast.AST] = set()
         self.busy = False
 
+    def spend(self, work: int) -> None:
+        self.left -= work
+        if self.left < 0:
+            raise LimitExceeded(
+                f"needs more than {MAX_WORK // WORK_PER_NODE} operations"
+                " (each value built or scanned counts too)"
+            )
+
     def _eval(self, node: ast.AST) -> Any:
+        self.spend(WORK_PER_NODE)
         self.ticks += 1
-        if not self.ticks & 0xFF and time.monotonic() > self.deadline:
-            raise Failure(f"took longer than {MAX_EVAL_SECONDS:g} s")
+        if not self.ticks & 0xFF and time.thread_time() > self.deadline:
+            raise LimitExceeded(f"took more than {MAX_EVAL_SECONDS:g} s of CPU")
         try:
             handler = self.nodes[type(node)]
         except KeyError:
             raise Failure(f"{type(node).__name__} is not supported") from None
         result = handler(node)
-        if type(result) not in PRIMITIVES:
+        if node in self.iterated:  # a comprehension's source: each item taken costs too
+            return self._taken(result)
+        kind = type(result)
+        if kind not in PRIMITIVES:
             self._check_disallowed_items(result)
+        if kind in _SIZED and (
+            type(node) in _BUILDERS
+            or (isinstance(node, ast.Subscript) and type(node.slice) is ast.Slice)
+        ):
+            self.spend(len(result))
+        return result
+
+    def _eval_comprehension(self, node: ast.ListComp | ast.GeneratorExp | ast.DictComp) -> Any:
+        self.iterated.update(g.iter for g in node.generators)
+        return super()._eval_comprehension(node)
+
+    def _taken(self, values: Any) -> Iterator[Any]:
+        for value in values:
+            self.spend(ITEM_WORK)
+            yield value
+
+    def _eval_call(self, node: ast.Call) -> Any:
+        if isinstance(node.func, ast.Attribute):
+            func = self._eval(node.func)
+        else:
+            try:
+                func = self.functions[node.func.id]  # type: ignore[attr-defined]
+            except (KeyError, AttributeError):
+                raise Failure("only the listed functions can be called") from None
+        args = [self._eval(a) for a in node.args]
+        kwargs = dict(self._eval(k) for k in node.keywords)
+        if func is _str and args and type(args[0]) is not str:
+            self.spend_text(args[0])  # str() of a structure walks and prints all of it
+        elif func is not len:  # every other function reads its arguments through
+            work = sum(_size(a) for a in args)
+            self.spend(work * work.bit_length() if func is sorted else work)
+        return func(*args, **kwargs)
+
+    def spend_text(self, value: Any) -> None:
+        """Charge for printing `value` as text: ~TEXT_WORK per value it holds."""
+        if type(value) in PRIMITIVES:
+            return
+        self.spend(_size(value) * TEXT_WORK)  # cheap first: the top level alone may be too much
+        limit = max(self.left // TEXT_WORK, 0)
+        self.spend(value_size(value, limit) * TEXT_WORK)  # the walk stops past the limit
+
+    def _eval_binop(self, node: ast.BinOp) -> Any:
+        left, right = self._eval(node.left), self._eval(node.right)
+        self.spend(_size(left) + _size(right))  # `a - b` of sets scans both
+        try:
+            operator = self.operators[type(node.op)]
+        except KeyError:
+            raise Failure(f"{type(node.op).__name__} is not supported") from None
+        return operator(left, right)
+
+    def _eval_compare(self, node: ast.Compare) -> Any:
+        right = self._eval(node.left)
+        result = True
+        for operation, comparator in zip(node.ops, node.comparators, strict=True):
+            left, right = right, self._eval(comparator)
+            self.spend(_size(left) + _size(right))  # `x in big`, `a == b` scan them
+            result = self.operators[type(operation)](left, right)
+            if not result:
+                break
         return result
 
     def _check_disallowed_items(self, item: Any) -> None:
@@ -260,11 +364,15 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]
             except KeyError:
                 raise Failure(f"no key '{attr}' in {ast.unparse(node.value)}") from None
         if isinstance(base, str) and attr in _BOUNDED_STR_METHODS:
+            self.spend(len(base))
             return _BOUNDED_STR_METHODS[attr](base)
         if attr not in _ALLOWED_ATTRS.get(type(base), ()):
             where = ast.unparse(node.value)
             raise Failure(f"{where} is {_kind(base)}, which has no attribute '{attr}'")
-        return getattr(base, attr)
+        value = getattr(base, attr)
+        if callable(value):  # a method reads its receiver: `big.split()`, `big.count(x)`
+            self.spend(_size(base))
+        return value
 
     def _eval_subscript(self, node: ast.Subscript) -> Any:
         container = self._eval(node.value)
@@ -277,6 +385,7 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]
 
     def _eval_formattedvalue(self, node: ast.FormattedValue) -> Any:
         value = self._eval(node.value)
+        self.spend_text(value)
         if not isinstance(value, str) and value_size(value, _STR_LIMIT) > _STR_LIMIT:
             raise simpleeval.IterableTooLong("value is too large for an f-string")
         if node.format_spec is None:
@@ -291,6 +400,27 @@ _local = threading.local()
 _EMPTY: Scope = types.MappingProxyType({})
 
 
+class _Budget:
+    """What is left of one evaluation's work; a template render shares one across its parts."""
+
+    __slots__ = ("deadline", "left")
+
+    def __init__(self) -> None:
+        self.left = MAX_WORK
+        self.deadline = time.thread_time() + MAX_EVAL_SECONDS
+
+
+def with_budget(render: Render, scope: Scope) -> Any:
+    """Run `render` with one work budget for every expression it evaluates (a step's params)."""
+    if getattr(_local, "budget", None) is not None:
+        return render(scope)
+    _local.budget = _Budget()
+    try:
+        return render(scope)
+    finally:
+        _local.budget = None
+
+
 def evaluate_tree(tree: ast.expr, source: str, scope: Scope) -> Any:
     # simpleeval keeps names on the instance: one evaluator per thread, names set per call
     # (building an evaluator costs ~17 µs, more than most evaluations).
@@ -299,14 +429,20 @@ def evaluate_tree(tree: ast.expr, source: str, scope: Scope) -> Any:
         evaluator = _local.evaluator = _Evaluator()
     if evaluator.busy:  # re-entered from inside an evaluation: never share the state
         evaluator = _Evaluator()
+    budget: _Budget | None = getattr(_local, "budget", None)
+    if budget is None:
+        budget = _Budget()
     evaluator.busy = True
     evaluator.names = scope
     evaluator.ticks = 0
-    evaluator.deadline = time.monotonic() + MAX_EVAL_SECONDS
+    evaluator.left = budget.left
+    evaluator.deadline = budget.deadline
     try:
         return evaluator.eval(source, previously_parsed=tree)
     finally:
+        budget.left = evaluator.left
         evaluator.names = _EMPTY  # do not keep a finished run's outputs alive
+        evaluator.iterated.clear()
         evaluator.busy = False
 
 

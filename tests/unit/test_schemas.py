@@ -49,7 +49,9 @@ def test_a_schema_that_refers_to_itself_without_end_is_a_problem(schema: dict[st
 
 
 def test_exponential_ref_fan_out_stops_at_the_step_bound() -> None:
-    defs: dict[str, Any] = {f"d{i}": {"allOf": [{"$ref": f"#/$defs/d{i + 1}"}] * 2} for i in range(40)}
+    defs: dict[str, Any] = {
+        f"d{i}": {"allOf": [{"$ref": f"#/$defs/d{i + 1}"}] * 2} for i in range(40)
+    }
     defs["d40"] = {"type": "integer"}
     schema = {"$defs": defs, "$ref": "#/$defs/d0"}
 
