@@ -1,24 +1,68 @@
-"""The safe evaluator: simpleeval, restricted (names, attributes, sizes, time), never `eval`."""
+"""The safe evaluator: simpleeval, restricted (names, attributes, sizes, work), never `eval`."""
 
 from __future__ import annotations
 
 import ast
-import re
 import threading
 import time
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import simpleeval
 
-# Scope names that are not node ids; `item`/`index` exist only inside a foreach template.
-RESERVED_NAMES = frozenset({"input", "item", "index", "execution"})
-MAX_EXPRESSION_CHARS = 10_000
-MAX_RENDERED_CHARS = 1_000_000  # a text template's output
-MAX_RESULT_SIZE = 1_000_000  # values (string characters count) in a computed result
-MAX_DEPTH = 100  # AST levels: keeps evaluation far from Python's recursion limit
-MAX_INT_BITS = 13_000  # under Python's 4,300-digit limit, so results can be written as JSON
+from app.workflows.bounded import (
+    ALLOWED_ATTRS,
+    BOUNDED_STR_METHODS,
+    FUNCTION_NAMES,
+    FUNCTIONS,
+    LIMIT_ERRORS,
+    MAX_DEPTH,
+    MAX_EXPRESSION_CHARS,
+    MAX_INT_BITS,
+    MAX_RENDERED_CHARS,
+    MAX_RESULT_SIZE,
+    OPERATORS,
+    PRIMITIVES,
+    RESERVED_NAMES,
+    SPEC_NUMBER,
+    STR_LIMIT,
+    ExpressionSyntaxError,
+    Failure,
+    LimitExceeded,
+    Path,
+    Render,
+    Scope,
+    bounded_str,
+    clip,
+    kind_name,
+    lookup_message,
+    value_size,
+)
+
+__all__ = [
+    "ALLOWED_NODES",
+    "FUNCTION_NAMES",
+    "LIMIT_ERRORS",
+    "MAX_DEPTH",
+    "MAX_EXPRESSION_CHARS",
+    "MAX_INT_BITS",
+    "MAX_RENDERED_CHARS",
+    "MAX_RESULT_SIZE",
+    "PRIMITIVES",
+    "RESERVED_NAMES",
+    "ExpressionSyntaxError",
+    "Failure",
+    "Path",
+    "Render",
+    "Scope",
+    "clip",
+    "evaluate_tree",
+    "lookup_message",
+    "value_size",
+    "with_budget",
+]
+
 # The work bound: each syntax node evaluated costs WORK_PER_NODE, each value built or scanned
 # (a string's character, a list's item) costs 1. MAX_WORK is 10,000 nodes, ~5 ms of CPU;
 # since everything built is counted, it also bounds the memory one evaluation can allocate.
@@ -27,200 +71,6 @@ MAX_WORK = 10_000 * WORK_PER_NODE
 ITEM_WORK = 2 * WORK_PER_NODE  # a comprehension's bookkeeping per item, beyond its nodes
 TEXT_WORK = 8  # str() or an f-string of a structure: per value printed
 MAX_EVAL_SECONDS = 0.25  # CPU time backstop, in case the work count misses a costly case
-_STR_LIMIT = simpleeval.MAX_STRING_LENGTH
-
-Path = tuple[str | int, ...]
-Scope = Mapping[str, Any]
-Render = Callable[[Scope], Any]
-
-
-class ExpressionSyntaxError(ValueError):
-    """An expression cannot be compiled; `path` locates it inside a template value."""
-
-    def __init__(self, expression: str, message: str, path: Path = ()) -> None:
-        self.expression = expression
-        self.message = message
-        self.path = path
-        super().__init__(f"bad expression '{clip(expression)}': {message}")
-
-
-class Failure(simpleeval.InvalidExpression):  # type: ignore[misc]
-    """An evaluation failure whose message is already clear to a user."""
-
-
-class LimitExceeded(Failure):
-    """The evaluation needed more work (CPU) or memory than it may use."""
-
-
-LIMIT_ERRORS = (LimitExceeded, simpleeval.IterableTooLong, simpleeval.NumberTooHigh, MemoryError)
-
-
-def clip(text: str, limit: int = 120) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _kind(value: Any) -> str:
-    """JSON names for Python types, for messages users read."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, list | tuple):
-        return "array"
-    return type(value).__name__
-
-
-_CONTAINERS = (Mapping, list, tuple, set, frozenset)
-_LEAVES = frozenset({int, float, bool, type(None)})
-
-
-def value_size(value: Any, limit: int) -> int:
-    """How many values `value` holds (strings count their characters); stops past `limit`."""
-    if isinstance(value, str):
-        return len(value)
-    if not isinstance(value, _CONTAINERS):
-        return 1
-    total = 0
-    stack = [value]
-    while stack and total <= limit:
-        current = stack.pop()
-        for child in current.values() if isinstance(current, Mapping) else current:
-            kind = type(child)  # exact types first: ABC isinstance costs ~0.5 µs per value
-            if kind in _LEAVES:
-                total += 1
-            elif kind is str:
-                total += max(1, len(child))
-            elif isinstance(child, _CONTAINERS) and child:
-                stack.append(child)
-            else:
-                total += 1
-            if total > limit:
-                break
-    return total
-
-
-# Operators and functions: simpleeval's, with tighter bounds where a result could explode.
-
-
-def _mult(a: Any, b: Any) -> Any:
-    if isinstance(a, int) and isinstance(b, int):
-        if a.bit_length() + b.bit_length() > MAX_INT_BITS:
-            raise simpleeval.NumberTooHigh(f"a product over {MAX_INT_BITS} bits is too large")
-        return a * b
-    seq, times = (a, b) if isinstance(b, int) else (b, a)
-    # Counts nested values too, so `[[1] * 99999] * 99999` is refused.
-    if isinstance(times, int) and times > 0 and times * value_size(seq, _STR_LIMIT) > _STR_LIMIT:
-        raise simpleeval.IterableTooLong(f"repeating a value {times} times makes it too long")
-    return a * b
-
-
-def _power(a: Any, b: Any) -> Any:
-    # A lower bound of the result's bits; `evaluate` checks the final size exactly.
-    big = isinstance(a, int) and isinstance(b, int) and abs(a) > 1 and b * (a.bit_length() - 1)
-    if big and big > MAX_INT_BITS:
-        raise simpleeval.NumberTooHigh(f"a power over {MAX_INT_BITS} bits is too large")
-    return simpleeval.safe_power(a, b)
-
-
-def _mod(a: Any, b: Any) -> Any:
-    if isinstance(a, str | bytes):  # "%0999999999d" % 1 would build a 1 GB string
-        raise Failure("'%' formatting of strings is not supported")
-    return a % b
-
-
-def _sum(values: Iterable[Any], start: Any = 0) -> Any:
-    items = [start, *values]
-    if not all(isinstance(v, int | float) for v in items):  # sum() of lists could explode
-        raise Failure("sum() adds numbers only")
-    return sum(items)
-
-
-def _round(number: Any, ndigits: int | None = None) -> Any:
-    if ndigits is not None and abs(ndigits) > 1000:  # round(5, -10**9) computes 10**10**9
-        raise Failure("round() takes at most 1000 digits")
-    return round(number, ndigits)
-
-
-def _str(value: Any = "") -> str:
-    if not isinstance(value, str) and value_size(value, MAX_RENDERED_CHARS) > MAX_RENDERED_CHARS:
-        raise Failure("str() argument is too large")
-    return str(value)
-
-
-def _bounded_replace(text: str) -> Callable[..., str]:
-    def replace(old: str, new: str, count: int = -1) -> str:
-        hits = text.count(old) if count < 0 else min(count, text.count(old))
-        growth = hits * (len(new) - len(old))
-        if growth > 0 and len(text) + growth > _STR_LIMIT:
-            raise simpleeval.IterableTooLong("replace() result is too long")
-        return text.replace(old, new, count)
-
-    return replace
-
-
-def _bounded_join(separator: str) -> Callable[[Iterable[Any]], str]:
-    def join(items: Iterable[Any]) -> str:
-        parts = list(items)
-        total = sum(len(p) for p in parts if isinstance(p, str)) + len(separator) * len(parts)
-        if total > _STR_LIMIT:
-            raise simpleeval.IterableTooLong("join() result is too long")
-        return separator.join(parts)
-
-    return join
-
-
-_OPERATORS: dict[type, Any] = {
-    **simpleeval.DEFAULT_OPERATORS,
-    ast.Mult: _mult,
-    ast.Pow: _power,
-    ast.Mod: _mod,
-}
-_FUNCTIONS: dict[str, Any] = {
-    **{f.__name__: f for f in (len, min, max, abs, int, float, bool, sorted, any, all)},
-    "round": _round,
-    "sum": _sum,
-    "str": _str,
-}
-# EvalWithCompoundTypes adds list/tuple/dict/set constructors itself.
-FUNCTION_NAMES = frozenset({*_FUNCTIONS, "list", "tuple", "dict", "set"})
-
-# Read-only attributes only: list.append would mutate step outputs, str.ljust(10**9) explode.
-_STR_ATTRS = frozenset(simpleeval.BASIC_ALLOWED_ATTRS[str]) - {
-    *("center", "ljust", "rjust", "zfill", "expandtabs", "encode"),
-    *("format", "format_map", "maketrans", "translate", "replace", "join"),
-}
-_NUMBER_ATTRS = frozenset(
-    {"as_integer_ratio", "bit_length", "conjugate", "denominator", "imag", "numerator", "real"}
-)
-_ALLOWED_ATTRS: dict[type, frozenset[str]] = {
-    str: _STR_ATTRS,
-    int: _NUMBER_ATTRS,
-    bool: _NUMBER_ATTRS,
-    float: _NUMBER_ATTRS | {"is_integer", "hex"},
-    list: frozenset({"index", "count"}),
-    tuple: frozenset({"index", "count"}),
-    set: frozenset({"union", "intersection", "difference", "issubset", "issuperset"}),
-}
-_BOUNDED_STR_METHODS: dict[str, Callable[[str], Any]] = {
-    "replace": _bounded_replace,
-    "join": _bounded_join,
-}
-PRIMITIVES = frozenset({int, float, str, bool, type(None)})
-_SPEC_NUMBER = re.compile(r"\d+")
-
-
-def lookup_message(container: Any, key: Any, where: str, exc: Exception) -> str:
-    if isinstance(exc, KeyError) and isinstance(container, Mapping):
-        return f"no key {key!r} in {where}"
-    if isinstance(exc, IndexError):
-        return f"index {key!r} is out of range for {where} (length {len(container)})"
-    return f"cannot read {key!r} of {where}: it is {_kind(container)}"
 
 
 # Nodes whose result is a new value (its size is work done and memory held); a name,
@@ -240,7 +90,7 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]
     """simpleeval with JSON semantics: `a.b` reads key `b` of a mapping, never a method."""
 
     def __init__(self) -> None:
-        super().__init__(operators=dict(_OPERATORS), functions=dict(_FUNCTIONS), names={})
+        super().__init__(operators=dict(OPERATORS), functions=dict(FUNCTIONS), names={})
         self.deadline = 0.0
         self.ticks = 0
         self.left = MAX_WORK
@@ -296,7 +146,7 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]
                 raise Failure("only the listed functions can be called") from None
         args = [self._eval(a) for a in node.args]
         kwargs = dict(self._eval(k) for k in node.keywords)
-        if func is _str and args and type(args[0]) is not str:
+        if func is bounded_str and args and type(args[0]) is not str:
             self.spend_text(args[0])  # str() of a structure walks and prints all of it
         elif func is not len:  # every other function reads its arguments through
             work = sum(_size(a) for a in args)
@@ -363,12 +213,12 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]
                 return base[attr]
             except KeyError:
                 raise Failure(f"no key '{attr}' in {ast.unparse(node.value)}") from None
-        if isinstance(base, str) and attr in _BOUNDED_STR_METHODS:
+        if isinstance(base, str) and attr in BOUNDED_STR_METHODS:
             self.spend(len(base))
-            return _BOUNDED_STR_METHODS[attr](base)
-        if attr not in _ALLOWED_ATTRS.get(type(base), ()):
+            return BOUNDED_STR_METHODS[attr](base)
+        if attr not in ALLOWED_ATTRS.get(type(base), ()):
             where = ast.unparse(node.value)
-            raise Failure(f"{where} is {_kind(base)}, which has no attribute '{attr}'")
+            raise Failure(f"{where} is {kind_name(base)}, which has no attribute '{attr}'")
         value = getattr(base, attr)
         if callable(value):  # a method reads its receiver: `big.split()`, `big.count(x)`
             self.spend(_size(base))
@@ -386,12 +236,12 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]
     def _eval_formattedvalue(self, node: ast.FormattedValue) -> Any:
         value = self._eval(node.value)
         self.spend_text(value)
-        if not isinstance(value, str) and value_size(value, _STR_LIMIT) > _STR_LIMIT:
+        if not isinstance(value, str) and value_size(value, STR_LIMIT) > STR_LIMIT:
             raise simpleeval.IterableTooLong("value is too large for an f-string")
         if node.format_spec is None:
             return value
         spec = str(self._eval(node.format_spec))
-        if any(int(n) > 1000 for n in _SPEC_NUMBER.findall(spec)):
+        if any(int(n) > 1000 for n in SPEC_NUMBER.findall(spec)):
             raise Failure(f"format width or precision too large in '{spec}'")
         return format(value, spec)
 
@@ -448,5 +298,5 @@ def evaluate_tree(tree: ast.expr, source: str, scope: Scope) -> Any:
 
 # The syntax an expression may use: what the evaluator knows, and nothing else.
 ALLOWED_NODES = frozenset(
-    {*_Evaluator().nodes, *_OPERATORS, ast.Load, ast.Store, ast.And, ast.Or, ast.Starred}
+    {*_Evaluator().nodes, *OPERATORS, ast.Load, ast.Store, ast.And, ast.Or, ast.Starred}
 ) - {ast.Expr, ast.Assign, ast.AugAssign, ast.Import}
