@@ -106,17 +106,17 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]
             )
 
     def _eval(self, node: ast.AST) -> Any:
-        self.spend(WORK_PER_NODE)
+        self.left -= WORK_PER_NODE  # inline: this runs for every node
+        if self.left < 0:
+            self.spend(0)
         self.ticks += 1
-        if not self.ticks & 0xFF and time.thread_time() > self.deadline:
-            raise LimitExceeded(f"took more than {MAX_EVAL_SECONDS:g} s of CPU")
+        if not self.ticks & 0xFF:
+            self._check_cpu()
         try:
             handler = self.nodes[type(node)]
         except KeyError:
             raise Failure(f"{type(node).__name__} is not supported") from None
         result = handler(node)
-        if node in self.iterated:  # a comprehension's source: each item taken costs too
-            return self._taken(result)
         kind = type(result)
         if kind not in PRIMITIVES:
             self._check_disallowed_items(result)
@@ -125,7 +125,19 @@ class _Evaluator(simpleeval.EvalWithCompoundTypes):  # type: ignore[misc]
             or (isinstance(node, ast.Subscript) and type(node.slice) is ast.Slice)
         ):
             self.spend(len(result))
+        if node in self.iterated:  # a comprehension's source: each item taken costs too
+            if kind in _SIZED:  # a comprehension always takes every item: charge them first
+                self.spend(ITEM_WORK * len(result))
+            else:
+                return self._taken(result)
         return result
+
+    def _check_cpu(self) -> None:
+        now = time.thread_time()  # a system call: read every 256 nodes, not at the start
+        if not self.deadline:
+            self.deadline = now + MAX_EVAL_SECONDS
+        elif now > self.deadline:
+            raise LimitExceeded(f"took more than {MAX_EVAL_SECONDS:g} s of CPU")
 
     def _eval_comprehension(self, node: ast.ListComp | ast.GeneratorExp | ast.DictComp) -> Any:
         self.iterated.update(g.iter for g in node.generators)
@@ -257,7 +269,7 @@ class _Budget:
 
     def __init__(self) -> None:
         self.left = MAX_WORK
-        self.deadline = time.thread_time() + MAX_EVAL_SECONDS
+        self.deadline = 0.0  # set at the first CPU check, after 256 nodes
 
 
 def with_budget(render: Render, scope: Scope) -> Any:
@@ -291,6 +303,7 @@ def evaluate_tree(tree: ast.expr, source: str, scope: Scope) -> Any:
         return evaluator.eval(source, previously_parsed=tree)
     finally:
         budget.left = evaluator.left
+        budget.deadline = evaluator.deadline
         evaluator.names = _EMPTY  # do not keep a finished run's outputs alive
         evaluator.iterated.clear()
         evaluator.busy = False

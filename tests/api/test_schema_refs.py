@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from app.workflows.schemas import SchemaUnusable, validate
+
 
 class _Counting(BaseHTTPRequestHandler):
     hits = 0
@@ -134,4 +136,14 @@ async def test_remote_ref_in_human_input_schema_is_refused_and_never_fetched(
 
     assert response.status_code == 422, response.text
     assert ref in json.dumps(response.json()["error"]["details"])
+    assert _Counting.hits == 0
+
+
+def test_a_stored_schema_with_a_remote_ref_is_refused_at_validation_without_a_fetch(
+    counting_url: str,
+) -> None:
+    # A definition registered before refs were checked reaches validation with its ref.
+    with pytest.raises(SchemaUnusable, match="unresolvable reference"):
+        validate({"properties": {"a": {"$ref": f"{counting_url}/json"}}}, {"a": 1})
+
     assert _Counting.hits == 0
