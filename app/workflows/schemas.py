@@ -18,7 +18,11 @@ from referencing import Registry
 from referencing.exceptions import NoSuchResource, Unresolvable
 from referencing.jsonschema import DRAFT202012
 
-MAX_VALIDATION_STEPS = 100_000  # keyword checks per validation: bounds `{"$ref": "#"}` & co.
+# Keyword checks one validation may make: a base plus a share per value of the data, so a
+# fan-out of refs (`allOf: [{$ref: a}, {$ref: a}]`, nested) stops within a few ms, while
+# the work for honest input grows with its size only (~2 checks a value is typical).
+BASE_STEPS = 1_000
+STEPS_PER_VALUE = 50
 _REF_KEYS = ("$ref", "$dynamicRef")
 # Keywords whose values are data, not schemas: a "$ref" key inside them is not a reference.
 _DATA_KEYS = frozenset({"const", "enum", "default", "examples"})
@@ -43,8 +47,8 @@ class _TooCostly(Exception):
 
 def _counted(check: Callable[..., Any]) -> Callable[..., Any]:
     def run(validator: Any, value: Any, instance: Any, schema: Any) -> Any:
-        _local.steps = steps = getattr(_local, "steps", 0) + 1
-        if steps > MAX_VALIDATION_STEPS:
+        _local.left = left = _local.left - 1
+        if left < 0:
             raise _TooCostly
         return check(validator, value, instance, schema)
 
@@ -115,18 +119,32 @@ def _build(schema: Mapping[str, Any], formats: bool) -> Any:
     return _Counted(schema, registry=_REGISTRY, format_checker=checker)
 
 
+def _values(data: Any) -> int:
+    """How many JSON values `data` holds (iteratively; containers count as one each)."""
+    count, stack = 0, [data]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if isinstance(node, Mapping):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return count
+
+
 def validate(
     schema: Mapping[str, Any], data: Any, *, formats: bool = True
 ) -> list[ValidationError]:
     """Every way `data` breaks `schema` (Draft 2020-12); raises SchemaUnusable, never hangs."""
-    outer = getattr(_local, "steps", None)
-    _local.steps = 0
+    outer = getattr(_local, "left", None)
+    steps = BASE_STEPS + STEPS_PER_VALUE * _values(data)
+    _local.left = steps
     try:
         return list(_build(schema, formats).iter_errors(data))
     except _TooCostly:
         raise SchemaUnusable(
-            f"takes more than {MAX_VALIDATION_STEPS} steps to validate"
-            " (does a $ref refer to itself without end?)"
+            f"takes more than {steps} steps to validate this data"
+            " (does a $ref refer to itself without end, or fan out?)"
         ) from None
     except RecursionError:
         raise SchemaUnusable("refers to itself without end") from None
@@ -135,4 +153,4 @@ def validate(
     except SchemaError as exc:
         raise SchemaUnusable(f"is not a valid JSON Schema: {exc.message}") from None
     finally:
-        _local.steps = outer if outer is not None else 0
+        _local.left = outer if outer is not None else 0
