@@ -59,6 +59,27 @@ def test_exponential_ref_fan_out_stops_at_the_step_bound() -> None:
         validate(schema, 1)
 
 
+def test_a_fan_out_hidden_behind_properties_stops_when_data_reaches_it() -> None:
+    defs: dict[str, Any] = {
+        f"d{i}": {"allOf": [{"$ref": f"#/$defs/d{i + 1}"}] * 2} for i in range(40)
+    }
+    defs["d40"] = {"type": "integer"}
+    schema = {"$defs": defs, "properties": {"a": {"$ref": "#/$defs/d0"}}}
+    assert schema_problems(schema) == []  # `null` never reaches the fan-out
+
+    with pytest.raises(SchemaUnusable, match="steps to validate"):
+        validate(schema, {"a": 1})
+
+
+def test_honest_large_input_validates_within_the_budget() -> None:
+    row = {"type": "object", "properties": {f"p{i}": {"type": "integer"} for i in range(10)}}
+    schema = {"type": "array", "items": {"anyOf": [row, {"type": "null"}]}}
+    data = [{f"p{i}": i for i in range(10)} for _ in range(1000)] + [None]
+
+    assert validate(schema, data) == []
+    assert [e.message for e in validate(schema, [{"p0": "x"}])] != []
+
+
 def test_data_keywords_may_hold_a_ref_key() -> None:
     assert schema_problems({"const": {"$ref": "http://x"}, "enum": [{"$ref": "http://y"}]}) == []
 
