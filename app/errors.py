@@ -116,6 +116,12 @@ class ExpressionError(StepError):
     retryable = False
 
 
+class ExpressionLimit(ExpressionError):
+    """An expression needed more work or memory than one evaluation may use."""
+
+    code = "expression_limit"
+
+
 class ParamsInvalid(StepError):
     """A step's evaluated params do not match its type."""
 

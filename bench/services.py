@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from app.store.database import make_engine, upgrade_schema
+from bench.nodes import PLUGIN
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
@@ -66,6 +67,7 @@ class Namespace:
             "TURNOUT_QUEUE_NAME": self.queue_name,
             "TURNOUT_KEY_PREFIX": self.key_prefix,
             "TURNOUT_LOG_LEVEL": "WARNING",
+            "TURNOUT_PLUGINS": PLUGIN,  # bench.fib, for the harness's own processes only
             "PYTHONUNBUFFERED": "1",
             **extra,
         }

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
-from jsonschema import Draft202012Validator
-
 from app.config import Settings
 from app.engine.status import TERMINAL, Status
 from app.errors import InputInvalid, InvalidTransition, WorkflowNotFound
@@ -18,6 +16,7 @@ from app.events.bus import EventBus
 from app.execution.queue import ExecutionQueue
 from app.store.records import EventRecord, ExecutionRecord
 from app.store.repository import Repository
+from app.workflows.schemas import SchemaUnusable, validate
 
 log = logging.getLogger(__name__)
 
@@ -198,10 +197,11 @@ class ExecutionControl:
         assert step is not None
         schema = (step.state.get("waitData") or {}).get("schema")
         if schema:
-            problems = [
-                {"loc": ["data", *e.absolute_path], "message": e.message}
-                for e in Draft202012Validator(schema).iter_errors(data)
-            ]
+            try:
+                errors = validate(schema, data, formats=False)
+            except SchemaUnusable as exc:  # only a schema stored before refs were checked
+                raise InputInvalid(f"the node's schema cannot be used: it {exc}") from None
+            problems = [{"loc": ["data", *e.absolute_path], "message": e.message} for e in errors]
             if problems:
                 raise InputInvalid("the input does not match the node's schema", problems)
         event = await self.repo.deliver_input(execution_id, node_id, data, by)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, ValidationError
 from pydantic import BaseModel, Field, model_validator
 
 from app.nodes.base import BaseNode, NodeContext, Params, Suspend
 from app.nodes.basic import step_error
+from app.workflows.schemas import schema_problems, validate
 
 
 class HumanInputParams(Params):
@@ -23,16 +22,14 @@ class HumanInputParams(Params):
     def check_schema(self) -> Self:
         if self.schema_ is None:
             return self
-        try:
-            Draft202012Validator.check_schema(self.schema_)
-        except SchemaError as exc:
-            raise ValueError(f"schema is not a valid JSON Schema: {exc.message}") from exc
+        for path, message in schema_problems(self.schema_):
+            where = "".join(f"[{p!r}]" for p in path)
+            raise ValueError(f"schema{where} {message}")
         if self.has_default:
             # A default that the schema rejects would hand the workflow data no human could send.
-            try:
-                Draft202012Validator(self.schema_).validate(self.default)
-            except ValidationError as exc:
-                raise ValueError(f"default does not match schema: {exc.message}") from exc
+            errors = validate(self.schema_, self.default, formats=False)
+            if errors:
+                raise ValueError(f"default does not match schema: {errors[0].message}")
         return self
 
     @property

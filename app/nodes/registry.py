@@ -1,14 +1,19 @@
-"""The node type registry: built-ins plus plugins from the `turnout.nodes` entry points."""
+"""The node type registry: built-ins, plugins from the `turnout.nodes` entry points, and the
+extra plugin modules a process names in `TURNOUT_PLUGINS` (e.g. the benchmark's `bench.fib`)."""
 
 from __future__ import annotations
 
+import importlib
+import os
 from collections.abc import Iterable, Iterator
 from importlib.metadata import entry_points
+from typing import Any
 
 from app.nodes.base import NodeType
 from app.nodes.builtin import builtin_types
 
 ENTRY_POINT_GROUP = "turnout.nodes"
+PLUGINS_ENV = "TURNOUT_PLUGINS"  # comma-separated `module:attribute`, like entry point values
 
 
 class NodeRegistryError(RuntimeError):
@@ -44,13 +49,29 @@ class NodeRegistry:
         return iter(self._types.values())
 
 
-def load_plugins(registry: NodeRegistry) -> None:
-    """Register every node type published under the `turnout.nodes` entry-point group."""
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+def _load(spec: str) -> Any:
+    module_name, _, attribute = spec.partition(":")
+    obj: Any = importlib.import_module(module_name.strip())
+    for part in attribute.strip().split(".") if attribute.strip() else ():
+        obj = getattr(obj, part)
+    return obj
+
+
+def load_plugins(registry: NodeRegistry, extra: str | None = None) -> None:
+    """Register the `turnout.nodes` entry points, then each `module:attribute` of `extra`
+    (default: the `TURNOUT_PLUGINS` environment variable)."""
+    found: list[tuple[str, Any]] = [
+        (ep.name, ep.load) for ep in entry_points(group=ENTRY_POINT_GROUP)
+    ]
+    specs = os.environ.get(PLUGINS_ENV, "") if extra is None else extra
+    for spec in (s.strip() for s in specs.split(",")):
+        if spec:
+            found.append((spec, lambda spec=spec: _load(spec)))
+    for name, load in found:
         try:
-            obj = ep.load()
+            obj = load()
         except Exception as exc:  # a broken plugin must stop startup, loudly
-            raise NodeRegistryError(f"cannot load node plugin '{ep.name}': {exc}") from exc
+            raise NodeRegistryError(f"cannot load node plugin '{name}': {exc}") from exc
         node_type = obj() if isinstance(obj, type) else obj
         registry.register(node_type)
 

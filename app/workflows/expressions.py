@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from app.errors import ExpressionError
+from app.errors import ExpressionError, ExpressionLimit
 from app.workflows.evaluator import (
     ALLOWED_NODES,
     FUNCTION_NAMES,
+    LIMIT_ERRORS,
     MAX_DEPTH,
     MAX_EXPRESSION_CHARS,
     MAX_INT_BITS,
@@ -29,6 +30,12 @@ from app.workflows.evaluator import (
 )
 
 _SLOW = object()  # the fast path gives up: evaluate with simpleeval instead
+
+
+class _TooLarge(Failure):
+    """A result over the size bounds."""
+
+
 PathSteps = tuple[tuple[str | int, bool], ...]  # (key, written as `.attr`)
 
 
@@ -68,18 +75,20 @@ class Expression:
             tree = self._tree if self._tree is not None else parse_expression(self.source)
             value = evaluate_tree(tree, self.source, scope)
             if type(value) is int and value.bit_length() > MAX_INT_BITS:
-                raise Failure(f"result is over {MAX_INT_BITS} bits")
+                raise _TooLarge(f"result is over {MAX_INT_BITS} bits")
             if type(value) not in PRIMITIVES:
                 if callable(value):
                     raise Failure("a function or method is not a value; call it")
                 if value_size(value, MAX_RESULT_SIZE) > MAX_RESULT_SIZE:
-                    raise Failure(f"result holds more than {MAX_RESULT_SIZE} values")
+                    raise _TooLarge(f"result holds more than {MAX_RESULT_SIZE} values")
             return value
         except Exception as exc:
             reason = str(exc) or type(exc).__name__
             if isinstance(exc, RecursionError):
                 reason = "nested too deeply"
-            raise ExpressionError(
+            # Too much work, memory or depth: `expression_limit`; a mistake: `expression_error`.
+            limit = isinstance(exc, (*LIMIT_ERRORS, RecursionError, _TooLarge))
+            raise (ExpressionLimit if limit else ExpressionError)(
                 f"expression '{clip(self.source)}' failed: {reason}", {"expression": self.source}
             ) from exc
 

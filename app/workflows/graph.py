@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator, SchemaError
 from pydantic import TypeAdapter, ValidationError
 
 from app.errors import PayloadTooLarge, WorkflowInvalid
@@ -20,6 +19,7 @@ from app.workflows.evaluator import RESERVED_NAMES, ExpressionSyntaxError, Path
 from app.workflows.expressions import Expression, compile_expression
 from app.workflows.model import NodeDefinition, RetryPolicy, WorkflowDefinition
 from app.workflows.problems import Loc, Problem
+from app.workflows.schemas import schema_problems
 from app.workflows.templates import Template, compile_template
 
 ITEM_NAMES = frozenset({"item", "index"})  # defined only inside a foreach node template
@@ -315,11 +315,8 @@ class _Checker:
 
     def input_schema(self, schema: Any) -> None:
         if isinstance(schema, Mapping):
-            try:
-                Draft202012Validator.check_schema(schema)
-            except SchemaError as exc:
-                message = f"inputSchema is not a valid JSON Schema: {exc.message}"
-                self.add(("inputSchema", *exc.absolute_path), "invalid_schema", message)
+            for path, message in schema_problems(schema):
+                self.add(("inputSchema", *path), "invalid_schema", f"inputSchema {message}")
 
 
 @contextmanager

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator, SchemaError
-from referencing.exceptions import Unresolvable
+from app.workflows.schemas import SchemaUnusable, validate
 
 Loc = tuple[str | int, ...]
 
@@ -50,9 +49,10 @@ def validate_input(schema: dict[str, Any] | None, data: Any) -> list[Problem]:
     """Every way `data` breaks the JSON Schema (Draft 2020-12, formats checked)."""
     if schema is None:
         return []
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
     try:
-        errors = list(validator.iter_errors(data))
-    except (SchemaError, Unresolvable) as exc:
-        return [Problem(("inputSchema",), "invalid_schema", f"inputSchema cannot be used: {exc}")]
+        errors = validate(schema, data)
+    except SchemaUnusable as exc:
+        return [
+            Problem(("inputSchema",), "invalid_schema", f"inputSchema cannot be used: it {exc}")
+        ]
     return [Problem(("input", *e.absolute_path), "invalid_input", e.message) for e in errors]

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from app.errors import ExpressionError
+from app.errors import ExpressionError, ExpressionLimit
 from app.workflows.evaluator import (
     MAX_EXPRESSION_CHARS,
     MAX_RENDERED_CHARS,
@@ -17,6 +17,7 @@ from app.workflows.evaluator import (
     Scope,
     clip,
     value_size,
+    with_budget,
 )
 from app.workflows.expressions import (
     KEYWORDS,
@@ -134,7 +135,7 @@ class Template:
 
     def render(self, scope: Scope) -> Any:
         """Fill in the expressions. Static parts are shared, not copied: do not mutate."""
-        return self.value if self._render is None else self._render(scope)
+        return self.value if self._render is None else with_budget(self._render, scope)
 
 
 _SCALARS = frozenset({int, float, bool, type(None)})
@@ -204,7 +205,7 @@ def _render_text(text: str, pieces: tuple[str | Expression, ...]) -> Render:
             chunk = piece if isinstance(piece, str) else _to_text(piece.evaluate(scope), piece)
             size += len(chunk)
             if size > MAX_RENDERED_CHARS:
-                raise ExpressionError(
+                raise ExpressionLimit(
                     f"template '{clip(text)}' renders more than {MAX_RENDERED_CHARS} characters"
                 )
             out.append(chunk)
