@@ -12,6 +12,7 @@ from types import FrameType
 from fastapi import FastAPI
 
 from app.api import control, executions, health, runs, seed, streams, workflows
+from app.api.docs import install_docs
 from app.api.errors import BodySizeLimit, install_error_handlers
 from app.config import Settings, get_settings
 from app.logs import configure_logging
@@ -37,11 +38,16 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         version="0.1.0",
         description="Run workflows (DAGs of typed steps) immediately or on arq workers.",
         lifespan=lifespan,
+        docs_url=None,  # served from vendored assets by app.api.docs
+        redoc_url=None,
+        # A body without a Content-Type is read as JSON (a non-JSON type is a 415).
+        strict_content_type=False,
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     for module in (runs, executions, control, streams, workflows, health, seed):
         app.include_router(module.router)
+    install_docs(app)
     return app
 
 

@@ -6,20 +6,29 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.deps import RuntimeDep
+from app.api.resources import Health, Readiness
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="The process is alive")
+@router.get("/healthz", summary="The process is alive", response_model=Health)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database (and Redis, when configured) answer")
+@router.get(
+    "/readyz",
+    summary="The database (and Redis, when configured) answer",
+    response_model=None,
+    responses={
+        200: {"model": Readiness, "description": "ready"},
+        503: {"model": Readiness, "description": "a dependency is down (see checks)"},
+    },
+)
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     checks: dict[str, Any] = {}
     try:
@@ -43,6 +52,11 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ready else 503, headers=headers)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
