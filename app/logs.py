@@ -40,8 +40,13 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
-    # arq logs two lines per job (start, end) that say less than Turnout's own execution
-    # logs; keep them for DEBUG.
+    # Chatty libraries speak only at DEBUG: arq logs two lines per job (start, end) that say
+    # less than Turnout's own execution logs, alembic says which migrations ran at every start,
+    # and httpx logs every request an `http.request` step makes.
     level = logging.getLevelName(settings.log_level.upper())
-    arq_level = logging.DEBUG if level == logging.DEBUG else logging.WARNING
-    logging.getLogger("arq.worker").setLevel(arq_level)
+    quiet = logging.DEBUG if level == logging.DEBUG else logging.WARNING
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(quiet)
+
+
+QUIET_LOGGERS = ("arq.worker", "alembic", "httpx", "httpcore")

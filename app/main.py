@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import control, executions, health, node_types, runs, seed, streams, workflows
+from app.api.docs import install_docs
 from app.api.errors import BodySizeLimit, install_error_handlers
 from app.config import Settings, get_settings
 from app.logs import configure_logging
@@ -45,6 +46,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         version="0.1.0",
         description="Run workflows (DAGs of typed steps) immediately or on arq workers.",
         lifespan=lifespan,
+        docs_url=None,  # served from vendored assets by app.api.docs
+        redoc_url=None,
+        # A body without a Content-Type is read as JSON (a non-JSON type is a 415).
+        strict_content_type=False,
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
@@ -55,6 +60,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(health.router)
     app.include_router(node_types.router)
     install_dashboard(app)
+    install_docs(app)
     return app
 
 

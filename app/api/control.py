@@ -9,10 +9,21 @@ from fastapi import APIRouter, Header, Query
 from pydantic import Field
 
 from app.api.deps import ControlDep
+from app.api.errors import error_responses
+from app.api.resources import ControlAnswer
 from app.api.schemas import JSONBody, execution_resource
 from app.execution.control import ControlResult
 
 router = APIRouter(tags=["control"])
+
+VERB: dict[str, Any] = {
+    "response_model": None,
+    "responses": {200: {"model": ControlAnswer}, **error_responses(404, 409, 422)},
+}
+WITH_BODY: dict[str, Any] = {
+    "response_model": None,
+    "responses": {200: {"model": ControlAnswer}, **error_responses(404, 409, 413, 415, 422)},
+}
 
 Actor = Annotated[str | None, Header(alias="X-Actor", max_length=200)]
 
@@ -35,17 +46,17 @@ def _who(actor: str | None) -> str:
     return actor or "api"
 
 
-@router.post("/execution/{execution_id}/cancel", summary="Cancel an execution")
+@router.post("/execution/{execution_id}/cancel", summary="Cancel an execution", **VERB)
 async def cancel(execution_id: UUID, control: ControlDep, actor: Actor = None) -> dict[str, Any]:
     return _answer(await control.cancel(execution_id, _who(actor)))
 
 
-@router.delete("/execution/{execution_id}", summary="Cancel an execution (seed verb)")
+@router.delete("/execution/{execution_id}", summary="Cancel an execution (seed verb)", **VERB)
 async def delete(execution_id: UUID, control: ControlDep, actor: Actor = None) -> dict[str, Any]:
     return _answer(await control.cancel(execution_id, _who(actor)))
 
 
-@router.post("/execution/{execution_id}/pause", summary="Pause: no new steps start")
+@router.post("/execution/{execution_id}/pause", summary="Pause: no new steps start", **VERB)
 async def pause(
     execution_id: UUID,
     control: ControlDep,
@@ -57,12 +68,14 @@ async def pause(
     return _answer(await control.pause(execution_id, _who(actor), abort=abort))
 
 
-@router.post("/execution/{execution_id}/resume", summary="Resume a paused execution")
+@router.post("/execution/{execution_id}/resume", summary="Resume a paused execution", **VERB)
 async def resume(execution_id: UUID, control: ControlDep, actor: Actor = None) -> dict[str, Any]:
     return _answer(await control.resume(execution_id, _who(actor)))
 
 
-@router.post("/execution/{execution_id}/retry", summary="Retry a failed or cancelled execution")
+@router.post(
+    "/execution/{execution_id}/retry", summary="Retry a failed or cancelled execution", **WITH_BODY
+)
 async def retry(
     execution_id: UUID, control: ControlDep, body: RetryBody | None = None, actor: Actor = None
 ) -> dict[str, Any]:
@@ -71,7 +84,11 @@ async def retry(
     return _answer(result)
 
 
-@router.post("/execution/{execution_id}/input", summary="Give a waiting human.input step its data")
+@router.post(
+    "/execution/{execution_id}/input",
+    summary="Give a waiting human.input step its data",
+    **WITH_BODY,
+)
 async def give_input(
     execution_id: UUID, body: InputBody, control: ControlDep, actor: Actor = None
 ) -> dict[str, Any]:

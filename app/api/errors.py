@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -34,8 +38,107 @@ STATUS: dict[type[errors.TurnoutError], int] = {
 }
 
 
+class ErrorDetail(BaseModel):
+    """One problem: where (`loc`, `field`), what (`code`, `message`), and the node if any."""
+
+    model_config = ConfigDict(extra="allow")
+
+    loc: list[str | int] = Field(description='path to the problem, e.g. ["nodes", 0, "id"]')
+    field: str = Field(description='`loc` as one dotted string ("" for the whole body)')
+    code: str
+    node_id: str | None = Field(default=None, alias="nodeId")
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail]
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer: `{"error": {"code", "message", "details": [...]}}`."""
+
+    error: ErrorInfo
+
+
+_DESCRIPTIONS = {
+    400: "bad request",
+    404: "not found",
+    405: "method not allowed",
+    409: "conflict with the current state",
+    413: "request body or definition too large",
+    415: "the body is not sent as JSON",
+    422: "the request is invalid (every problem in details)",
+    503: "a dependency is unavailable; retry after Retry-After seconds",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses (503 is always possible)."""
+    return {
+        status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]}
+        for status in sorted({*statuses, 503})
+    }
+
+
+def field_of(loc: Iterable[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out = f"{out}.{part}" if out else str(part)
+    return out
+
+
+def detail(
+    loc: Iterable[str | int], code: str, message: str, *, field: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """One entry of `details`; `nodeId` and other extra facts only when they are set."""
+    parts = list(loc)
+    out: dict[str, Any] = {
+        "loc": parts,
+        "field": field if field is not None else field_of(parts),
+        "code": code,
+    }
+    out.update({k: v for k, v in extra.items() if v is not None})
+    out["message"] = message
+    return out
+
+
+def normalise_details(raw: Any, code: str, message: str) -> list[dict[str, Any]]:
+    """Any domain error's details as the one list shape (None is an empty list)."""
+    if raw is None:
+        return []
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            out.append(detail([], code, str(item)))
+            continue
+        extra = {k: v for k, v in item.items() if k not in ("loc", "field", "code", "message")}
+        loc = item.get("loc") or []
+        out.append(
+            detail(
+                [p if isinstance(p, int) else str(p) for p in loc],
+                str(item.get("code") or code),
+                str(item.get("message") or message),
+                field=item.get("field"),
+                **extra,
+            )
+        )
+    return out
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details}}
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "details": normalise_details(details, code, message),
+        }
+    }
 
 
 def _status_of(exc: errors.TurnoutError) -> int:
@@ -49,31 +152,116 @@ async def _turnout_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.TurnoutError)
     status = _status_of(exc)
     headers = {"Retry-After": "2"} if status == 503 else None
-    return JSONResponse(error_body(exc.code, exc.message, exc.details), status, headers=headers)
+    details = exc.details
+    if isinstance(exc, errors.InvalidTransition):
+        details = [
+            detail(
+                ["status"],
+                exc.code,
+                exc.message,
+                currentStatus=exc.current,
+                requested=exc.target,
+            )
+        ]
+    return JSONResponse(error_body(exc.code, exc.message, details), status, headers=headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    details = [
-        {
-            "loc": list(e.get("loc", ())),
-            "field": ".".join(str(p) for p in e.get("loc", ())[1:]),
-            "code": e.get("type", "invalid"),
-            "message": e.get("msg", ""),
-        }
-        for e in exc.errors()
-    ]
+    problems = exc.errors()
+    unsupported = _unsupported_media_type(request, problems)
+    if unsupported is not None:
+        return unsupported
+    bad_json = next((e for e in problems if e.get("type") == "json_invalid"), None)
+    if bad_json is not None:
+        return _bad_json(_json_position(bad_json, exc.body))
+    details = []
+    for e in problems:
+        loc = list(e.get("loc", ()))
+        # The field leaves out where it came from: "body.options.priority" is "options.priority".
+        field = field_of(loc[1:])
+        details.append(detail(loc, e.get("type", "invalid"), e.get("msg", ""), field=field))
     return JSONResponse(error_body("request_invalid", "the request is invalid", details), 422)
+
+
+def _json_position(problem: Mapping[str, Any], doc: Any) -> str:
+    """The parser's own words, with its line and column (FastAPI keeps only the offset)."""
+    reason = str((problem.get("ctx") or {}).get("error") or "invalid JSON")
+    loc = problem.get("loc", ())
+    pos = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+    if pos is None or not isinstance(doc, str):
+        return reason
+    located = json.JSONDecodeError(reason, doc, pos)
+    return f"{reason}: line {located.lineno} column {located.colno}"
+
+
+def _bad_json(reason: str) -> JSONResponse:
+    message = f"request body is not valid JSON: {reason}"
+    return JSONResponse(
+        error_body(
+            "request_invalid", message, [detail(["body"], "json_invalid", message, field="")]
+        ),
+        422,
+    )
+
+
+def _unsupported_media_type(
+    request: Request, problems: Iterable[Mapping[str, Any]]
+) -> JSONResponse | None:
+    """A body sent as something other than JSON (e.g. curl -d's form type) is a 415."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type or _is_json(content_type):
+        return None
+    if not any(e.get("loc", ())[:1] == ("body",) for e in problems):
+        return None
+    message = (
+        f"the request body must be JSON sent with 'Content-Type: application/json' "
+        f"(got '{content_type[:100]}'); a body without a Content-Type is read as JSON"
+    )
+    return JSONResponse(error_body("unsupported_media_type", message), 415)
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-        exc.status_code, "http_error"
-    )
-    return JSONResponse(
-        error_body(code, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None)
-    )
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        return _bad_json(str(exc.__cause__))
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    message = str(exc.detail)
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"no route {request.url.path}"
+    return JSONResponse(error_body(code, message), exc.status_code, headers=headers or None)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the API serves at this path (Starlette names only the first route's)."""
+    app = request.app
+    table: list[tuple[re.Pattern[str], str]] | None = getattr(app.state, "allow_table", None)
+    if table is None:
+        table = []
+        for path, item in app.openapi().get("paths", {}).items():
+            pattern = re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$")
+            table.append((pattern, ", ".join(sorted(m.upper() for m in item))))
+        app.state.allow_table = table
+    return next((methods for pattern, methods in table if pattern.match(request.url.path)), "")
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

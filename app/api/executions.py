@@ -7,18 +7,45 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
+from pydantic import BeforeValidator
 
 from app.api.deps import RepoDep, RuntimeDep
+from app.api.errors import error_responses
+from app.api.resources import Execution, ExecutionPage
 from app.api.schemas import NO_NUL, execution_resource
 from app.engine.status import Status
 from app.store.records import ExecutionFilter
 
 router = APIRouter(tags=["executions"])
 
+GET_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": Execution},
+    **error_responses(404, 422),
+}
+
+
+def _iso_only(value: Any) -> Any:
+    # pydantic would read "0.5" as seconds since 1970; the documented format is ISO 8601.
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("expected an ISO 8601 date-time, e.g. 2026-12-01T12:00:00Z")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_iso_only)]
+
 StatusName = Literal["pending", "running", "paused", "waiting", "completed", "failed", "cancelled"]
 
 
-@router.get("/execution/{execution_id}", summary="Get an execution")
+@router.get(
+    "/execution/{execution_id}",
+    summary="Get an execution",
+    response_model=None,
+    responses=GET_RESPONSES,
+)
 async def get_execution(execution_id: UUID, runtime: RuntimeDep) -> dict[str, Any]:
     record = await runtime.repo.get_execution(execution_id)
     resource = execution_resource(record)
@@ -28,15 +55,20 @@ async def get_execution(execution_id: UUID, runtime: RuntimeDep) -> dict[str, An
     return resource
 
 
-@router.get("/executions", summary="List executions, newest first")
+@router.get(
+    "/executions",
+    summary="List executions, newest first",
+    response_model=None,
+    responses={200: {"model": ExecutionPage}, **error_responses(422)},
+)
 async def list_executions(
     repo: RepoDep,
     status: Annotated[list[StatusName] | None, Query()] = None,
     workflow: Annotated[str | None, Query(pattern=NO_NUL)] = None,
     mode: Literal["immediate", "queued"] | None = None,
     tag: Annotated[str | None, Query(pattern=NO_NUL)] = None,
-    created_after: Annotated[datetime | None, Query(alias="createdAfter")] = None,
-    created_before: Annotated[datetime | None, Query(alias="createdBefore")] = None,
+    created_after: Annotated[Timestamp | None, Query(alias="createdAfter")] = None,
+    created_before: Annotated[Timestamp | None, Query(alias="createdBefore")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
     q: Annotated[

@@ -6,10 +6,11 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.deps import RuntimeDep
+from app.api.resources import Health, Readiness
 
 router = APIRouter(tags=["health"])
 
@@ -20,13 +21,19 @@ async def require_schema(request: Request) -> None:
     await request.app.state.runtime.schema.require()
 
 
-@router.get("/healthz", summary="The process is alive")
+@router.get("/healthz", summary="The process is alive", response_model=Health)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @router.get(
-    "/readyz", summary="The database answers at the current schema (and Redis, when configured)"
+    "/readyz",
+    summary="The database answers at the current schema (and Redis, when configured)",
+    response_model=None,
+    responses={
+        200: {"model": Readiness, "description": "ready"},
+        503: {"model": Readiness, "description": "a dependency is down (see checks)"},
+    },
 )
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     checks: dict[str, Any] = {}
@@ -57,6 +64,11 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ready else 503, headers=headers)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

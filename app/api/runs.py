@@ -8,6 +8,8 @@ from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
 from app.api.deps import ManagerDep
+from app.api.errors import error_responses
+from app.api.resources import Accepted, Execution
 from app.api.schemas import (
     NamePath,
     RegisteredRunBody,
@@ -19,6 +21,12 @@ from app.api.schemas import (
 from app.execution.manager import ExecutionManager, RunRequest
 
 router = APIRouter(tags=["runs"])
+
+RUN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": Execution, "description": "finished (immediate): the execution"},
+    202: {"model": Accepted, "description": "queued, or promoted to the queue"},
+    **error_responses(404, 409, 413, 415, 422),
+}
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 
@@ -45,7 +53,8 @@ def _request(options: RunOptions, key: str | None, **fields: Any) -> RunRequest:
 @router.post(
     "/workflow/run",
     summary="Run a workflow",
-    responses={200: {"description": "finished (immediate)"}, 202: {"description": "queued"}},
+    response_model=None,
+    responses=RUN_RESPONSES,
 )
 async def run_workflow(
     body: RunBody, manager: ManagerDep, idempotency_key: IdempotencyKey = None
@@ -65,7 +74,12 @@ async def run_workflow(
     )
 
 
-@router.post("/workflows/{name}/run", summary="Run a registered workflow")
+@router.post(
+    "/workflows/{name}/run",
+    summary="Run a registered workflow",
+    response_model=None,
+    responses=RUN_RESPONSES,
+)
 async def run_registered(
     name: NamePath,
     body: RegisteredRunBody,

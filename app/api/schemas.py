@@ -75,7 +75,7 @@ class RegisteredRunBody(JSONBody):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-def _iso(value: Any) -> str | None:
+def iso(value: Any) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
@@ -85,8 +85,8 @@ def step_resource(step: StepState) -> dict[str, Any]:
         "stepKey": step.key,
         "status": str(step.status),
         "attempt": step.attempt,
-        "startedAt": _iso(step.started_at),
-        "completedAt": _iso(step.completed_at),
+        "startedAt": iso(step.started_at),
+        "completedAt": iso(step.completed_at),
         "durationMs": step.duration_ms,
         "output": step.output,
         "error": step.error,
@@ -116,10 +116,10 @@ def execution_resource(record: ExecutionRecord, *, steps: bool = True) -> dict[s
         "priority": record.priority,
         "tags": record.tags,
         "attempt": record.attempt,
-        "createdAt": _iso(record.created_at),
-        "updatedAt": _iso(record.updated_at),
-        "startedAt": _iso(record.started_at),
-        "completedAt": _iso(record.completed_at),
+        "createdAt": iso(record.created_at),
+        "updatedAt": iso(record.updated_at),
+        "startedAt": iso(record.started_at),
+        "completedAt": iso(record.completed_at),
         "durationMs": duration,
         "input": record.input,
         "result": record.result,
@@ -129,7 +129,7 @@ def execution_resource(record: ExecutionRecord, *, steps: bool = True) -> dict[s
         "metadata": record.metadata,
     }
     if record.wake_at is not None:
-        out["wakeAt"] = _iso(record.wake_at)
+        out["wakeAt"] = iso(record.wake_at)
     if steps:
         out["steps"] = [step_resource(s) for s in record.steps]
     return out
@@ -153,6 +153,6 @@ def workflow_resource(record: WorkflowRecord) -> dict[str, Any]:
         "id": str(record.id),
         "name": record.name,
         "version": record.version,
-        "createdAt": _iso(record.created_at),
+        "createdAt": iso(record.created_at),
         "definition": record.definition,
     }

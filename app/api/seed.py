@@ -9,12 +9,21 @@ from app.api import control, executions, runs, streams
 
 router = APIRouter(prefix="/api/workflow", tags=["seed-compatible"])
 
-router.add_api_route("/run", runs.run_workflow, methods=["POST"], summary="Run (seed path)")
+router.add_api_route(
+    "/run",
+    runs.run_workflow,
+    methods=["POST"],
+    summary="Run (seed path)",
+    response_model=None,
+    responses=runs.RUN_RESPONSES,
+)
 router.add_api_route(
     "/execution/{execution_id}",
     executions.get_execution,
     methods=["GET"],
     summary="Get an execution (seed path)",
+    response_model=None,
+    responses=executions.GET_RESPONSES,
 )
 router.add_api_route(
     "/execution/{execution_id}/stream",
@@ -22,6 +31,7 @@ router.add_api_route(
     methods=["GET"],
     response_class=EventSourceResponse,
     summary="Stream an execution's events (seed path)",
+    responses=streams.STREAM_RESPONSES,
 )
 for verb in ("pause", "resume"):
     router.add_api_route(
@@ -29,10 +39,12 @@ for verb in ("pause", "resume"):
         getattr(control, verb),
         methods=["POST"],
         summary=f"{verb.capitalize()} (seed path)",
+        **control.VERB,
     )
 router.add_api_route(
     "/execution/{execution_id}",
     control.delete,
     methods=["DELETE"],
     summary="Cancel (seed path)",
+    **control.VERB,
 )

@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.api.deps import RuntimeDep
+from app.api.errors import error_responses
 from app.errors import RequestInvalid
 from app.events.bus import FEED
 from app.events.stream import event_json, execution_events
@@ -25,11 +26,21 @@ router = APIRouter(tags=["streams"])
 # While an execution waits in the queue, its stream says where it stands this often; the
 # first time shortly after connecting, so a run that starts at once costs no lookup.
 QUEUE_TICK_S = 2.0
+
+_SSE = {
+    "description": "server-sent events: `id: <seq>`, `event: <type>`, `data: <json>` frames",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+}
+STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {200: _SSE, **error_responses(404, 422)}
+FEED_RESPONSES: dict[int | str, dict[str, Any]] = {200: _SSE, **error_responses()}
+# A resume point is an event seq: a whole number.
+# A header is never null: absent is the empty default.
+LastEventId = Annotated[str, Header(alias="Last-Event-ID", pattern=r"^\s*[0-9]{1,18}\s*$")]
 QUEUE_FIRST_S = 0.05
 
 
 def _resume_point(last_event_id: str | None, after: int | None) -> int:
-    if last_event_id is not None:
+    if last_event_id:
         if not last_event_id.strip().isdigit():
             raise RequestInvalid("Last-Event-ID must be an event seq (a whole number)")
         return int(last_event_id)
@@ -44,12 +55,13 @@ def _frame(event: EventRecord) -> ServerSentEvent:
     "/execution/{execution_id}/stream",
     summary="Stream an execution's events (SSE): stored ones after Last-Event-ID, then live",
     response_class=EventSourceResponse,
+    responses=STREAM_RESPONSES,
 )
 async def stream_execution(
     execution_id: UUID,
     runtime: RuntimeDep,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    last_event_id: LastEventId = "",
+    after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
 ) -> EventSourceResponse:
     start = _resume_point(last_event_id, after)
     await runtime.repo.get_status(execution_id)  # 404 before streaming
@@ -112,6 +124,7 @@ _ENTERS_QUEUE = frozenset({"execution.promoted", "execution.resumed"})
     "/executions/stream",
     summary="The global feed (SSE): every execution's creation and status changes, live",
     response_class=EventSourceResponse,
+    responses=FEED_RESPONSES,
 )
 async def stream_all(runtime: RuntimeDep) -> EventSourceResponse:
     async def frames() -> AsyncIterator[ServerSentEvent]:

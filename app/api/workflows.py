@@ -8,15 +8,33 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from app.api.deps import RepoDep, RuntimeDep
-from app.api.schemas import NO_NUL, NamePath, workflow_resource
+from app.api.errors import error_responses
+from app.api.resources import (
+    Workflow,
+    WorkflowDeleted,
+    WorkflowPage,
+    WorkflowVersions,
+    WorkflowWithVersions,
+)
+from app.api.schemas import NO_NUL, NamePath, iso, workflow_resource
 from app.errors import RequestInvalid, WorkflowNotFound, WorkflowVersionExists
 from app.jsonvalue import NotJSON, normalise, path_text
 from app.workflows.graph import compile_workflow
 
 router = APIRouter(tags=["workflows"])
 
+Version = Annotated[
+    str | None, Query(max_length=100, pattern=NO_NUL, description="a version (default: all)")
+]
 
-@router.post("/workflows", status_code=201, summary="Register a workflow version")
+
+@router.post(
+    "/workflows",
+    status_code=201,
+    summary="Register a workflow version",
+    response_model=None,
+    responses={201: {"model": Workflow}, **error_responses(409, 413, 415, 422)},
+)
 async def register_workflow(definition: dict[str, Any], runtime: RuntimeDep) -> JSONResponse:
     try:
         definition = normalise(definition, max_depth=runtime.settings.max_json_depth)
@@ -37,17 +55,81 @@ async def register_workflow(definition: dict[str, Any], runtime: RuntimeDep) -> 
     return JSONResponse(workflow_resource(record), status_code=201)
 
 
-@router.get("/workflows", summary="List registered workflows (every version)")
-async def list_workflows(repo: RepoDep) -> dict[str, Any]:
-    return {"items": [workflow_resource(r) for r in await repo.list_workflows()]}
-
-
-@router.get("/workflows/{name}", summary="A registered workflow: newest, or ?version=")
-async def get_workflow(
-    name: NamePath, repo: RepoDep, version: Annotated[str | None, Query(pattern=NO_NUL)] = None
+@router.get(
+    "/workflows",
+    summary="List registered workflows by name, each with its latest version",
+    response_model=None,
+    responses={200: {"model": WorkflowPage}, **error_responses(422)},
+)
+async def list_workflows(
+    repo: RepoDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`nextCursor` of the previous page")
+    ] = None,
 ) -> dict[str, Any]:
+    # The cursor is the last name of the page before (names are unique and ordered).
+    items, more = await repo.list_workflow_names(limit=limit, after=cursor or None)
+    return {
+        "items": [
+            {
+                "name": record.name,
+                "latestVersion": record.version,
+                "versionCount": count,
+                "updatedAt": iso(record.created_at),
+            }
+            for record, count in items
+        ],
+        "nextCursor": items[-1][0].name if more and items else None,
+    }
+
+
+@router.get(
+    "/workflows/{name}",
+    summary="A registered workflow: newest, or ?version=",
+    response_model=None,
+    responses={200: {"model": WorkflowWithVersions}, **error_responses(404, 422)},
+)
+async def get_workflow(name: NamePath, repo: RepoDep, version: Version = None) -> dict[str, Any]:
     record = await repo.get_workflow(name, version)
     if record is None:
-        raise WorkflowNotFound(f"no registered workflow '{name}'")
+        raise WorkflowNotFound(_missing(name, version))
     versions = [r.version for r in await repo.list_workflows(name)]
     return {**workflow_resource(record), "versions": versions}
+
+
+@router.get(
+    "/workflows/{name}/versions",
+    summary="Every registered version of a workflow, newest first",
+    response_model=None,
+    responses={200: {"model": WorkflowVersions}, **error_responses(404, 422)},
+)
+async def list_versions(name: NamePath, repo: RepoDep) -> dict[str, Any]:
+    records = await repo.list_workflows(name)
+    if not records:
+        raise WorkflowNotFound(_missing(name, None))
+    return {
+        "name": name,
+        "items": [
+            {"id": str(r.id), "version": r.version, "createdAt": iso(r.created_at)} for r in records
+        ],
+    }
+
+
+@router.delete(
+    "/workflows/{name}",
+    summary="Unregister one version (?version=) or every version; executions keep their copy",
+    response_model=None,
+    responses={200: {"model": WorkflowDeleted}, **error_responses(404, 422)},
+)
+async def delete_workflow(name: NamePath, repo: RepoDep, version: Version = None) -> dict[str, Any]:
+    deleted = await repo.delete_workflow(name, version)
+    if not deleted:
+        raise WorkflowNotFound(_missing(name, version))
+    return {"name": name, "deletedVersions": deleted}
+
+
+def _missing(name: str, version: str | None) -> str:
+    if version is None or version == "latest":
+        return f"no registered workflow '{name}'"
+    return f"no version '{version}' of registered workflow '{name}'"

@@ -242,3 +242,34 @@ class WorkflowStore(StoreBase):
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [workflow_record(r) for r in rows]
+
+    async def list_workflow_names(
+        self, *, limit: int, after: str | None = None
+    ) -> tuple[list[tuple[WorkflowRecord, int]], bool]:
+        """Names in order, each with its newest version and how many it has; more to come?"""
+        ranked = select(
+            W,
+            func.row_number()
+            .over(partition_by=W.c.name, order_by=(W.c.created_at.desc(), W.c.version.desc()))
+            .label("rank"),
+            func.count().over(partition_by=W.c.name).label("versions"),
+        )
+        if after is not None:
+            ranked = ranked.where(W.c.name > after)
+        sub = ranked.subquery()
+        query = select(sub).where(sub.c.rank == 1).order_by(sub.c.name).limit(limit + 1)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        items = [(workflow_record(r), int(r["versions"])) for r in rows[:limit]]
+        return items, len(rows) > limit
+
+    async def delete_workflow(self, name: str, version: str | None = None) -> list[str]:
+        """Unregister one version, or every version of a name; the versions deleted.
+
+        Executions keep their own copy of the definition, so they are not touched."""
+        stmt = delete(W).where(W.c.name == name)
+        if version is not None:
+            stmt = stmt.where(W.c.version == version)
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(stmt.returning(W.c.version))).all()
+        return [r.version for r in rows]

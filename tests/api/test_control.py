@@ -285,7 +285,7 @@ async def test_forbidden_transitions_are_409_naming_status(client: httpx.AsyncCl
         assert response.status_code == 409, (verb, response.text)
         error = response.json()["error"]
         assert error["code"] == "invalid_transition"
-        assert error["details"]["currentStatus"] == "completed"
+        assert error["details"][0]["currentStatus"] == "completed"
         assert "completed" in error["message"]
     missing = await client.post(f"/execution/{uuid.uuid4()}/cancel")
     assert missing.status_code == 404
