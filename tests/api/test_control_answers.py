@@ -147,7 +147,7 @@ async def test_a_cancel_that_comes_too_late_says_so(
             assert body["status"] == final["status"], (verb, body["status"], final["status"])
         else:
             assert response.status_code == 409, response.text
-            current = body["error"]["details"]["currentStatus"]
+            current = body["error"]["details"][0]["currentStatus"]
             outcomes.append((409, current, None, final["status"]))
             assert current == final["status"] == "completed"
 
