@@ -40,13 +40,9 @@ class RunStore(StoreBase):
         )
         stmt = (
             update(E)
-            # A control request on a pending or waiting row is applied by the control path;
-            # on an orphaned running row, the new runner applies it (see JobRunner.run).
-            .where(
-                E.c.id == execution_id,
-                claimable,
-                or_(E.c.control_action.is_(None), E.c.status == Status.RUNNING),
-            )
+            # A control request still on the row (an orphaned runner's, or one left on a
+            # pending or waiting row) is applied by the new runner at once (JobRunner.run).
+            .where(E.c.id == execution_id, claimable)
             .values(
                 status=Status.RUNNING,
                 lease_owner=owner,
