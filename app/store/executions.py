@@ -12,7 +12,7 @@ from sqlalchemy import String, and_, exists, func, insert, literal, or_, select,
 from sqlalchemy.exc import IntegrityError
 
 from app.engine.state import utcnow
-from app.engine.status import Status
+from app.engine.status import TERMINAL, Status
 from app.errors import ExecutionNotFound, RequestInvalid
 from app.store import pgbatch
 from app.store.base import E, StoreBase, V, execution_record, ms
@@ -109,6 +109,13 @@ class ExecutionStore(StoreBase):
         if status is None:
             raise ExecutionNotFound(f"no execution with id {execution_id}")
         return str(status)
+
+    async def ended_by(self, execution_id: UUID, seq: int) -> bool:
+        """True when the execution is terminal and no event of it is newer than `seq`."""
+        query = select(E.c.status, E.c.last_seq).where(E.c.id == execution_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return row is not None and row.status in TERMINAL and row.last_seq <= seq
 
     async def list_executions(
         self, flt: ExecutionFilter, *, limit: int, cursor: str | None
