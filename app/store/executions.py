@@ -63,7 +63,7 @@ class ExecutionStore(StoreBase):
                 )
                 await self._autocommit(sql, params)
             else:
-                async with self.engine.begin() as conn:
+                async with self._write() as conn:
                     await conn.execute(insert(E), [values])
                     await self._insert_events(conn, new.id, 0, events, now)
         except IntegrityError:

@@ -57,7 +57,7 @@ class RunStore(StoreBase):
             )
             .returning(*E.c)
         )
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             row = (await conn.execute(stmt)).mappings().first()
             if row is None:
                 return None
@@ -186,7 +186,7 @@ class RunStore(StoreBase):
             .values(last_seq=E.c.last_seq + len(cp.events), **values)
             .returning(E.c.last_seq, E.c.control_action)
         )
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             row = (await conn.execute(stmt)).first()
             if row is None:
                 return None
