@@ -9,11 +9,15 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from app.config import Settings
+from app.main import create_app
+from tests.conftest import IsolatedSettings
+from tests.servers import run_server_async
 from tests.support.workers import running_worker, worker_process
 
 ASK = {
@@ -65,17 +69,39 @@ async def test_control_right_after_submit_is_never_lost(
     target: str,
     kind: str,
 ) -> None:
-    lost: list[tuple[str, bool, str]] = []
     async with worker(settings, kind):
-        for _ in range(ROUNDS):
-            accepted = await client.post("/workflow/run", json={"workflow": ASK, "mode": "queued"})
-            assert accepted.status_code == 202, accepted.text
-            execution_id = accepted.json()["executionId"]
-            answer = await client.post(f"/execution/{execution_id}/{verb}")
-            assert answer.status_code == 200, answer.text
-            final = await reaches(client, execution_id, target)
-            body = answer.json()
-            if final != target or not body["changed"]:
-                lost.append((body["status"], body["changed"], final))
+        lost = await race(client, verb, target)
     # (answered status, answered changed, final status) of every request not applied
     assert lost == [], f"{len(lost)} of {ROUNDS} {verb}s were lost: {lost}"
+
+
+@pytest.mark.parametrize(("verb", "target"), [("cancel", "cancelled"), ("pause", "paused")])
+async def test_control_right_after_submit_is_never_lost_embedded(
+    tmp_path: Path, verb: str, target: str
+) -> None:
+    """The embedded default: SQLite, the in-process queue, local signals."""
+    settings = IsolatedSettings(
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'turnout.db'}", log_json=False
+    )
+    async with (
+        run_server_async(create_app(settings)) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
+        lost = await race(client, verb, target)
+    assert lost == [], f"{len(lost)} of {ROUNDS} {verb}s were lost: {lost}"
+
+
+async def race(client: httpx.AsyncClient, verb: str, target: str) -> list[tuple[str, bool, str]]:
+    """Submit and at once cancel (or pause), ROUNDS times; the requests not applied."""
+    lost: list[tuple[str, bool, str]] = []
+    for _ in range(ROUNDS):
+        accepted = await client.post("/workflow/run", json={"workflow": ASK, "mode": "queued"})
+        assert accepted.status_code == 202, accepted.text
+        execution_id = accepted.json()["executionId"]
+        answer = await client.post(f"/execution/{execution_id}/{verb}")
+        assert answer.status_code == 200, answer.text
+        final = await reaches(client, execution_id, target)
+        body = answer.json()
+        if final != target or not body["changed"]:
+            lost.append((body["status"], body["changed"], final))
+    return lost
