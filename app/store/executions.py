@@ -111,11 +111,14 @@ class ExecutionStore(StoreBase):
         return str(status)
 
     async def ended_by(self, execution_id: UUID, seq: int) -> bool:
-        """True when the execution is terminal and no event of it is newer than `seq`."""
+        """True when the execution is terminal and no event of it is newer than `seq`
+        (a stream resumed there has nothing left to send); 404 for an unknown id."""
         query = select(E.c.status, E.c.last_seq).where(E.c.id == execution_id)
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).first()
-        return row is not None and row.status in TERMINAL and row.last_seq <= seq
+        if row is None:
+            raise ExecutionNotFound(f"no execution with id {execution_id}")
+        return row.status in TERMINAL and row.last_seq <= seq
 
     async def list_executions(
         self, flt: ExecutionFilter, *, limit: int, cursor: str | None

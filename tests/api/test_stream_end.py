@@ -1,4 +1,5 @@
-"""A stream resumed at or after the end of a finished execution ends at once (real uvicorn)."""
+"""A stream resumed at or after the end of a finished execution ends at once (real uvicorn):
+`204 No Content`, SSE's "do not reconnect", so neither a browser nor the client loops."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from app.config import Settings
 from tests.api.test_queued_runs import wait_for_status
 from tests.support.sse import Frame, read_stream
 from tests.support.workers import running_worker
+from turnout import AsyncClient, Client
 
 DONE = {"nodes": [{"id": "a", "type": "transform", "params": {"x": 1}}]}
 FAILS = {"nodes": [{"id": "boom", "type": "fail", "params": {"message": "no"}}]}
@@ -44,18 +46,48 @@ async def last_seq(client: httpx.AsyncClient, execution_id: str) -> int:
     return frames[-1].seq
 
 
+async def ends_at_once(
+    client: httpx.AsyncClient,
+    execution_id: str,
+    *,
+    last: int | None = None,
+    after: int | None = None,
+) -> None:
+    """The stream answers 204 with no body, at once."""
+    path = f"/execution/{execution_id}/stream" + (f"?after={after}" if after is not None else "")
+    headers = {"Last-Event-ID": str(last)} if last is not None else None
+    async with asyncio.timeout(ENDS_WITHIN_S):
+        response = await client.get(path, headers=headers)
+    assert (response.status_code, response.content) == (204, b"")
+
+
 async def test_resuming_at_the_terminal_event_ends_at_once(client: httpx.AsyncClient) -> None:
     execution_id = (await run_now(client, DONE))["executionId"]
     end = await last_seq(client, execution_id)
-    assert await stream(client, execution_id, last=end) == []
-    assert await stream(client, execution_id, after=end) == []
+    await ends_at_once(client, execution_id, last=end)
+    await ends_at_once(client, execution_id, after=end)
 
 
 async def test_resuming_past_the_end_ends_at_once(client: httpx.AsyncClient) -> None:
     execution_id = (await run_now(client, DONE))["executionId"]
     end = await last_seq(client, execution_id)
-    assert await stream(client, execution_id, last=end + 10) == []
-    assert await stream(client, execution_id, after=end + 10) == []
+    await ends_at_once(client, execution_id, last=end + 10)
+    await ends_at_once(client, execution_id, after=end + 10)
+
+
+async def test_the_client_stops_at_the_end_instead_of_reconnecting(
+    client: httpx.AsyncClient, api_url: str
+) -> None:
+    execution_id = (await run_now(client, DONE))["executionId"]
+    end = await last_seq(client, execution_id)
+    async with asyncio.timeout(ENDS_WITHIN_S), AsyncClient(api_url) as turnout:
+        assert [e async for e in turnout.stream(execution_id, after=end)] == []
+
+    def follow() -> list[Any]:
+        with Client(api_url) as sync:
+            return list(sync.stream(execution_id, after=end, timeout=ENDS_WITHIN_S))
+
+    assert await asyncio.to_thread(follow) == []
 
 
 async def test_resuming_just_before_the_end_sends_the_terminal_event_only(
@@ -82,4 +114,4 @@ async def test_a_retry_goes_on_after_the_old_terminal_event(
     assert second[-1].event == "execution.failed"
     assert [f.event for f in second].count("execution.failed") == 1
     # From the second attempt's end: nothing more, and the stream ends.
-    assert await stream(client, execution_id, last=second[-1].seq) == []
+    await ends_at_once(client, execution_id, last=second[-1].seq)
