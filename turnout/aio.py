@@ -175,6 +175,8 @@ class AsyncClient:
                     if not source.response.is_success:
                         await source.response.aread()
                         _core.parse_answer(source.response)
+                    if source.response.status_code == 204:
+                        return  # resumed at the end of a finished execution: nothing follows
                     cursor.connected = True
                     async for sse in source.aiter_sse():
                         event = cursor.admit(sse.event, sse.data, sse.id)

@@ -227,6 +227,8 @@ class Client:
                     if not source.response.is_success:
                         source.response.read()
                         _core.parse_answer(source.response)
+                    if source.response.status_code == 204:
+                        return  # resumed at the end of a finished execution: nothing follows
                     cursor.connected = True
                     for sse in source.iter_sse():
                         event = cursor.admit(sse.event, sse.data, sse.id)

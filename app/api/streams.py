@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.api.deps import RuntimeDep
@@ -55,16 +55,22 @@ def _frame(event: EventRecord) -> ServerSentEvent:
     "/execution/{execution_id}/stream",
     summary="Stream an execution's events (SSE): stored ones after Last-Event-ID, then live",
     response_class=EventSourceResponse,
-    responses=STREAM_RESPONSES,
+    responses={
+        **STREAM_RESPONSES,
+        204: {"description": "Resumed at or after the end of a finished execution"},
+    },
 )
 async def stream_execution(
     execution_id: UUID,
     runtime: RuntimeDep,
     last_event_id: LastEventId = "",
     after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
-) -> EventSourceResponse:
+) -> Response:
     start = _resume_point(last_event_id, after)
-    await runtime.repo.get_status(execution_id)  # 404 before streaming
+    if await runtime.repo.ended_by(execution_id, start):  # 404 before streaming
+        # Resumed at (or past) the end of a finished execution: nothing will follow. 204 is
+        # SSE's "do not reconnect", so an EventSource or client stops instead of looping.
+        return Response(status_code=204)
     return EventSourceResponse(
         _execution_frames(runtime, execution_id, start),
         ping=runtime.settings.sse_heartbeat_s,

@@ -35,7 +35,8 @@ async def execution_events(
     event committed during the backlog read arrives live and is dropped as a duplicate, and
     a live event that jumps ahead (a slow reader overflowed) is filled in from the store.
     In the backlog, a terminal event ends the stream only if it is the newest one: after a
-    retry, the same execution goes on with a new attempt on the same stream."""
+    retry, the same execution goes on with a new attempt on the same stream. Resumed at or
+    after the newest terminal event (nothing left to send), the stream ends at once."""
     last = after
     newest: EventRecord | None = None
     async with bus.subscribe(execution_id) as live:
@@ -45,7 +46,7 @@ async def execution_events(
                 yield newest
                 last = newest.seq
             if len(page) < BACKLOG_PAGE:
-                if newest is not None and newest.type in TERMINAL_EVENTS:
+                if await _at_end(repo, execution_id, newest, last):
                     return
                 break
         while True:
@@ -64,3 +65,13 @@ async def execution_events(
             last = event.seq
             if event.type in TERMINAL_EVENTS:
                 return
+
+
+async def _at_end(
+    repo: Repository, execution_id: UUID, newest: EventRecord | None, last: int
+) -> bool:
+    """After the backlog: did it end with the terminal event, or was there nothing left
+    because the stream resumed at (or past) the end of a finished execution?"""
+    if newest is not None:
+        return newest.type in TERMINAL_EVENTS
+    return await repo.ended_by(execution_id, last)

@@ -35,6 +35,42 @@ class ControlResult:
     changed: bool  # False when the request was already satisfied (idempotent repeat)
 
 
+async def stop_at_rest(
+    repo: Repository,
+    bus: EventBus,
+    execution_id: UUID,
+    action: str,
+    by: str | None,
+    current: str,
+) -> bool:
+    """Cancel or pause an execution nobody runs (pending, waiting, paused): one guarded
+    transition from `current`, which also clears any control request left on the row.
+    False when the row was no longer `current`."""
+    target = Status.CANCELLED if action == "cancel" else Status.PAUSED
+    event_type = "execution.cancelled" if target == Status.CANCELLED else "execution.paused"
+    data: dict[str, Any] = {"from": current}
+    if by is not None:
+        data["requestedBy"] = by
+    values: dict[str, Any] = {"control_action": None, "lease_owner": None, "wake_at": None}
+    if target == Status.CANCELLED:
+        data["error"] = values["error"] = {
+            "code": "cancelled",
+            "message": f"cancelled by {by}" if by else "cancelled",
+        }
+    stored = await repo.transition(
+        execution_id,
+        target,
+        (event_type, data),
+        values=values,
+        sources=[Status(current)],
+        end_open_steps=target == Status.CANCELLED,
+    )
+    if not isinstance(stored, EventRecord):
+        return False
+    await bus.publish([stored])
+    return True
+
+
 class ExecutionControl:
     """Every control verb: a guarded transition when nothing runs, a signal when it does."""
 
@@ -64,23 +100,29 @@ class ExecutionControl:
     async def _stop(
         self, execution_id: UUID, action: Signal, target: Status, by: str
     ) -> ControlResult:
-        event_type = "execution.cancelled" if target == Status.CANCELLED else "execution.paused"
-        saw_running = False
+        saw_running = requested = False
         for _ in range(5):  # the status may move under us; re-read and decide again
             record = await self.repo.get_execution(execution_id, steps=False)
             if record.status == target:
-                return ControlResult(await self.repo.get_execution(execution_id), False)
+                # Already so (an idempotent repeat), unless the runner obeyed our request.
+                return ControlResult(await self.repo.get_execution(execution_id), requested)
             if saw_running and record.status in TERMINAL:
                 # It ended on its own while we asked: too late, and the answer says so.
                 return ControlResult(await self.repo.get_execution(execution_id), False)
             if record.status == Status.RUNNING:
                 saw_running = True
                 if await self.repo.request_control(execution_id, action, by):
+                    requested = True
                     await self.signals.send(execution_id, action, by)
                     settled = await self._settled(execution_id, target)
-                    # Changed only if the runner obeyed (or has yet to answer).
-                    obeyed = settled.status in (target, Status.RUNNING)
-                    return ControlResult(settled, obeyed)
+                    # Obeyed, or yet to answer: the runner applies it whenever it comes to
+                    # rest (see ExecutionSession._settle), so the request is not lost.
+                    if settled.status in (target, Status.RUNNING):
+                        return ControlResult(settled, True)
+                    if settled.status in TERMINAL:
+                        return ControlResult(settled, False)
+                    # It came to rest without obeying (parked as waiting, handed back to
+                    # the queue, paused when cancel was asked): act on the resting row.
                 continue
             if record.status not in (Status.PENDING, Status.PAUSED, Status.WAITING):
                 raise InvalidTransition(
@@ -88,22 +130,7 @@ class ExecutionControl:
                     target,
                     f"cannot {action.split('_')[0]} a {record.status} execution",
                 )
-            data: dict[str, Any] = {"requestedBy": by, "from": record.status}
-            if target == Status.CANCELLED:
-                data["error"] = {"code": "cancelled", "message": f"cancelled by {by}"}
-            values: dict[str, Any] = {"control_action": None, "lease_owner": None, "wake_at": None}
-            if target == Status.CANCELLED:
-                values["error"] = data["error"]
-            stored = await self.repo.transition(
-                execution_id,
-                target,
-                (event_type, data),
-                values=values,
-                sources=[Status(record.status)],
-                end_open_steps=target == Status.CANCELLED,
-            )
-            if isinstance(stored, EventRecord):
-                await self.bus.publish([stored])
+            if await stop_at_rest(self.repo, self.bus, execution_id, action, by, record.status):
                 return ControlResult(await self.repo.get_execution(execution_id), True)
         record = await self.repo.get_execution(execution_id)
         raise InvalidTransition(record.status, target, "the execution kept changing; try again")

@@ -65,6 +65,8 @@ class Recorder:
         self.progress_total = progress_total
         self.lost = False
         self.write_error: dict[str, Any] | None = None
+        # The control action the row held after the latest write (None when none was asked).
+        self.requested: str | None = None
         self._dirty: dict[str, StepState] = {}
         self._events: list[tuple[str, dict[str, Any]]] = []
         self._event_times: list[datetime] = []
@@ -148,6 +150,7 @@ class Recorder:
                 self._give_up()
                 return []
             self._last_write = time.monotonic()
+            self.requested = action if action in ACTIONS else None
         if action in ACTIONS:
             self.control.request(ACTIONS[action], f"{action} requested")
         if stored:

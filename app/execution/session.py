@@ -17,6 +17,7 @@ from app.engine.runner import Runner
 from app.engine.state import OutcomeKind, RunOutcome, StepState, utcnow
 from app.engine.status import Status
 from app.events.bus import EventBus
+from app.execution.control import stop_at_rest
 from app.execution.queue import ExecutionQueue
 from app.execution.recorder import Recorder
 from app.metrics import EXECUTIONS_SETTLED, RUN_SECONDS
@@ -157,12 +158,13 @@ class ExecutionSession:
         now = utcnow()
         values: dict[str, Any] = {
             "elapsed_ms": elapsed_ms,
-            "control_action": None,
             "updated_at": now,
             "recoveries": 0,  # the run came to rest: a later takeover starts a new count
         }
         data: dict[str, Any] = {"attempt": record.attempt}
         status, event = _RESTING[outcome.kind]
+        if status not in _KEEPS_REQUEST:
+            values["control_action"] = None  # applied (or moot: the run is over)
         if outcome.kind == OutcomeKind.COMPLETED:
             values["result"] = outcome.result
             values["error"] = None
@@ -190,10 +192,27 @@ class ExecutionSession:
             if recorder.write_error is not None:
                 return await self.fail(record, recorder.owner, recorder.write_error)
             return SessionResult(outcome, None)
-        EXECUTIONS_SETTLED.labels(status=str(status)).inc()
         RUN_SECONDS.observe((elapsed_ms - record.elapsed_ms) / 1000)
+        late = await self._apply_late_request(record, recorder.requested, control, status)
+        if late is not None:
+            return SessionResult(outcome, Status(late.status), record=late)
+        EXECUTIONS_SETTLED.labels(status=str(status)).inc()
         final = settled_record(record, status, values, stored, recorder.progress_done, steps)
         return SessionResult(outcome, status, promoted=status == Status.PENDING, record=final)
+
+    async def _apply_late_request(
+        self, record: ExecutionRecord, action: str | None, control: RunControl, status: Status
+    ) -> ExecutionRecord | None:
+        """A cancel or pause that arrived after the run decided to park or hand over: the
+        row kept it, so it is applied now rather than left unheard. None if the control
+        path applied it first (or the row moved on), or nothing was asked."""
+        if action is None or status not in _KEEPS_REQUEST:
+            return None
+        if not await stop_at_rest(self.repo, self.bus, record.id, action, control.by, status):
+            return None
+        stopped = await self.repo.get_execution(record.id)
+        EXECUTIONS_SETTLED.labels(status=stopped.status).inc()
+        return stopped
 
 
 def settled_record(
@@ -232,6 +251,10 @@ async def schedule_next(
     elif result.status == Status.WAITING and result.outcome.wake_at is not None:
         await queue.enqueue(execution_id, priority=priority, defer_until=result.outcome.wake_at)
 
+
+# Resting statuses that leave a control request on the row: one asked while the run was
+# parking (or handing over) is applied after the write, never cleared unheard.
+_KEEPS_REQUEST = frozenset({Status.WAITING, Status.PENDING})
 
 _RESTING: dict[OutcomeKind, tuple[Status, str]] = {
     OutcomeKind.COMPLETED: (Status.COMPLETED, "execution.completed"),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.engine.state import StepState
 from app.engine.status import StepStatus
+from app.store.database import sqlite_writer
 from app.store.records import EventRecord, ExecutionRecord, WorkflowRecord
 from app.store.tables import execution_events, execution_steps, workflow_executions, workflows
 
@@ -32,6 +34,18 @@ class StoreBase:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction. On SQLite, this process's writers take turns (in order of
+        arrival) rather than race for the database's single write lock: none of them fails
+        with "database is locked" however many there are (see database.sqlite_writer)."""
+        if self.dialect != "sqlite":
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with sqlite_writer(self.engine), self.engine.begin() as conn:
+            yield conn
 
     async def _autocommit(self, sql: Any, params: dict[str, Any]) -> Any:
         """One statement, atomic on its own: no BEGIN/COMMIT round trips around it."""

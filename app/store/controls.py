@@ -43,7 +43,7 @@ class ControlStore(StoreBase):
             .values(**changes)
             .returning(E.c.last_seq)
         )
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             row = (await conn.execute(stmt)).first()
             if row is None:
                 return False
@@ -70,7 +70,7 @@ class ControlStore(StoreBase):
             .values(control_action=action, updated_at=utcnow())
             .returning(E.c.id)
         )
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             return (await conn.execute(stmt)).first() is not None
 
     async def retry_execution(
@@ -123,7 +123,7 @@ class ControlStore(StoreBase):
             .values(**values)
             .returning(E.c.last_seq, E.c.attempt)
         )
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             row = (await conn.execute(stmt)).first()
             if row is None:
                 return None
@@ -153,7 +153,7 @@ class ControlStore(StoreBase):
     ) -> EventRecord | None:
         """Record a human's answer on the waiting step and make the execution runnable."""
         now = utcnow()
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             row = (
                 await conn.execute(
                     update(E)
@@ -208,7 +208,7 @@ class WorkflowStore(StoreBase):
         """Register a version; None if this name and version already exist."""
         record = WorkflowRecord(uuid4(), name, version, definition, utcnow())
         try:
-            async with self.engine.begin() as conn:
+            async with self._write() as conn:
                 await conn.execute(
                     insert(W),
                     [

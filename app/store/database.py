@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,21 @@ POOL_RECYCLE_S = 1800
 CONNECT_TIMEOUT_S = 5.0
 # How long a SQLite writer waits for another one before "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+# SQLite has one writer at a time, and its busy timeout is a poll (sleep, try again) that a
+# writer can lose over and over while others keep winning: under load one of them waits out
+# the timeout and fails with "database is locked". So the writers of one process take turns
+# on a first-come, first-served lock instead; the busy timeout is left for other processes.
+_WRITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def sqlite_writer(engine: AsyncEngine) -> asyncio.Lock:
+    """The lock this event loop's writers to `engine`'s SQLite database queue on."""
+    locks = _WRITERS.setdefault(asyncio.get_running_loop(), {})
+    return locks.setdefault(engine.url.database or ":memory:", asyncio.Lock())
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -89,12 +105,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # at once with SQLITE_BUSY when another process wrote in between.
     cursor = dbapi_connection.cursor()
     try:
+        # First, so that even switching the journal mode waits for another process.
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         # WAL lets readers go on while one process writes; NORMAL is safe with WAL (a power
         # cut may lose the last commits, never corrupt the file).
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     finally:
         cursor.close()
 

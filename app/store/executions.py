@@ -12,7 +12,7 @@ from sqlalchemy import String, and_, exists, func, insert, literal, or_, select,
 from sqlalchemy.exc import IntegrityError
 
 from app.engine.state import utcnow
-from app.engine.status import Status
+from app.engine.status import TERMINAL, Status
 from app.errors import ExecutionNotFound, RequestInvalid
 from app.store import pgbatch
 from app.store.base import E, StoreBase, V, execution_record, ms
@@ -63,7 +63,7 @@ class ExecutionStore(StoreBase):
                 )
                 await self._autocommit(sql, params)
             else:
-                async with self.engine.begin() as conn:
+                async with self._write() as conn:
                     await conn.execute(insert(E), [values])
                     await self._insert_events(conn, new.id, 0, events, now)
         except IntegrityError:
@@ -109,6 +109,16 @@ class ExecutionStore(StoreBase):
         if status is None:
             raise ExecutionNotFound(f"no execution with id {execution_id}")
         return str(status)
+
+    async def ended_by(self, execution_id: UUID, seq: int) -> bool:
+        """True when the execution is terminal and no event of it is newer than `seq`
+        (a stream resumed there has nothing left to send); 404 for an unknown id."""
+        query = select(E.c.status, E.c.last_seq).where(E.c.id == execution_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            raise ExecutionNotFound(f"no execution with id {execution_id}")
+        return row.status in TERMINAL and row.last_seq <= seq
 
     async def list_executions(
         self, flt: ExecutionFilter, *, limit: int, cursor: str | None

@@ -165,7 +165,6 @@ def claim_sql(columns: tuple[str, ...]) -> TextClause:
   WHERE id = CAST(:id AS uuid)
     AND (status = 'pending' OR (status = 'waiting' AND wake_at <= :now)
          OR (status = 'running' AND lease_expires_at < :now))
-    AND (control_action IS NULL OR status = 'running')
   RETURNING *
 ), ev AS (
   INSERT INTO execution_events (execution_id, seq, type, data, created_at)

@@ -40,13 +40,9 @@ class RunStore(StoreBase):
         )
         stmt = (
             update(E)
-            # A control request on a pending or waiting row is applied by the control path;
-            # on an orphaned running row, the new runner applies it (see JobRunner.run).
-            .where(
-                E.c.id == execution_id,
-                claimable,
-                or_(E.c.control_action.is_(None), E.c.status == Status.RUNNING),
-            )
+            # A control request still on the row (an orphaned runner's, or one left on a
+            # pending or waiting row) is applied by the new runner at once (JobRunner.run).
+            .where(E.c.id == execution_id, claimable)
             .values(
                 status=Status.RUNNING,
                 lease_owner=owner,
@@ -61,7 +57,7 @@ class RunStore(StoreBase):
             )
             .returning(*E.c)
         )
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             row = (await conn.execute(stmt)).mappings().first()
             if row is None:
                 return None
@@ -190,7 +186,7 @@ class RunStore(StoreBase):
             .values(last_seq=E.c.last_seq + len(cp.events), **values)
             .returning(E.c.last_seq, E.c.control_action)
         )
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             row = (await conn.execute(stmt)).first()
             if row is None:
                 return None
