@@ -18,13 +18,15 @@ from app.config import Settings
 from app.engine.runner import Runner
 from app.events.bus import EventBus, InProcessBus
 from app.events.redis_bus import RedisBus
+from app.execution.active import ActiveRuns, drain
 from app.execution.complexity import ComplexityAnalyzer, ComplexityThresholds
 from app.execution.control import ExecutionControl
 from app.execution.heartbeats import Heartbeat, WorkerHeartbeats
-from app.execution.jobs import ActiveRuns, JobRunner, drain
+from app.execution.jobs import JobRunner
 from app.execution.manager import ExecutionManager
 from app.execution.queue import ArqQueue, ExecutionQueue, InProcessQueue
 from app.execution.reconciler import Reconciler
+from app.execution.run import HeldRuns
 from app.execution.session import ExecutionSession
 from app.execution.signals import LocalSignals, RedisSignals
 from app.execution.strategies import ImmediateExecutionStrategy, QueuedExecutionStrategy
@@ -81,7 +83,7 @@ class Runtime:
         self.queued_runner = Runner(
             Services(settings, self.http, queued=True), self.registry, cancel_grace_s=grace_s
         )
-        self.session = ExecutionSession(
+        self.immediate_session = ExecutionSession(
             settings=settings,
             repo=self.repo,
             bus=self.bus,
@@ -126,10 +128,9 @@ class Runtime:
         self.jobs = JobRunner(
             repo=self.repo,
             bus=self.bus,
-            session=queued_session,
-            queue=self.queue,
-            active=self.active,
-            owner=self.owner,
+            held=HeldRuns(
+                session=queued_session, queue=self.queue, active=self.active, owner=self.owner
+            ),
             lease_ms=self.settings.lease_ms,
         )
         self.manager = ExecutionManager(
@@ -143,10 +144,12 @@ class Runtime:
                 settings=self.settings,
                 repo=self.repo,
                 bus=self.bus,
-                session=self.session,
-                queue=self.queue,
-                active=self.active,
-                owner=self.owner,
+                held=HeldRuns(
+                    session=self.immediate_session,
+                    queue=self.queue,
+                    active=self.active,
+                    owner=self.owner,
+                ),
             ),
             queued=QueuedExecutionStrategy(self.repo, self.bus, self.queue),
         )

@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 from app.config import Settings
 from app.engine.control import RunControl, StopKind
@@ -17,7 +16,6 @@ from app.engine.runner import Runner
 from app.engine.state import OutcomeKind, RunOutcome, StepState, utcnow
 from app.engine.status import Status
 from app.events.bus import EventBus
-from app.execution.queue import ExecutionQueue
 from app.execution.recorder import Recorder
 from app.metrics import EXECUTIONS_SETTLED, RUN_SECONDS
 from app.nodes.registry import NodeRegistry
@@ -221,16 +219,6 @@ def settled_record(
 
 
 _RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(ExecutionRecord))
-
-
-async def schedule_next(
-    queue: ExecutionQueue, execution_id: UUID, result: SessionResult, priority: int
-) -> None:
-    """After a run came to rest: requeue a handed-over run, or set a wake-up for a wait."""
-    if result.status == Status.PENDING:
-        await queue.enqueue(execution_id, priority=priority)
-    elif result.status == Status.WAITING and result.outcome.wake_at is not None:
-        await queue.enqueue(execution_id, priority=priority, defer_until=result.outcome.wake_at)
 
 
 _RESTING: dict[OutcomeKind, tuple[Status, str]] = {

@@ -13,8 +13,8 @@ from uuid import UUID
 from redis.asyncio import Redis
 
 from app.engine.control import ACTIONS
+from app.execution.active import ActiveRuns
 from app.execution.control import Signal
-from app.execution.jobs import ActiveRuns
 
 log = logging.getLogger(__name__)
 
