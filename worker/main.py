@@ -12,11 +12,10 @@ from uuid import UUID
 from arq.worker import Retry, func
 
 from app.config import Settings, get_settings
-from app.execution.queue import JOB_NAME
+from app.execution.queue import JOB_NAME, redis_settings
 from app.logs import configure_logging
-from app.runtime import Runtime
+from app.runtime import Runtime, build_runtime
 from app.store.database import is_unavailable
-from worker.settings import redis_settings
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +27,7 @@ RETRY_MAX_S = 30.0
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
     configure_logging(settings)
-    runtime = Runtime(settings, role="worker")
+    runtime = build_runtime(settings, role="worker")
     await runtime.start()
     ctx["runtime"] = runtime
 
@@ -41,7 +40,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 async def run_execution(ctx: dict[str, Any], execution_id: str) -> None:
     runtime: Runtime = ctx["runtime"]
-    run = asyncio.ensure_future(runtime.run_job(UUID(execution_id)))
+    run = asyncio.ensure_future(runtime.jobs.run(UUID(execution_id)))
     try:
         await asyncio.shield(run)
     except asyncio.CancelledError:

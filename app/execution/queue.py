@@ -14,8 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
+from arq.connections import ArqRedis, RedisSettings
 from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.jobs import serialize_job
+
+from app.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,28 @@ PRIORITY_STEP_MS = 1_000_000_000
 MAX_PRIORITY = 100
 JOB_EXPIRES = timedelta(days=7)
 JOB_EXPIRES_MS = JOB_EXPIRES.total_seconds() * 1000
+
+
+def redis_settings(settings: Settings) -> RedisSettings:
+    """arq's connection settings. Without REDIS_URL, arq's own default (localhost) applies, as
+    `arq` users expect."""
+    return RedisSettings.from_dsn(settings.redis_url or "redis://localhost:6379")
+
+
+def arq_pool(settings: Settings) -> ArqRedis:
+    """arq's pool, built without connecting (it connects on first use): a process whose Redis
+    is down at startup starts degraded, as it runs degraded later."""
+    config = redis_settings(settings)
+    return ArqRedis(
+        host=config.host,
+        port=config.port,
+        db=config.database,
+        username=config.username,
+        password=config.password,
+        ssl=config.ssl,
+        socket_connect_timeout=config.conn_timeout,
+        encoding="utf8",
+    )
 
 
 def job_score_ms(now_ms: float, priority: int) -> float:
@@ -135,7 +160,7 @@ class ArqQueue:
 class InProcessQueue:
     """The embedded default: a priority heap served by worker tasks in this process."""
 
-    def __init__(self, handler: Callable[[UUID], Awaitable[None]], concurrency: int) -> None:
+    def __init__(self, handler: Callable[[UUID], Awaitable[object]], concurrency: int) -> None:
         self.handler = handler
         self.concurrency = concurrency
         self._heap: list[tuple[float, int, UUID]] = []
