@@ -22,11 +22,11 @@ from app.errors import (
     StepTimeout,
     TurnoutError,
 )
+from app.expressions.templates import Template, compile_template
 from app.jsonvalue import NotJSON, normalise
 from app.nodes.base import NodeContext, NodeType, Services, Suspend
 from app.nodes.registry import NodeRegistry
-from app.workflows.model import RetryPolicy
-from app.workflows.templates import Template, compile_template
+from app.nodes.template import RetryPolicy
 
 log = logging.getLogger(__name__)
 

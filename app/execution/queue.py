@@ -19,6 +19,7 @@ from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.jobs import serialize_job
 
 from app.config import Settings
+from app.store.records import MAX_PRIORITY
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,6 @@ JOB_NAME = "run_execution"
 # arq orders jobs by score (a time in ms) and has no priority: a higher priority is encoded as
 # an earlier score, one step per level, so it is picked before everything already waiting.
 PRIORITY_STEP_MS = 1_000_000_000
-MAX_PRIORITY = 100
 JOB_EXPIRES = timedelta(days=7)
 JOB_EXPIRES_MS = JOB_EXPIRES.total_seconds() * 1000
 

@@ -7,9 +7,9 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, Field, model_validator
 
+from app.jsonschemas import schema_problems, validate
 from app.nodes.base import BaseNode, NodeContext, Params, Suspend
 from app.nodes.basic import step_error
-from app.workflows.schemas import schema_problems, validate
 
 
 class HumanInputParams(Params):

@@ -56,6 +56,11 @@ class EventRecord:
     created_at: datetime
 
 
+# An execution's priority runs from 0 to this (higher runs first; the API bounds it, the
+# queues order by it).
+MAX_PRIORITY = 100
+
+
 @dataclass(slots=True)
 class NewExecution:
     """What the manager decides before the first insert."""
