@@ -21,7 +21,6 @@ from app.events.bus import EventBus, InProcessBus
 from app.events.redis_bus import RedisBus
 from app.execution.active import ActiveRuns, drain
 from app.execution.complexity import ComplexityAnalyzer, ComplexityThresholds
-from app.execution.control import ExecutionControl
 from app.execution.heartbeats import Heartbeat, WorkerHeartbeats
 from app.execution.jobs import JobRunner
 from app.execution.manager import ExecutionManager
@@ -30,6 +29,7 @@ from app.execution.reconciler import Reconciler
 from app.execution.run import HeldRuns
 from app.execution.session import ExecutionSession
 from app.execution.signals import LocalSignals, RedisSignals
+from app.execution.steering import ExecutionControl
 from app.execution.strategies import ImmediateExecutionStrategy, QueuedExecutionStrategy
 from app.nodes.base import Services
 from app.nodes.registry import NodeRegistry, default_registry

@@ -12,10 +12,10 @@ from fastapi import Depends, Request
 
 from app.config import Settings
 from app.events.bus import EventBus
-from app.execution.control import ExecutionControl
 from app.execution.heartbeats import WorkerHeartbeats
 from app.execution.manager import ExecutionManager
 from app.execution.queue import ExecutionQueue
+from app.execution.steering import ExecutionControl
 from app.nodes.registry import NodeRegistry
 from app.runtime import Runtime
 from app.store.repository import Repository

@@ -11,9 +11,9 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from app.engine import retry
-from app.engine.control import RunControl
 from app.engine.state import StepState, item_key, utcnow
 from app.engine.status import StepStatus
+from app.engine.stops import RunControl
 from app.errors import (
     ModeNotSupported,
     OutputNotJSON,

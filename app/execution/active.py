@@ -6,7 +6,7 @@ import asyncio
 import logging
 from uuid import UUID
 
-from app.engine.control import HARDER, RunControl, StopKind
+from app.engine.stops import HARDER, RunControl, StopKind
 
 log = logging.getLogger(__name__)
 

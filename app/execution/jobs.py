@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from uuid import UUID
 
-from app.engine.control import ACTIONS, RunControl
+from app.engine.stops import ACTIONS, RunControl
 from app.events.bus import EventBus
 from app.execution.run import HeldRuns
 from app.execution.session import SessionResult

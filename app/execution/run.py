@@ -10,8 +10,8 @@ import asyncio
 from dataclasses import dataclass
 from uuid import UUID
 
-from app.engine.control import RunControl, StopKind
 from app.engine.status import Status
+from app.engine.stops import RunControl, StopKind
 from app.execution.active import ActiveRuns
 from app.execution.queue import ExecutionQueue
 from app.execution.session import ExecutionSession, SessionResult

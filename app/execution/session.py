@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.config import Settings
-from app.engine.control import RunControl, StopKind
 from app.engine.runner import Runner
 from app.engine.state import OutcomeKind, RunOutcome, StepState, utcnow
 from app.engine.status import Status
+from app.engine.stops import RunControl, StopKind
 from app.events.bus import EventBus
 from app.execution.recorder import Recorder
 from app.metrics import EXECUTIONS_SETTLED, RUN_SECONDS

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.config import Settings
-from app.engine.control import RunControl
 from app.engine.status import Status
+from app.engine.stops import RunControl
 from app.events.bus import EventBus
 from app.execution.queue import ExecutionQueue
 from app.execution.run import HeldRuns

@@ -8,8 +8,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field
 
 from app.errors import ParamsInvalid
-from app.nodes.base import BaseNode, NodeContext, Params
-from app.nodes.basic import step_error
+from app.nodes.base import BaseNode, NodeContext, Params, step_error
 from app.nodes.template import NodeTemplate
 
 # Item count and template duration are unknown at analysis time; a guess the analyzer can use.

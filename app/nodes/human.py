@@ -8,8 +8,7 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, Field, model_validator
 
 from app.jsonschemas import schema_problems, validate
-from app.nodes.base import BaseNode, NodeContext, Params, Suspend
-from app.nodes.basic import step_error
+from app.nodes.base import BaseNode, NodeContext, Params, Suspend, step_error
 
 
 class HumanInputParams(Params):

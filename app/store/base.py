@@ -14,12 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.engine.state import StepState
 from app.engine.status import StepStatus
 from app.store.records import EventRecord, ExecutionRecord, WorkflowRecord
-from app.store.tables import execution_events, execution_steps, workflow_executions, workflows
-
-E = workflow_executions
-S = execution_steps
-V = execution_events
-W = workflows
+from app.store.tables import execution_events, execution_steps
 
 
 def ms(value: int | None) -> timedelta:
@@ -46,9 +41,11 @@ class StoreBase:
     async def _load_steps(self, conn: AsyncConnection, execution_id: UUID) -> list[StepState]:
         rows = (
             await conn.execute(
-                select(S)
-                .where(S.c.execution_id == execution_id)
-                .order_by(S.c.started_at.asc().nulls_last(), S.c.step_key)
+                select(execution_steps)
+                .where(execution_steps.c.execution_id == execution_id)
+                .order_by(
+                    execution_steps.c.started_at.asc().nulls_last(), execution_steps.c.step_key
+                )
             )
         ).mappings()
         return [
@@ -84,7 +81,7 @@ class StoreBase:
         ]
         if stored:
             await conn.execute(
-                insert(V),
+                insert(execution_events),
                 [
                     {
                         "execution_id": e.execution_id,

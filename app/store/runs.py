@@ -16,9 +16,10 @@ from app.engine.state import StepState, utcnow
 from app.engine.status import TERMINAL, Status, can_transition
 from app.errors import LeaseLost
 from app.jsonvalue import dumps
-from app.store import pgbatch
-from app.store.base import E, S, StoreBase, V, execution_record, ms
+from app.store import pg_statements
+from app.store.base import StoreBase, execution_record, ms
 from app.store.records import Checkpoint, EventRecord, ExecutionRecord
+from app.store.tables import execution_events, execution_steps, workflow_executions
 
 _STEP_FIELDS = ("status", "attempt", "started_at", "completed_at", "output", "error", "state")
 
@@ -34,32 +35,44 @@ class RunStore(StoreBase):
         if self.dialect == "postgresql":
             return await self._claim_one_statement(execution_id, owner, lease_ms, event, now)
         claimable = or_(
-            E.c.status == Status.PENDING,
-            and_(E.c.status == Status.WAITING, E.c.wake_at <= now),
-            and_(E.c.status == Status.RUNNING, E.c.lease_expires_at < now),
+            workflow_executions.c.status == Status.PENDING,
+            and_(
+                workflow_executions.c.status == Status.WAITING, workflow_executions.c.wake_at <= now
+            ),
+            and_(
+                workflow_executions.c.status == Status.RUNNING,
+                workflow_executions.c.lease_expires_at < now,
+            ),
         )
         stmt = (
-            update(E)
+            update(workflow_executions)
             # A control request on a pending or waiting row is applied by the control path;
             # on an orphaned running row, the new runner applies it (see JobRunner.run).
             .where(
-                E.c.id == execution_id,
+                workflow_executions.c.id == execution_id,
                 claimable,
-                or_(E.c.control_action.is_(None), E.c.status == Status.RUNNING),
+                or_(
+                    workflow_executions.c.control_action.is_(None),
+                    workflow_executions.c.status == Status.RUNNING,
+                ),
             )
             .values(
                 status=Status.RUNNING,
                 lease_owner=owner,
                 lease_expires_at=now + ms(lease_ms),
-                started_at=func.coalesce(E.c.started_at, now),
+                started_at=func.coalesce(workflow_executions.c.started_at, now),
                 updated_at=now,
                 wake_at=None,
-                last_seq=E.c.last_seq + 1,
+                last_seq=workflow_executions.c.last_seq + 1,
                 recoveries=case(
-                    (E.c.status == Status.RUNNING, E.c.recoveries + 1), else_=E.c.recoveries
+                    (
+                        workflow_executions.c.status == Status.RUNNING,
+                        workflow_executions.c.recoveries + 1,
+                    ),
+                    else_=workflow_executions.c.recoveries,
                 ),
             )
-            .returning(*E.c)
+            .returning(*workflow_executions.c)
         )
         async with self.engine.begin() as conn:
             row = (await conn.execute(stmt)).mappings().first()
@@ -79,8 +92,10 @@ class RunStore(StoreBase):
         event: tuple[str, dict[str, Any]],
         now: datetime,
     ) -> tuple[ExecutionRecord, EventRecord] | None:
-        columns = tuple(c.name for c in E.c)
-        sql = pgbatch.claim_sql(columns).columns(*E.c, column("steps_json", JSONB))
+        columns = tuple(c.name for c in workflow_executions.c)
+        sql = pg_statements.claim_sql(columns).columns(
+            *workflow_executions.c, column("steps_json", JSONB)
+        )
         params = {
             "id": execution_id,
             "owner": owner,
@@ -95,7 +110,7 @@ class RunStore(StoreBase):
         record = execution_record(row)
         far = datetime.max.replace(tzinfo=UTC)
         record.steps = sorted(
-            (pgbatch.step_from_json(s) for s in row["steps_json"]),
+            (pg_statements.step_from_json(s) for s in row["steps_json"]),
             key=lambda s: (s.started_at or far, s.key),
         )
         return record, EventRecord(execution_id, record.last_seq, event[0], event[1], now)
@@ -108,11 +123,25 @@ class RunStore(StoreBase):
         now = utcnow()
         stale = now - ms(pending_grace_ms)
         orphaned = or_(
-            and_(E.c.status == Status.PENDING, E.c.updated_at < stale),
-            and_(E.c.status == Status.RUNNING, E.c.lease_expires_at < now),
-            and_(E.c.status == Status.WAITING, E.c.wake_at < stale),
+            and_(
+                workflow_executions.c.status == Status.PENDING,
+                workflow_executions.c.updated_at < stale,
+            ),
+            and_(
+                workflow_executions.c.status == Status.RUNNING,
+                workflow_executions.c.lease_expires_at < now,
+            ),
+            and_(
+                workflow_executions.c.status == Status.WAITING,
+                workflow_executions.c.wake_at < stale,
+            ),
         )
-        query = select(E.c.id, E.c.priority).where(orphaned).order_by(E.c.updated_at).limit(limit)
+        query = (
+            select(workflow_executions.c.id, workflow_executions.c.priority)
+            .where(orphaned)
+            .order_by(workflow_executions.c.updated_at)
+            .limit(limit)
+        )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [(row.id, row.priority) for row in rows]
@@ -164,14 +193,14 @@ class RunStore(StoreBase):
         values: dict[str, Any],
         now: datetime,
     ) -> Any:
-        sql = pgbatch.checkpoint_sql(tuple(values))
-        params = pgbatch.checkpoint_params(
+        sql = pg_statements.checkpoint_sql(tuple(values))
+        params = pg_statements.checkpoint_params(
             execution_id,
             owner,
             values,
-            pgbatch.events_json(cp.events, cp.event_times, now),
+            pg_statements.events_json(cp.events, cp.event_times, now),
             len(cp.events),
-            pgbatch.steps_json(cp.steps),
+            pg_statements.steps_json(cp.steps),
             now,
         )
         return (await self._autocommit(sql, params)).first()
@@ -185,10 +214,14 @@ class RunStore(StoreBase):
         now: datetime,
     ) -> Any:
         stmt = (
-            update(E)
-            .where(E.c.id == execution_id, E.c.lease_owner == owner, E.c.status == Status.RUNNING)
-            .values(last_seq=E.c.last_seq + len(cp.events), **values)
-            .returning(E.c.last_seq, E.c.control_action)
+            update(workflow_executions)
+            .where(
+                workflow_executions.c.id == execution_id,
+                workflow_executions.c.lease_owner == owner,
+                workflow_executions.c.status == Status.RUNNING,
+            )
+            .values(last_seq=workflow_executions.c.last_seq + len(cp.events), **values)
+            .returning(workflow_executions.c.last_seq, workflow_executions.c.control_action)
         )
         async with self.engine.begin() as conn:
             row = (await conn.execute(stmt)).first()
@@ -204,12 +237,13 @@ class RunStore(StoreBase):
         self, conn: AsyncConnection, execution_id: UUID, steps: Sequence[StepState], now: datetime
     ) -> None:
         rows = [
-            {"execution_id": execution_id, **pgbatch.step_row(s), "updated_at": now} for s in steps
+            {"execution_id": execution_id, **pg_statements.step_row(s), "updated_at": now}
+            for s in steps
         ]
         dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        stmt = dialect_insert(S)
+        stmt = dialect_insert(execution_steps)
         stmt = stmt.on_conflict_do_update(
-            index_elements=[S.c.execution_id, S.c.step_key],
+            index_elements=[execution_steps.c.execution_id, execution_steps.c.step_key],
             set_={name: stmt.excluded[name] for name in (*_STEP_FIELDS, "updated_at")},
         )
         await conn.execute(stmt, rows)
@@ -218,9 +252,9 @@ class RunStore(StoreBase):
         self, execution_id: UUID, after: int, limit: int = 1000
     ) -> list[EventRecord]:
         query = (
-            select(V)
-            .where(V.c.execution_id == execution_id, V.c.seq > after)
-            .order_by(V.c.seq)
+            select(execution_events)
+            .where(execution_events.c.execution_id == execution_id, execution_events.c.seq > after)
+            .order_by(execution_events.c.seq)
             .limit(limit)
         )
         async with self.engine.connect() as conn:

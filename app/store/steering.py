@@ -1,18 +1,19 @@
-"""Status changes asked for from outside the runner (control verbs), and the registry."""
+"""Status changes asked for from outside the runner (the control verbs: pause, resume,
+cancel, retry, human input)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, func, select, update
 
 from app.engine.state import utcnow
 from app.engine.status import TERMINAL, Status, StepStatus, sources_of
-from app.store.base import E, S, StoreBase, W, workflow_record
-from app.store.records import EventRecord, ExecutionRecord, WorkflowRecord
+from app.store.base import StoreBase
+from app.store.records import EventRecord, ExecutionRecord
+from app.store.tables import execution_steps, workflow_executions
 
 
 class ControlStore(StoreBase):
@@ -34,14 +35,16 @@ class ControlStore(StoreBase):
         allowed = [str(s) for s in (sources if sources is not None else sources_of(target))]
         changes: dict[str, Any] = {"status": target, "updated_at": now, **(values or {})}
         if event is not None:
-            changes["last_seq"] = E.c.last_seq + 1
+            changes["last_seq"] = workflow_executions.c.last_seq + 1
         if target in TERMINAL:
             changes["completed_at"] = now
         stmt = (
-            update(E)
-            .where(E.c.id == execution_id, E.c.status.in_(allowed))
+            update(workflow_executions)
+            .where(
+                workflow_executions.c.id == execution_id, workflow_executions.c.status.in_(allowed)
+            )
             .values(**changes)
-            .returning(E.c.last_seq)
+            .returning(workflow_executions.c.last_seq)
         )
         async with self.engine.begin() as conn:
             row = (await conn.execute(stmt)).first()
@@ -49,10 +52,10 @@ class ControlStore(StoreBase):
                 return False
             if end_open_steps:
                 await conn.execute(
-                    update(S)
+                    update(execution_steps)
                     .where(
-                        S.c.execution_id == execution_id,
-                        S.c.status.in_([StepStatus.RUNNING, StepStatus.WAITING]),
+                        execution_steps.c.execution_id == execution_id,
+                        execution_steps.c.status.in_([StepStatus.RUNNING, StepStatus.WAITING]),
                     )
                     .values(status=StepStatus.CANCELLED, completed_at=now, updated_at=now)
                 )
@@ -65,10 +68,13 @@ class ControlStore(StoreBase):
         """Ask the runner of a running execution to stop; the runner reads it at its next
         checkpoint (and sooner through the control signal)."""
         stmt = (
-            update(E)
-            .where(E.c.id == execution_id, E.c.status == Status.RUNNING)
+            update(workflow_executions)
+            .where(
+                workflow_executions.c.id == execution_id,
+                workflow_executions.c.status == Status.RUNNING,
+            )
             .values(control_action=action, updated_at=utcnow())
-            .returning(E.c.id)
+            .returning(workflow_executions.c.id)
         )
         async with self.engine.begin() as conn:
             return (await conn.execute(stmt)).first() is not None
@@ -94,7 +100,7 @@ class ControlStore(StoreBase):
         metadata = {**record.metadata, "attempts": [*record.metadata.get("attempts", []), history]}
         values: dict[str, Any] = {
             "status": Status.PENDING,
-            "attempt": E.c.attempt + 1,
+            "attempt": workflow_executions.c.attempt + 1,
             "error": None,
             "result": None,
             "completed_at": None,
@@ -108,35 +114,42 @@ class ControlStore(StoreBase):
             "enqueued_at": now,
             "updated_at": now,
             "metadata": metadata,
-            "last_seq": E.c.last_seq + 1,
+            "last_seq": workflow_executions.c.last_seq + 1,
         }
         if definition is not None:
             values["definition"] = definition
             values["workflow_version"] = version
         stmt = (
-            update(E)
+            update(workflow_executions)
             .where(
-                E.c.id == record.id,
-                E.c.status.in_([Status.FAILED, Status.CANCELLED]),
-                E.c.attempt == record.attempt,
+                workflow_executions.c.id == record.id,
+                workflow_executions.c.status.in_([Status.FAILED, Status.CANCELLED]),
+                workflow_executions.c.attempt == record.attempt,
             )
             .values(**values)
-            .returning(E.c.last_seq, E.c.attempt)
+            .returning(workflow_executions.c.last_seq, workflow_executions.c.attempt)
         )
         async with self.engine.begin() as conn:
             row = (await conn.execute(stmt)).first()
             if row is None:
                 return None
-            steps = delete(S).where(S.c.execution_id == record.id)
+            steps = delete(execution_steps).where(execution_steps.c.execution_id == record.id)
             if not from_start:
-                steps = steps.where(S.c.status != StepStatus.COMPLETED)
+                steps = steps.where(execution_steps.c.status != StepStatus.COMPLETED)
             await conn.execute(steps)
             done = await conn.scalar(
                 select(func.count())
-                .select_from(S)
-                .where(S.c.execution_id == record.id, S.c.item_index.is_(None))
+                .select_from(execution_steps)
+                .where(
+                    execution_steps.c.execution_id == record.id,
+                    execution_steps.c.item_index.is_(None),
+                )
             )
-            await conn.execute(update(E).where(E.c.id == record.id).values(progress_done=done))
+            await conn.execute(
+                update(workflow_executions)
+                .where(workflow_executions.c.id == record.id)
+                .values(progress_done=done)
+            )
             data = {
                 "requestedBy": by,
                 "reason": "retry",
@@ -156,27 +169,30 @@ class ControlStore(StoreBase):
         async with self.engine.begin() as conn:
             row = (
                 await conn.execute(
-                    update(E)
-                    .where(E.c.id == execution_id, E.c.status == Status.WAITING)
+                    update(workflow_executions)
+                    .where(
+                        workflow_executions.c.id == execution_id,
+                        workflow_executions.c.status == Status.WAITING,
+                    )
                     .values(
                         status=Status.PENDING,
                         wake_at=None,
                         updated_at=now,
                         enqueued_at=now,
                         execution_mode="queued",
-                        last_seq=E.c.last_seq + 1,
+                        last_seq=workflow_executions.c.last_seq + 1,
                     )
-                    .returning(E.c.last_seq)
+                    .returning(workflow_executions.c.last_seq)
                 )
             ).first()
             if row is None:
                 return None
             step = (
                 await conn.execute(
-                    select(S.c.state).where(
-                        S.c.execution_id == execution_id,
-                        S.c.step_key == node_id,
-                        S.c.status == StepStatus.WAITING,
+                    select(execution_steps.c.state).where(
+                        execution_steps.c.execution_id == execution_id,
+                        execution_steps.c.step_key == node_id,
+                        execution_steps.c.status == StepStatus.WAITING,
                     )
                 )
             ).first()
@@ -185,8 +201,11 @@ class ControlStore(StoreBase):
                 return None
             state = {**(step.state or {}), "input": data, "inputBy": by, "inputAt": now.isoformat()}
             await conn.execute(
-                update(S)
-                .where(S.c.execution_id == execution_id, S.c.step_key == node_id)
+                update(execution_steps)
+                .where(
+                    execution_steps.c.execution_id == execution_id,
+                    execution_steps.c.step_key == node_id,
+                )
                 .values(state=state, updated_at=now)
             )
             stored = await self._insert_events(
@@ -197,79 +216,3 @@ class ControlStore(StoreBase):
                 now,
             )
         return stored[0]
-
-
-class WorkflowStore(StoreBase):
-    """The versioned workflow registry."""
-
-    async def create_workflow(
-        self, name: str, version: str, definition: dict[str, Any]
-    ) -> WorkflowRecord | None:
-        """Register a version; None if this name and version already exist."""
-        record = WorkflowRecord(uuid4(), name, version, definition, utcnow())
-        try:
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    insert(W),
-                    [
-                        {
-                            "id": record.id,
-                            "name": name,
-                            "version": version,
-                            "definition": definition,
-                            "created_at": record.created_at,
-                        }
-                    ],
-                )
-        except IntegrityError:
-            return None
-        return record
-
-    async def get_workflow(self, name: str, version: str | None = None) -> WorkflowRecord | None:
-        """A given version, or the newest registered one."""
-        query = select(W).where(W.c.name == name)
-        if version is not None and version != "latest":
-            query = query.where(W.c.version == version)
-        query = query.order_by(W.c.created_at.desc()).limit(1)
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).mappings().first()
-        return workflow_record(row) if row else None
-
-    async def list_workflows(self, name: str | None = None) -> list[WorkflowRecord]:
-        query = select(W).order_by(W.c.name, W.c.created_at.desc())
-        if name is not None:
-            query = query.where(W.c.name == name)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [workflow_record(r) for r in rows]
-
-    async def list_workflow_names(
-        self, *, limit: int, after: str | None = None
-    ) -> tuple[list[tuple[WorkflowRecord, int]], bool]:
-        """Names in order, each with its newest version and how many it has; more to come?"""
-        ranked = select(
-            W,
-            func.row_number()
-            .over(partition_by=W.c.name, order_by=(W.c.created_at.desc(), W.c.version.desc()))
-            .label("rank"),
-            func.count().over(partition_by=W.c.name).label("versions"),
-        )
-        if after is not None:
-            ranked = ranked.where(W.c.name > after)
-        sub = ranked.subquery()
-        query = select(sub).where(sub.c.rank == 1).order_by(sub.c.name).limit(limit + 1)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        items = [(workflow_record(r), int(r["versions"])) for r in rows[:limit]]
-        return items, len(rows) > limit
-
-    async def delete_workflow(self, name: str, version: str | None = None) -> list[str]:
-        """Unregister one version, or every version of a name; the versions deleted.
-
-        Executions keep their own copy of the definition, so they are not touched."""
-        stmt = delete(W).where(W.c.name == name)
-        if version is not None:
-            stmt = stmt.where(W.c.version == version)
-        async with self.engine.begin() as conn:
-            rows = (await conn.execute(stmt.returning(W.c.version))).all()
-        return [r.version for r in rows]
