@@ -76,8 +76,6 @@ class ExecutionQueue(Protocol):
         """1 for the next job to be picked; None when no job of it waits."""
         ...
 
-    async def close(self) -> None: ...
-
 
 class ArqQueue:
     """arq on Redis. Every enqueue gets a fresh job id: a kept or running job with the same id
@@ -153,9 +151,6 @@ class ArqQueue:
         # Jobs being picked up right now still count as ahead: arq drops them when done.
         return None if rank is None or taken else int(rank) + 1
 
-    async def close(self) -> None:
-        await self.pool.aclose()
-
 
 class InProcessQueue:
     """The embedded default: a priority heap served by worker tasks in this process."""
@@ -216,10 +211,6 @@ class InProcessQueue:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wakeup.wait()
-
-    @property
-    def depth(self) -> int:
-        return len(self._heap)
 
     async def close(self) -> None:
         for task in self._workers:

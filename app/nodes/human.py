@@ -77,7 +77,7 @@ class HumanInputNode(BaseNode):
             return ctx.state["input"]
         now = datetime.now(UTC)
         expires = deadline(ctx.state, params.timeout, now)
-        if ctx.state.get("timedOut") or (expires is not None and now >= expires):
+        if expires is not None and now >= expires:
             if params.has_default:
                 return params.default
             raise step_error(

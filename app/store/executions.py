@@ -53,7 +53,6 @@ class ExecutionStore(StoreBase):
             "progress_total": new.progress_total,
             "lease_owner": new.lease_owner,
             "lease_expires_at": now + ms(new.lease_ms) if new.lease_owner else None,
-            "enqueued_at": None if running else now,
             "last_seq": len(events),
         }
         try:

@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import and_, case, column, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -240,8 +240,7 @@ class RunStore(StoreBase):
             {"execution_id": execution_id, **pg_statements.step_row(s), "updated_at": now}
             for s in steps
         ]
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        stmt = dialect_insert(execution_steps)
+        stmt = sqlite.insert(execution_steps)  # the statements path is SQLite's only
         stmt = stmt.on_conflict_do_update(
             index_elements=[execution_steps.c.execution_id, execution_steps.c.step_key],
             set_={name: stmt.excluded[name] for name in (*_STEP_FIELDS, "updated_at")},

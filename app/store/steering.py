@@ -111,7 +111,6 @@ class ControlStore(StoreBase):
             "lease_expires_at": None,
             "wake_at": None,
             "execution_mode": "queued",
-            "enqueued_at": now,
             "updated_at": now,
             "metadata": metadata,
             "last_seq": workflow_executions.c.last_seq + 1,
@@ -178,7 +177,6 @@ class ControlStore(StoreBase):
                         status=Status.PENDING,
                         wake_at=None,
                         updated_at=now,
-                        enqueued_at=now,
                         execution_mode="queued",
                         last_seq=workflow_executions.c.last_seq + 1,
                     )

@@ -47,8 +47,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
-EXECUTION_STATUSES = ("pending", "running", "paused", "waiting", "completed", "failed", "cancelled")
-
 workflow_executions = Table(
     "workflow_executions",
     metadata,
@@ -84,7 +82,6 @@ workflow_executions = Table(
     Column("lease_expires_at", UTCDateTime(), nullable=True),
     Column("control_action", String(20), nullable=True),
     Column("wake_at", UTCDateTime(), nullable=True),
-    Column("enqueued_at", UTCDateTime(), nullable=True),
     Column("last_seq", BigInteger, nullable=False, server_default="0"),
     Column("progress_done", Integer, nullable=False, server_default="0"),
     Column("progress_total", Integer, nullable=False, server_default="0"),
@@ -135,13 +132,11 @@ workflows = Table(
     Column("version", String(100), nullable=False),
     Column("definition", JSONType, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
-    Column("stats", JSONType, nullable=True),
     UniqueConstraint("name", "version", name="uq_workflows_name_version"),
     Index("ix_workflows_name_created", "name", "created_at"),
 )
 
 __all__ = [
-    "EXECUTION_STATUSES",
     "execution_events",
     "execution_steps",
     "metadata",

@@ -58,7 +58,6 @@ class CompiledWorkflow:
     nodes: dict[str, CompiledNode]  # insertion order is a topological order
     dependents: dict[str, tuple[str, ...]]
     output: Template
-    roots: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -373,5 +372,4 @@ def _compile(
         nodes={node_id: compiled[node_id] for node_id in order},
         dependents={node_id: tuple(children) for node_id, children in dependents.items()},
         output=output_template,
-        roots=tuple(node_id for node_id in order if not graph[node_id]),
     )
