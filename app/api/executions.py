@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
@@ -37,7 +37,10 @@ def _iso_only(value: Any) -> Any:
 
 Timestamp = Annotated[datetime, BeforeValidator(_iso_only)]
 
-StatusName = Literal["pending", "running", "paused", "waiting", "completed", "failed", "cancelled"]
+if TYPE_CHECKING:
+    StatusName = str
+else:  # the statuses as a Literal, so the OpenAPI schema lists them
+    StatusName = Literal[tuple(str(s) for s in Status)]
 
 
 @router.get(

@@ -7,12 +7,11 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from app.config import Settings
 from app.engine.runner import Runner
-from app.engine.state import OutcomeKind, RunOutcome, StepState, utcnow
+from app.engine.state import OutcomeKind, RunOutcome, StepState, step_order, utcnow
 from app.engine.status import Status
 from app.engine.stops import RunControl, StopKind
 from app.events.bus import EventBus
@@ -213,8 +212,7 @@ def settled_record(
         lease_owner=None,
         lease_expires_at=None,
     )
-    far = datetime.max.replace(tzinfo=UTC)
-    final.steps = sorted(steps.values(), key=lambda s: (s.started_at or far, s.key))
+    final.steps = sorted(steps.values(), key=step_order)
     return final
 
 

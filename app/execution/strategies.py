@@ -12,7 +12,7 @@ from app.engine.stops import RunControl
 from app.events.bus import EventBus
 from app.execution.queue import ExecutionQueue
 from app.execution.run import HeldRuns
-from app.store.records import EventRecord, ExecutionRecord, NewExecution
+from app.store.records import EventRecord, ExecutionRecord, NewExecution, numbered_events
 from app.store.repository import Repository
 from app.workflows.graph import CompiledWorkflow
 
@@ -30,10 +30,7 @@ def first_events(
     record: ExecutionRecord, events: list[tuple[str, dict[str, Any]]]
 ) -> list[EventRecord]:
     """The events a creation stored (seq 1, 2, ...), to publish live after the commit."""
-    return [
-        EventRecord(record.id, seq, kind, data, record.created_at)
-        for seq, (kind, data) in enumerate(events, start=1)
-    ]
+    return numbered_events(record.id, len(events), events, record.created_at)
 
 
 def created_event(new: NewExecution) -> tuple[str, dict[str, Any]]:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.engine.state import StepState
 from app.engine.status import StepStatus
-from app.store.records import EventRecord, ExecutionRecord, WorkflowRecord
+from app.store.records import EventRecord, ExecutionRecord, WorkflowRecord, numbered_events
 from app.store.tables import execution_events, execution_steps
 
 
@@ -73,12 +73,8 @@ class StoreBase:
         now: datetime,
         times: Sequence[datetime] = (),
     ) -> list[EventRecord]:
-        stored = [
-            EventRecord(
-                execution_id, last_seq + i, kind, data, times[i - 1] if i <= len(times) else now
-            )
-            for i, (kind, data) in enumerate(events, start=1)
-        ]
+        """Insert the events of a write that moved the execution's counter to `last_seq`."""
+        stored = numbered_events(execution_id, last_seq, events, now, times)
         if stored:
             await conn.execute(
                 insert(execution_events),

@@ -65,7 +65,7 @@ class ExecutionStore(StoreBase):
             else:
                 async with self.engine.begin() as conn:
                     await conn.execute(insert(workflow_executions), [values])
-                    await self._insert_events(conn, new.id, 0, events, now)
+                    await self._insert_events(conn, new.id, len(events), events, now)
         except IntegrityError:
             if new.idempotency_key is None:
                 raise

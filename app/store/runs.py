@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -12,13 +12,13 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.engine.state import StepState, utcnow
+from app.engine.state import StepState, step_order, utcnow
 from app.engine.status import TERMINAL, Status, can_transition
 from app.errors import LeaseLost
 from app.jsonvalue import dumps
 from app.store import pg_statements
 from app.store.base import StoreBase, execution_record, ms
-from app.store.records import Checkpoint, EventRecord, ExecutionRecord
+from app.store.records import Checkpoint, EventRecord, ExecutionRecord, numbered_events
 from app.store.tables import execution_events, execution_steps, workflow_executions
 
 _STEP_FIELDS = ("status", "attempt", "started_at", "completed_at", "output", "error", "state")
@@ -79,9 +79,7 @@ class RunStore(StoreBase):
             if row is None:
                 return None
             record = execution_record(row)
-            stored = await self._insert_events(
-                conn, execution_id, record.last_seq - 1, [event], now
-            )
+            stored = await self._insert_events(conn, execution_id, record.last_seq, [event], now)
             return await self._with_steps(conn, record), stored[0]
 
     async def _claim_one_statement(
@@ -108,12 +106,10 @@ class RunStore(StoreBase):
         if row is None:
             return None
         record = execution_record(row)
-        far = datetime.max.replace(tzinfo=UTC)
         record.steps = sorted(
-            (pg_statements.step_from_json(s) for s in row["steps_json"]),
-            key=lambda s: (s.started_at or far, s.key),
+            (pg_statements.step_from_json(s) for s in row["steps_json"]), key=step_order
         )
-        return record, EventRecord(execution_id, record.last_seq, event[0], event[1], now)
+        return record, numbered_events(execution_id, record.last_seq, [event], now)[0]
 
     async def find_orphans(self, *, pending_grace_ms: int, limit: int) -> list[tuple[UUID, int]]:
         """Executions that may have lost their job: (id, priority), oldest first.
@@ -172,17 +168,7 @@ class RunStore(StoreBase):
             row = await self._checkpoint_statements(execution_id, owner, cp, values, now)
         if row is None:
             raise LeaseLost(f"execution {execution_id} is no longer leased by {owner}")
-        first = row.last_seq - len(cp.events)
-        stored = [
-            EventRecord(
-                execution_id,
-                first + i,
-                kind,
-                data,
-                cp.event_times[i - 1] if i <= len(cp.event_times) else now,
-            )
-            for i, (kind, data) in enumerate(cp.events, start=1)
-        ]
+        stored = numbered_events(execution_id, row.last_seq, cp.events, now, cp.event_times)
         return stored, row.control_action
 
     async def _checkpoint_one_statement(
@@ -227,8 +213,9 @@ class RunStore(StoreBase):
             row = (await conn.execute(stmt)).first()
             if row is None:
                 return None
-            first = row.last_seq - len(cp.events)
-            await self._insert_events(conn, execution_id, first, cp.events, now, cp.event_times)
+            await self._insert_events(
+                conn, execution_id, row.last_seq, cp.events, now, cp.event_times
+            )
             if cp.steps:
                 await self._upsert_steps(conn, execution_id, cp.steps, now)
         return row

@@ -61,7 +61,7 @@ class ControlStore(StoreBase):
                 )
             if event is None:
                 return None
-            stored = await self._insert_events(conn, execution_id, row.last_seq - 1, [event], now)
+            stored = await self._insert_events(conn, execution_id, row.last_seq, [event], now)
             return stored[0]
 
     async def request_control(self, execution_id: UUID, action: str, by: str) -> bool:
@@ -156,7 +156,7 @@ class ControlStore(StoreBase):
                 "from": "start" if from_start else "failed",
             }
             stored = await self._insert_events(
-                conn, record.id, row.last_seq - 1, [("execution.resumed", data)], now
+                conn, record.id, row.last_seq, [("execution.resumed", data)], now
             )
         return stored[0]
 
@@ -209,7 +209,7 @@ class ControlStore(StoreBase):
             stored = await self._insert_events(
                 conn,
                 execution_id,
-                row.last_seq - 1,
+                row.last_seq,
                 [("execution.resumed", {"requestedBy": by, "reason": "input", "nodeId": node_id})],
                 now,
             )

@@ -23,6 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 
+from app.engine.status import Status
+
 metadata = MetaData()
 
 
@@ -86,7 +88,7 @@ workflow_executions = Table(
     Column("progress_done", Integer, nullable=False, server_default="0"),
     Column("progress_total", Integer, nullable=False, server_default="0"),
     CheckConstraint(
-        "status IN ('pending','running','paused','waiting','completed','failed','cancelled')",
+        f"status IN ({','.join(repr(str(s)) for s in Status)})",
         name="ck_workflow_executions_status",
     ),
     CheckConstraint("execution_mode IN ('immediate','queued')", name="ck_workflow_executions_mode"),
