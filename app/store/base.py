@@ -64,6 +64,14 @@ class StoreBase:
             for r in rows
         ]
 
+    async def _read_events(self, query: Any) -> list[EventRecord]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [
+            EventRecord(r["execution_id"], r["seq"], r["type"], r["data"], r["created_at"])
+            for r in rows
+        ]
+
     async def _insert_events(
         self,
         conn: AsyncConnection,

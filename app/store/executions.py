@@ -179,12 +179,7 @@ class ExecutionStore(StoreBase):
             .order_by(execution_events.c.seq)
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [
-            EventRecord(r["execution_id"], r["seq"], r["type"], r["data"], r["created_at"])
-            for r in rows
-        ]
+        return await self._read_events(query)
 
     def _filters(self, flt: ExecutionFilter) -> Iterable[Any]:
         if flt.status:

@@ -243,9 +243,4 @@ class RunStore(StoreBase):
             .order_by(execution_events.c.seq)
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [
-            EventRecord(r["execution_id"], r["seq"], r["type"], r["data"], r["created_at"])
-            for r in rows
-        ]
+        return await self._read_events(query)
