@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.engine.state import StepState
 from app.engine.status import StepStatus
-from app.store.records import EventRecord, ExecutionRecord, WorkflowRecord, numbered_events
+from app.store.records import EventRecord, ExecutionRecord, WorkflowRecord
 from app.store.tables import execution_events, execution_steps
 
 
@@ -73,16 +73,9 @@ class StoreBase:
         ]
 
     async def _insert_events(
-        self,
-        conn: AsyncConnection,
-        execution_id: UUID,
-        last_seq: int,
-        events: Sequence[tuple[str, dict[str, Any]]],
-        now: datetime,
-        times: Sequence[datetime] = (),
-    ) -> list[EventRecord]:
-        """Insert the events of a write that moved the execution's counter to `last_seq`."""
-        stored = numbered_events(execution_id, last_seq, events, now, times)
+        self, conn: AsyncConnection, stored: Sequence[EventRecord]
+    ) -> Sequence[EventRecord]:
+        """Insert a write's events, numbered by `numbered_events`; returns them."""
         if stored:
             await conn.execute(
                 insert(execution_events),

@@ -16,7 +16,13 @@ from app.engine.status import Status
 from app.errors import ExecutionNotFound, RequestInvalid
 from app.store import pg_statements
 from app.store.base import StoreBase, execution_record, ms
-from app.store.records import EventRecord, ExecutionFilter, ExecutionRecord, NewExecution
+from app.store.records import (
+    EventRecord,
+    ExecutionFilter,
+    ExecutionRecord,
+    NewExecution,
+    numbered_events,
+)
 from app.store.tables import execution_events, workflow_executions
 
 
@@ -65,7 +71,9 @@ class ExecutionStore(StoreBase):
             else:
                 async with self.engine.begin() as conn:
                     await conn.execute(insert(workflow_executions), [values])
-                    await self._insert_events(conn, new.id, len(events), events, now)
+                    await self._insert_events(
+                        conn, numbered_events(new.id, len(events), events, now)
+                    )
         except IntegrityError:
             if new.idempotency_key is None:
                 raise

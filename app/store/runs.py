@@ -79,7 +79,9 @@ class RunStore(StoreBase):
             if row is None:
                 return None
             record = execution_record(row)
-            stored = await self._insert_events(conn, execution_id, record.last_seq, [event], now)
+            stored = await self._insert_events(
+                conn, numbered_events(execution_id, record.last_seq, [event], now)
+            )
             return await self._with_steps(conn, record), stored[0]
 
     async def _claim_one_statement(
@@ -162,16 +164,13 @@ class RunStore(StoreBase):
             values["status"] = str(cp.status)
             if cp.status in TERMINAL:
                 values.setdefault("completed_at", now)
-        if self.dialect == "postgresql":
-            row = await self._checkpoint_one_statement(execution_id, owner, cp, values, now)
-        else:
-            row = await self._checkpoint_statements(execution_id, owner, cp, values, now)
+        row = await self._write_checkpoint(execution_id, owner, cp, values, now)
         if row is None:
             raise LeaseLost(f"execution {execution_id} is no longer leased by {owner}")
         stored = numbered_events(execution_id, row.last_seq, cp.events, now, cp.event_times)
         return stored, row.control_action
 
-    async def _checkpoint_one_statement(
+    async def _write_checkpoint(
         self,
         execution_id: UUID,
         owner: str,
@@ -179,26 +178,20 @@ class RunStore(StoreBase):
         values: dict[str, Any],
         now: datetime,
     ) -> Any:
-        sql = pg_statements.checkpoint_sql(tuple(values))
-        params = pg_statements.checkpoint_params(
-            execution_id,
-            owner,
-            values,
-            pg_statements.events_json(cp.events, cp.event_times, now),
-            len(cp.events),
-            pg_statements.steps_json(cp.steps),
-            now,
-        )
-        return (await self._autocommit(sql, params)).first()
-
-    async def _checkpoint_statements(
-        self,
-        execution_id: UUID,
-        owner: str,
-        cp: Checkpoint,
-        values: dict[str, Any],
-        now: datetime,
-    ) -> Any:
+        """The fenced write: one statement on Postgres, a transaction of several on SQLite.
+        Returns the row's new `last_seq` and `control_action`, or None if the fence failed."""
+        if self.dialect == "postgresql":
+            sql = pg_statements.checkpoint_sql(tuple(values))
+            params = pg_statements.checkpoint_params(
+                execution_id,
+                owner,
+                values,
+                pg_statements.events_json(cp.events, cp.event_times, now),
+                len(cp.events),
+                pg_statements.steps_json(cp.steps),
+                now,
+            )
+            return (await self._autocommit(sql, params)).first()
         stmt = (
             update(workflow_executions)
             .where(
@@ -214,7 +207,7 @@ class RunStore(StoreBase):
             if row is None:
                 return None
             await self._insert_events(
-                conn, execution_id, row.last_seq, cp.events, now, cp.event_times
+                conn, numbered_events(execution_id, row.last_seq, cp.events, now, cp.event_times)
             )
             if cp.steps:
                 await self._upsert_steps(conn, execution_id, cp.steps, now)

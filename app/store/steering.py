@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, select, update
 from app.engine.state import utcnow
 from app.engine.status import TERMINAL, Status, StepStatus, sources_of
 from app.store.base import StoreBase
-from app.store.records import EventRecord, ExecutionRecord
+from app.store.records import EventRecord, ExecutionRecord, numbered_events
 from app.store.tables import execution_steps, workflow_executions
 
 
@@ -61,7 +61,9 @@ class ControlStore(StoreBase):
                 )
             if event is None:
                 return None
-            stored = await self._insert_events(conn, execution_id, row.last_seq, [event], now)
+            stored = await self._insert_events(
+                conn, numbered_events(execution_id, row.last_seq, [event], now)
+            )
             return stored[0]
 
     async def request_control(self, execution_id: UUID, action: str, by: str) -> bool:
@@ -156,7 +158,7 @@ class ControlStore(StoreBase):
                 "from": "start" if from_start else "failed",
             }
             stored = await self._insert_events(
-                conn, record.id, row.last_seq, [("execution.resumed", data)], now
+                conn, numbered_events(record.id, row.last_seq, [("execution.resumed", data)], now)
             )
         return stored[0]
 
@@ -208,9 +210,16 @@ class ControlStore(StoreBase):
             )
             stored = await self._insert_events(
                 conn,
-                execution_id,
-                row.last_seq,
-                [("execution.resumed", {"requestedBy": by, "reason": "input", "nodeId": node_id})],
-                now,
+                numbered_events(
+                    execution_id,
+                    row.last_seq,
+                    [
+                        (
+                            "execution.resumed",
+                            {"requestedBy": by, "reason": "input", "nodeId": node_id},
+                        )
+                    ],
+                    now,
+                ),
             )
         return stored[0]
