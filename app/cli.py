@@ -48,9 +48,9 @@ def worker() -> None:
     if not get_settings().redis_url:
         typer.echo("REDIS_URL is not set: `turnout serve` runs queued executions itself.", err=True)
         raise typer.Exit(2)
-    from worker.main import WorkerSettings
+    from worker.main import worker_options
 
-    run_worker(WorkerSettings)
+    run_worker(worker_options(get_settings()))  # what `arq worker.main.WorkerSettings` runs
 
 
 @app.command()

@@ -78,25 +78,13 @@ class IdempotencyConflict(TurnoutError):
     code = "idempotency_conflict"
 
 
-class ModeNotSupported(TurnoutError):
-    """The workflow cannot run in the requested mode."""
-
-    code = "mode_not_supported"
-
-
 class LeaseLost(TurnoutError):
     """This runner no longer holds the execution's lease; another owner took over."""
 
     code = "lease_lost"
 
 
-class ServiceUnavailable(TurnoutError):
-    """A dependency (database or Redis) is unavailable; try again shortly."""
-
-    code = "service_unavailable"
-
-
-class SchemaNotMigrated(ServiceUnavailable):
+class SchemaNotMigrated(TurnoutError):
     """The database schema is older than this version of Turnout: run `turnout migrate`."""
 
     code = "schema_not_migrated"

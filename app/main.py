@@ -17,7 +17,7 @@ from app.api.docs import install_docs
 from app.api.errors import BodySizeLimit, install_error_handlers
 from app.config import Settings, get_settings
 from app.logs import configure_logging
-from app.runtime import Runtime
+from app.runtime import Runtime, build_runtime
 from app.store.schema import StartupError
 from app.ui import install_dashboard
 
@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        rt = runtime or Runtime(settings, role="api")
+        rt = runtime or build_runtime(settings, role="api")
         try:
             await rt.start()
         except StartupError as exc:

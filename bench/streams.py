@@ -184,7 +184,7 @@ async def delivery(ns: Namespace, services: Services, count: int, p: Progress) -
     opened_at = time.time()
 
     from app.config import Settings
-    from worker.settings import redis_settings
+    from app.execution.queue import redis_settings
 
     settings = Settings(
         DATABASE_URL=ns.database_url, REDIS_URL=ns.redis_url, queue_name=ns.queue_name

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from arq.worker import Retry, func
+from arq.cron import CronJob
+from arq.typing import StartupShutdown
+from arq.worker import Function, Retry, func
 
 from app.config import Settings, get_settings
-from app.execution.queue import JOB_NAME
+from app.execution.queue import JOB_NAME, redis_settings
 from app.logs import configure_logging
-from app.runtime import Runtime
+from app.runtime import Runtime, build_runtime
 from app.store.database import is_unavailable
-from worker.settings import redis_settings
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ RETRY_MAX_S = 30.0
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
     configure_logging(settings)
-    runtime = Runtime(settings, role="worker")
+    runtime = build_runtime(settings, role="worker")
     await runtime.start()
     ctx["runtime"] = runtime
 
@@ -41,7 +43,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 async def run_execution(ctx: dict[str, Any], execution_id: str) -> None:
     runtime: Runtime = ctx["runtime"]
-    run = asyncio.ensure_future(runtime.run_job(UUID(execution_id)))
+    run = asyncio.ensure_future(runtime.jobs.run(UUID(execution_id)))
     try:
         await asyncio.shield(run)
     except asyncio.CancelledError:
@@ -61,24 +63,44 @@ async def run_execution(ctx: dict[str, Any], execution_id: str) -> None:
         raise Retry(defer=delay) from exc
 
 
+# An execution may run for hours; its own timeouts apply, not arq's.
+JOB_TIMEOUT_S = 7 * 24 * 3600
+# The Worker keyword arguments that come from the process's settings, in `tuned`'s order.
+TUNED = ("redis_settings", "ctx", "queue_name", "poll_delay", "max_jobs", "health_check_key")
+
+
+def tuned(settings: Settings) -> tuple[Any, ...]:
+    """The settings-dependent Worker kwargs, tuned for latency (see README, Queued mode):
+    arq's defaults (0.5 s poll, 10 jobs) add ~0.5 s per job; poll every few ms instead."""
+    return (
+        redis_settings(settings),
+        {"settings": settings},
+        settings.queue_name,
+        settings.worker_poll_delay_ms / 1000,
+        settings.worker_max_jobs,
+        f"{settings.queue_name}:health-check",
+    )
+
+
+class WorkerSettings:
+    """Read by `arq worker.main.WorkerSettings`: its attributes are the Worker's kwargs."""
+
+    functions: Sequence[Function] = [
+        func(run_execution, name=JOB_NAME, keep_result=0, max_tries=1000)
+    ]
+    cron_jobs: Sequence[CronJob] | None = None
+    on_startup: StartupShutdown | None = startup
+    on_shutdown: StartupShutdown | None = shutdown
+    keep_result = 0
+    job_timeout = JOB_TIMEOUT_S
+    (redis_settings, ctx, queue_name, poll_delay, max_jobs, health_check_key) = tuned(
+        get_settings()
+    )
+
+
 def worker_options(settings: Settings) -> dict[str, Any]:
-    """The arq Worker keyword arguments, tuned for latency (see README, Queued mode)."""
-    return {
-        "functions": [func(run_execution, name=JOB_NAME, keep_result=0, max_tries=1000)],
-        "on_startup": startup,
-        "on_shutdown": shutdown,
-        "redis_settings": redis_settings(settings),
-        "ctx": {"settings": settings},
-        "queue_name": settings.queue_name,
-        # arq's defaults (0.5 s poll, 10 jobs) add ~0.5 s per job; poll every few ms instead.
-        "poll_delay": settings.worker_poll_delay_ms / 1000,
-        "max_jobs": settings.worker_max_jobs,
-        "keep_result": 0,
-        # An execution may run for hours; its own timeouts apply, not arq's.
-        "job_timeout": 7 * 24 * 3600,
-        "health_check_key": f"{settings.queue_name}:health-check",
+    """The arq Worker keyword arguments for `settings` (tests run workers on their own)."""
+    fixed = {
+        k: v for k, v in vars(WorkerSettings).items() if not k.startswith("_") and k not in TUNED
     }
-
-
-# Read by `arq worker.main.WorkerSettings`: a class whose attributes are the Worker's kwargs.
-WorkerSettings = type("WorkerSettings", (), worker_options(get_settings()))
+    return {**fixed, **dict(zip(TUNED, tuned(settings), strict=True))}

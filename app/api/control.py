@@ -12,7 +12,7 @@ from app.api.deps import ControlDep
 from app.api.errors import error_responses
 from app.api.resources import ControlAnswer
 from app.api.schemas import JSONBody, execution_resource
-from app.execution.control import ControlResult
+from app.execution.steering import ControlResult
 
 router = APIRouter(tags=["control"])
 

@@ -1,39 +1,79 @@
-"""FastAPI dependencies: the runtime's parts, as `Annotated` aliases."""
+"""FastAPI dependencies: the runtime's parts, as `Annotated` aliases.
+
+Routers ask for the parts they use (manager, control, repository, queue, bus, ...); only this
+module knows they live on the process's `Runtime`."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
+from arq.connections import ArqRedis
 from fastapi import Depends, Request
 
-from app.execution.control import ExecutionControl
+from app.config import Settings
+from app.events.bus import EventBus
+from app.execution.heartbeats import WorkerHeartbeats
 from app.execution.manager import ExecutionManager
+from app.execution.queue import ExecutionQueue
+from app.execution.steering import ExecutionControl
+from app.nodes.registry import NodeRegistry
 from app.runtime import Runtime
 from app.store.repository import Repository
+from app.store.schema import SchemaCheck
 
 
-def get_runtime(request: Request) -> Runtime:
+def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
 def get_manager(request: Request) -> ExecutionManager:
-    manager = get_runtime(request).manager
-    assert manager is not None, "runtime not started"
-    return manager
+    return _runtime(request).manager
 
 
 def get_control(request: Request) -> ExecutionControl:
-    control = get_runtime(request).control
-    assert control is not None, "runtime not started"
-    return control
+    return _runtime(request).control
 
 
 def get_repo(request: Request) -> Repository:
-    return get_runtime(request).repo
+    return _runtime(request).repo
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+def get_queue(request: Request) -> ExecutionQueue:
+    return _runtime(request).queue
+
+
+def get_bus(request: Request) -> EventBus:
+    return _runtime(request).bus
+
+
+def get_settings(request: Request) -> Settings:
+    return _runtime(request).settings
+
+
+def get_registry(request: Request) -> NodeRegistry:
+    return _runtime(request).registry
+
+
+def get_schema(request: Request) -> SchemaCheck:
+    return _runtime(request).schema
+
+
+def get_heartbeats(request: Request) -> WorkerHeartbeats:
+    return _runtime(request).heartbeats
+
+
+def get_redis(request: Request) -> ArqRedis | None:
+    return _runtime(request).redis
+
+
 ManagerDep = Annotated[ExecutionManager, Depends(get_manager)]
 ControlDep = Annotated[ExecutionControl, Depends(get_control)]
 RepoDep = Annotated[Repository, Depends(get_repo)]
+QueueDep = Annotated[ExecutionQueue, Depends(get_queue)]
+BusDep = Annotated[EventBus, Depends(get_bus)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[NodeRegistry, Depends(get_registry)]
+SchemaDep = Annotated[SchemaCheck, Depends(get_schema)]
+HeartbeatsDep = Annotated[WorkerHeartbeats, Depends(get_heartbeats)]
+RedisDep = Annotated[ArqRedis | None, Depends(get_redis)]

@@ -27,14 +27,13 @@ STATUS: dict[type[errors.TurnoutError], int] = {
     errors.WorkflowInvalid: 422,
     errors.InputInvalid: 422,
     errors.RequestInvalid: 422,
-    errors.ModeNotSupported: 422,
     errors.PayloadTooLarge: 413,
     errors.ExecutionNotFound: 404,
     errors.WorkflowNotFound: 404,
     errors.WorkflowVersionExists: 409,
     errors.InvalidTransition: 409,
     errors.IdempotencyConflict: 409,
-    errors.ServiceUnavailable: 503,
+    errors.SchemaNotMigrated: 503,
 }
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
 from pydantic import BeforeValidator
 
-from app.api.deps import RepoDep, RuntimeDep
+from app.api.deps import QueueDep, RepoDep
 from app.api.errors import error_responses
 from app.api.resources import Execution, ExecutionPage
 from app.api.schemas import NO_NUL, execution_resource
@@ -37,7 +37,10 @@ def _iso_only(value: Any) -> Any:
 
 Timestamp = Annotated[datetime, BeforeValidator(_iso_only)]
 
-StatusName = Literal["pending", "running", "paused", "waiting", "completed", "failed", "cancelled"]
+if TYPE_CHECKING:
+    StatusName = str
+else:  # the statuses as a Literal, so the OpenAPI schema lists them
+    StatusName = Literal[tuple(str(s) for s in Status)]
 
 
 @router.get(
@@ -46,12 +49,12 @@ StatusName = Literal["pending", "running", "paused", "waiting", "completed", "fa
     response_model=None,
     responses=GET_RESPONSES,
 )
-async def get_execution(execution_id: UUID, runtime: RuntimeDep) -> dict[str, Any]:
-    record = await runtime.repo.get_execution(execution_id)
+async def get_execution(execution_id: UUID, repo: RepoDep, queue: QueueDep) -> dict[str, Any]:
+    record = await repo.get_execution(execution_id)
     resource = execution_resource(record)
     if record.status == Status.PENDING:
         # 1 = the next to be picked up; null when its job is not in the queue right now.
-        resource["queuePosition"] = await runtime.queue.position(execution_id)
+        resource["queuePosition"] = await queue.position(execution_id)
     return resource
 
 

@@ -5,20 +5,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.api.deps import RuntimeDep
+from app.api.deps import RedisDep, RepoDep, SchemaDep
 from app.api.resources import Health, Readiness
 
 router = APIRouter(tags=["health"])
 
 
-async def require_schema(request: Request) -> None:
+async def require_schema(schema: SchemaDep) -> None:
     """Every route that reads or writes executions: 503 `schema_not_migrated` until the
     database is at this version's migration (instead of a 500 from a missing table)."""
-    await request.app.state.runtime.schema.require()
+    await schema.require()
 
 
 @router.get("/healthz", summary="The process is alive", response_model=Health)
@@ -35,24 +35,24 @@ async def healthz() -> dict[str, str]:
         503: {"model": Readiness, "description": "a dependency is down (see checks)"},
     },
 )
-async def readyz(runtime: RuntimeDep) -> JSONResponse:
+async def readyz(repo: RepoDep, schema: SchemaDep, redis: RedisDep) -> JSONResponse:
     checks: dict[str, Any] = {}
     try:
         async with asyncio.timeout(2):
-            await runtime.repo.ping()
+            await repo.ping()
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"down: {type(exc).__name__}"
     else:
         try:
             async with asyncio.timeout(2):
-                checks["schema"] = (await runtime.schema.refresh()).describe()
+                checks["schema"] = (await schema.refresh()).describe()
         except Exception as exc:
             checks["schema"] = f"unknown: {type(exc).__name__}"
-    if runtime.arq_pool is not None:
+    if redis is not None:
         try:
             async with asyncio.timeout(2):
-                await runtime.arq_pool.ping()
+                await redis.ping()
             checks["redis"] = "ok"
         except Exception as exc:
             checks["redis"] = f"down: {type(exc).__name__}"

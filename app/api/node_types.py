@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import Field
 
-from app.api.deps import RuntimeDep
+from app.api.deps import RegistryDep
 from app.nodes.catalog import NodeTypeInfo, describe_all
 from app.workflows.model import CamelModel
 
@@ -60,5 +60,5 @@ def node_type_resource(info: NodeTypeInfo) -> NodeTypeResource:
     response_model=NodeTypeList,
     response_model_by_alias=True,
 )
-async def list_node_types(runtime: RuntimeDep) -> NodeTypeList:
-    return NodeTypeList(items=[node_type_resource(i) for i in describe_all(runtime.registry)])
+async def list_node_types(registry: RegistryDep) -> NodeTypeList:
+    return NodeTypeList(items=[node_type_resource(i) for i in describe_all(registry)])

@@ -8,12 +8,14 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.api.deps import RuntimeDep
+from app.api.deps import HeartbeatsDep, QueueDep, RepoDep
 from app.api.schemas import execution_resource
 from app.engine.state import utcnow
 from app.engine.status import Status, StepStatus
-from app.runtime import Runtime
+from app.execution.heartbeats import WorkerHeartbeats
+from app.execution.queue import ExecutionQueue
 from app.store.records import ExecutionFilter
+from app.store.repository import Repository
 
 router = APIRouter(tags=["queue"])
 
@@ -22,16 +24,17 @@ THROUGHPUT_WINDOW_S = 600
 THROUGHPUT_BUCKET_S = 10
 
 
-async def queue_overview(runtime: Runtime) -> dict[str, Any]:
+async def queue_overview(
+    repo: Repository, queue: ExecutionQueue, heartbeats: WorkerHeartbeats
+) -> dict[str, Any]:
     """What `GET /queue` answers and the dashboard's queue page shows."""
-    repo = runtime.repo
     pending, _ = await repo.list_executions(
         ExecutionFilter(status=[Status.PENDING]), limit=LISTED, cursor=None
     )
     waiting, _ = await repo.list_executions(
         ExecutionFilter(status=[Status.WAITING]), limit=LISTED, cursor=None
     )
-    positions = await asyncio.gather(*(runtime.queue.position(r.id) for r in pending))
+    positions = await asyncio.gather(*(queue.position(r.id) for r in pending))
     pending_items = [
         {**execution_resource(r, steps=False), "queuePosition": p}
         for r, p in zip(pending, positions, strict=True)
@@ -49,7 +52,7 @@ async def queue_overview(runtime: Runtime) -> dict[str, Any]:
     return {
         "pending": pending_items,
         "waiting": waiting_items,
-        "workers": [b.to_dict() for b in await runtime.heartbeats.alive()],
+        "workers": [b.to_dict() for b in await heartbeats.alive()],
         "throughput": {
             "since": since.isoformat().replace("+00:00", "Z"),
             "bucketSeconds": THROUGHPUT_BUCKET_S,
@@ -59,5 +62,5 @@ async def queue_overview(runtime: Runtime) -> dict[str, Any]:
 
 
 @router.get("/queue", summary="The queue: pending (with positions), waiting, workers, throughput")
-async def get_queue(runtime: RuntimeDep) -> dict[str, Any]:
-    return await queue_overview(runtime)
+async def get_queue(repo: RepoDep, queue: QueueDep, heartbeats: HeartbeatsDep) -> dict[str, Any]:
+    return await queue_overview(repo, queue, heartbeats)

@@ -10,10 +10,10 @@ from pydantic_core import PydanticCustomError
 
 from app.config import get_settings
 from app.engine.state import StepState
-from app.execution.queue import MAX_PRIORITY
 from app.jsonvalue import NotJSON, normalise
 from app.nodes.human import human_view
-from app.store.records import ExecutionRecord, WorkflowRecord
+from app.nodes.template import MAX_DURATION_MS
+from app.store.records import MAX_PRIORITY, ExecutionRecord, WorkflowRecord
 from app.workflows.model import CamelModel, WorkflowBody
 
 # For path and query strings: Postgres cannot compare with (or store) a string holding NUL.
@@ -42,7 +42,7 @@ class JSONBody(CamelModel):
 
 
 class RunOptions(CamelModel):
-    timeout: int | None = Field(default=None, ge=1, le=30 * 86_400_000, description="ms")
+    timeout: int | None = Field(default=None, ge=1, le=MAX_DURATION_MS, description="ms")
     priority: int = Field(default=0, ge=0, le=MAX_PRIORITY, description="higher runs first")
     tags: list[str] = Field(default_factory=list, max_length=50)
 

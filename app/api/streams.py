@@ -12,14 +12,15 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from app.api.deps import RuntimeDep
+from app.api.deps import BusDep, QueueDep, RepoDep, SettingsDep
 from app.api.errors import error_responses
 from app.errors import RequestInvalid
-from app.events.bus import FEED
+from app.events.bus import FEED, EventBus
 from app.events.stream import event_json, execution_events
+from app.execution.queue import ExecutionQueue
 from app.metrics import STREAMS_OPEN
-from app.runtime import Runtime
 from app.store.records import EventRecord
+from app.store.repository import Repository
 
 router = APIRouter(tags=["streams"])
 
@@ -62,28 +63,31 @@ def _frame(event: EventRecord) -> ServerSentEvent:
 )
 async def stream_execution(
     execution_id: UUID,
-    runtime: RuntimeDep,
+    repo: RepoDep,
+    bus: BusDep,
+    queue: QueueDep,
+    settings: SettingsDep,
     last_event_id: LastEventId = "",
     after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
 ) -> Response:
     start = _resume_point(last_event_id, after)
-    if await runtime.repo.ended_by(execution_id, start):  # 404 before streaming
+    if await repo.ended_by(execution_id, start):  # 404 before streaming
         # Resumed at (or past) the end of a finished execution: nothing will follow. 204 is
         # SSE's "do not reconnect", so an EventSource or client stops instead of looping.
         return Response(status_code=204)
     return EventSourceResponse(
-        _execution_frames(runtime, execution_id, start),
-        ping=runtime.settings.sse_heartbeat_s,
+        _execution_frames(repo, bus, queue, execution_id, start),
+        ping=settings.sse_heartbeat_s,
         headers={"X-Accel-Buffering": "no"},
     )
 
 
 async def _execution_frames(
-    runtime: Runtime, execution_id: UUID, start: int
+    repo: Repository, bus: EventBus, queue: ExecutionQueue, execution_id: UUID, start: int
 ) -> AsyncIterator[ServerSentEvent]:
     """The events, plus `queue` frames (no id, not stored) while the execution waits."""
     loop = asyncio.get_running_loop()
-    events = execution_events(runtime.repo, runtime.bus, execution_id, start)
+    events = execution_events(repo, bus, execution_id, start)
     # When to look up the queue position next; None while not queued.
     next_check: float | None = loop.time() + QUEUE_FIRST_S
     STREAMS_OPEN.inc()
@@ -96,7 +100,7 @@ async def _execution_frames(
                     done, _ = await asyncio.wait({upcoming}, timeout=timeout)
                     if done:
                         break
-                    position = await runtime.queue.position(execution_id)
+                    position = await queue.position(execution_id)
                     if position is None:
                         next_check = None
                         break
@@ -132,11 +136,11 @@ _ENTERS_QUEUE = frozenset({"execution.promoted", "execution.resumed"})
     response_class=EventSourceResponse,
     responses=FEED_RESPONSES,
 )
-async def stream_all(runtime: RuntimeDep) -> EventSourceResponse:
+async def stream_all(bus: BusDep, settings: SettingsDep) -> EventSourceResponse:
     async def frames() -> AsyncIterator[ServerSentEvent]:
         STREAMS_OPEN.inc()
         try:
-            async with runtime.bus.subscribe(FEED) as live:
+            async with bus.subscribe(FEED) as live:
                 while True:
                     event = await live.get()
                     # No id: the feed is live only (a dashboard lists executions first).
@@ -145,5 +149,5 @@ async def stream_all(runtime: RuntimeDep) -> EventSourceResponse:
             STREAMS_OPEN.dec()
 
     return EventSourceResponse(
-        frames(), ping=runtime.settings.sse_heartbeat_s, headers={"X-Accel-Buffering": "no"}
+        frames(), ping=settings.sse_heartbeat_s, headers={"X-Accel-Buffering": "no"}
     )

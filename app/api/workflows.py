@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from app.api.deps import RepoDep, RuntimeDep
+from app.api.deps import RegistryDep, RepoDep, SettingsDep
 from app.api.errors import error_responses
 from app.api.resources import (
     Workflow,
@@ -35,21 +35,23 @@ Version = Annotated[
     response_model=None,
     responses={201: {"model": Workflow}, **error_responses(409, 413, 415, 422)},
 )
-async def register_workflow(definition: dict[str, Any], runtime: RuntimeDep) -> JSONResponse:
+async def register_workflow(
+    definition: dict[str, Any], repo: RepoDep, registry: RegistryDep, settings: SettingsDep
+) -> JSONResponse:
     try:
-        definition = normalise(definition, max_depth=runtime.settings.max_json_depth)
+        definition = normalise(definition, max_depth=settings.max_json_depth)
     except NotJSON as exc:
         path = ["body", *exc.path]
         detail = {"loc": path, "field": path_text(exc.path), "code": "not_json"}
         raise RequestInvalid(
             f"request body is not storable JSON: {exc}", [{**detail, "message": str(exc)}]
         ) from None
-    compiled = compile_workflow(definition, runtime.registry, max_nodes=runtime.settings.max_nodes)
+    compiled = compile_workflow(definition, registry, max_nodes=settings.max_nodes)
     name, version = compiled.definition.name, compiled.definition.version
     if not version:
         raise RequestInvalid("a registered workflow needs a 'version'")
     stored = compiled.definition.model_dump(by_alias=True, exclude_none=True)
-    record = await runtime.repo.create_workflow(name, version, stored)
+    record = await repo.create_workflow(name, version, stored)
     if record is None:
         raise WorkflowVersionExists(f"workflow '{name}' version '{version}' already exists")
     return JSONResponse(workflow_resource(record), status_code=201)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.workflows.model import RetryPolicy
+from app.nodes.template import RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)

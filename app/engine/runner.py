@@ -10,10 +10,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from app.engine.control import CANCELS_RUNNING, REQUEUES_RUNNING, RunControl, StopKind
 from app.engine.state import OutcomeKind, RunOutcome, StepState, utcnow
 from app.engine.status import STEP_DONE, StepStatus
 from app.engine.steps import RunObserver, StepExecutor, StepInterrupted, StepSpec, error_dict
+from app.engine.stops import CANCELS_RUNNING, REQUEUES_RUNNING, RunControl, StopKind
 from app.errors import ExpressionError, OutputNotJSON
 from app.jsonvalue import NotJSON, normalise
 from app.nodes.base import Services

@@ -9,6 +9,14 @@ from typing import Any
 
 from app.engine.status import StepStatus
 
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+def step_order(step: StepState) -> tuple[datetime, str]:
+    """How an execution's steps are listed: by start (not started last), then key. The store
+    reads them in this order too (`nulls_last`, then `step_key`)."""
+    return (step.started_at or _NEVER, step.key)
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

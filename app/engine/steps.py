@@ -11,22 +11,21 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from app.engine import retry
-from app.engine.control import RunControl
 from app.engine.state import StepState, item_key, utcnow
 from app.engine.status import StepStatus
+from app.engine.stops import RunControl
 from app.errors import (
-    ModeNotSupported,
     OutputNotJSON,
     ParamsInvalid,
     StepError,
     StepTimeout,
     TurnoutError,
 )
+from app.expressions.templates import Template, compile_template
 from app.jsonvalue import NotJSON, normalise
 from app.nodes.base import NodeContext, NodeType, Services, Suspend
 from app.nodes.registry import NodeRegistry
-from app.workflows.model import RetryPolicy
-from app.workflows.templates import Template, compile_template
+from app.nodes.template import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +130,7 @@ class StepExecutor:
             except (asyncio.CancelledError, StepInterrupted):
                 raise
             except Exception as exc:
-                if not isinstance(exc, StepError | ModeNotSupported):
+                if not isinstance(exc, StepError):
                     log.warning("step %s raised", step.key, exc_info=exc)
                 if await self._retry_or_fail(spec, step, exc, durable):
                     continue
@@ -187,7 +186,7 @@ class StepExecutor:
         self, spec: StepSpec, step: StepState, exc: Exception, durable: bool
     ) -> bool:
         error = error_dict(exc, spec.node_id)
-        retryable = getattr(exc, "retryable", not isinstance(exc, ModeNotSupported))
+        retryable = getattr(exc, "retryable", True)
         decision = retry.decide(spec.retry, step.attempt, retryable=retryable, rand=self.rand())
         step.error = error
         step.completed_at = utcnow()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from app.config import Settings
 from app.nodes.base import NodeType
 from app.workflows.graph import CompiledNode, CompiledWorkflow
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 # Up to this many nodes the width of the DAG is computed exactly (Dilworth); above it, the
 # widest level of a longest-path layering is used, a lower bound that is exact for most shapes.

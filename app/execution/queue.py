@@ -14,8 +14,12 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
+from arq.connections import ArqRedis, RedisSettings
 from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.jobs import serialize_job
+
+from app.config import Settings
+from app.store.records import MAX_PRIORITY
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +27,30 @@ JOB_NAME = "run_execution"
 # arq orders jobs by score (a time in ms) and has no priority: a higher priority is encoded as
 # an earlier score, one step per level, so it is picked before everything already waiting.
 PRIORITY_STEP_MS = 1_000_000_000
-MAX_PRIORITY = 100
 JOB_EXPIRES = timedelta(days=7)
 JOB_EXPIRES_MS = JOB_EXPIRES.total_seconds() * 1000
+
+
+def redis_settings(settings: Settings) -> RedisSettings:
+    """arq's connection settings. Without REDIS_URL, arq's own default (localhost) applies, as
+    `arq` users expect."""
+    return RedisSettings.from_dsn(settings.redis_url or "redis://localhost:6379")
+
+
+def arq_pool(settings: Settings) -> ArqRedis:
+    """arq's pool, built without connecting (it connects on first use): a process whose Redis
+    is down at startup starts degraded, as it runs degraded later."""
+    config = redis_settings(settings)
+    return ArqRedis(
+        host=config.host,
+        port=config.port,
+        db=config.database,
+        username=config.username,
+        password=config.password,
+        ssl=config.ssl,
+        socket_connect_timeout=config.conn_timeout,
+        encoding="utf8",
+    )
 
 
 def job_score_ms(now_ms: float, priority: int) -> float:
@@ -50,8 +75,6 @@ class ExecutionQueue(Protocol):
     async def position(self, execution_id: UUID) -> int | None:
         """1 for the next job to be picked; None when no job of it waits."""
         ...
-
-    async def close(self) -> None: ...
 
 
 class ArqQueue:
@@ -128,14 +151,11 @@ class ArqQueue:
         # Jobs being picked up right now still count as ahead: arq drops them when done.
         return None if rank is None or taken else int(rank) + 1
 
-    async def close(self) -> None:
-        await self.pool.aclose()
-
 
 class InProcessQueue:
     """The embedded default: a priority heap served by worker tasks in this process."""
 
-    def __init__(self, handler: Callable[[UUID], Awaitable[None]], concurrency: int) -> None:
+    def __init__(self, handler: Callable[[UUID], Awaitable[object]], concurrency: int) -> None:
         self.handler = handler
         self.concurrency = concurrency
         self._heap: list[tuple[float, int, UUID]] = []
@@ -191,10 +211,6 @@ class InProcessQueue:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wakeup.wait()
-
-    @property
-    def depth(self) -> int:
-        return len(self._heap)
 
     async def close(self) -> None:
         for task in self._workers:

@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from app.engine.control import ACTIONS, RunControl, StopKind
 from app.engine.state import StepState, utcnow
 from app.engine.status import STEP_DONE
+from app.engine.stops import ACTIONS, RunControl, StopKind
 from app.errors import LeaseLost
 from app.events.bus import EventBus
 from app.store.database import is_unavailable

@@ -7,19 +7,16 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 from app.config import Settings
-from app.engine.control import RunControl, StopKind
 from app.engine.runner import Runner
-from app.engine.state import OutcomeKind, RunOutcome, StepState, utcnow
+from app.engine.state import OutcomeKind, RunOutcome, StepState, step_order, utcnow
 from app.engine.status import Status
+from app.engine.stops import RunControl, StopKind
 from app.events.bus import EventBus
-from app.execution.control import stop_at_rest
-from app.execution.queue import ExecutionQueue
 from app.execution.recorder import Recorder
+from app.execution.steering import stop_at_rest
 from app.metrics import EXECUTIONS_SETTLED, RUN_SECONDS
 from app.nodes.registry import NodeRegistry
 from app.store.records import Checkpoint, EventRecord, ExecutionRecord
@@ -234,22 +231,11 @@ def settled_record(
         lease_owner=None,
         lease_expires_at=None,
     )
-    far = datetime.max.replace(tzinfo=UTC)
-    final.steps = sorted(steps.values(), key=lambda s: (s.started_at or far, s.key))
+    final.steps = sorted(steps.values(), key=step_order)
     return final
 
 
 _RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(ExecutionRecord))
-
-
-async def schedule_next(
-    queue: ExecutionQueue, execution_id: UUID, result: SessionResult, priority: int
-) -> None:
-    """After a run came to rest: requeue a handed-over run, or set a wake-up for a wait."""
-    if result.status == Status.PENDING:
-        await queue.enqueue(execution_id, priority=priority)
-    elif result.status == Status.WAITING and result.outcome.wake_at is not None:
-        await queue.enqueue(execution_id, priority=priority, defer_until=result.outcome.wake_at)
 
 
 # Resting statuses that leave a control request on the row: one asked while the run was

@@ -12,9 +12,9 @@ from uuid import UUID
 
 from redis.asyncio import Redis
 
-from app.engine.control import ACTIONS
-from app.execution.control import Signal
-from app.execution.jobs import ActiveRuns
+from app.engine.stops import ACTIONS
+from app.execution.active import ActiveRuns
+from app.execution.steering import Signal
 
 log = logging.getLogger(__name__)
 

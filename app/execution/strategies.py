@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from app.config import Settings
-from app.engine.control import RunControl, StopKind
 from app.engine.status import Status
+from app.engine.stops import RunControl
 from app.events.bus import EventBus
-from app.execution.jobs import ActiveRuns
 from app.execution.queue import ExecutionQueue
-from app.execution.session import ExecutionSession, schedule_next
-from app.store.records import EventRecord, ExecutionRecord, NewExecution
+from app.execution.run import HeldRuns
+from app.store.records import EventRecord, ExecutionRecord, NewExecution, numbered_events
 from app.store.repository import Repository
 from app.workflows.graph import CompiledWorkflow
 
@@ -32,10 +30,7 @@ def first_events(
     record: ExecutionRecord, events: list[tuple[str, dict[str, Any]]]
 ) -> list[EventRecord]:
     """The events a creation stored (seq 1, 2, ...), to publish live after the commit."""
-    return [
-        EventRecord(record.id, seq, kind, data, record.created_at)
-        for seq, (kind, data) in enumerate(events, start=1)
-    ]
+    return numbered_events(record.id, len(events), events, record.created_at)
 
 
 def created_event(new: NewExecution) -> tuple[str, dict[str, Any]]:
@@ -82,17 +77,15 @@ class ImmediateExecutionStrategy:
     settings: Settings
     repo: Repository
     bus: EventBus
-    session: ExecutionSession
-    queue: ExecutionQueue
-    active: ActiveRuns
-    owner: str
+    held: HeldRuns
 
     async def start(self, new: NewExecution, compiled: CompiledWorkflow) -> Started:
+        owner = self.held.owner
         new.status = Status.RUNNING
         new.execution_mode = "immediate"
-        new.lease_owner = self.owner
+        new.lease_owner = owner
         new.lease_ms = self.settings.lease_ms
-        events = [created_event(new), ("execution.started", {"owner": self.owner})]
+        events = [created_event(new), ("execution.started", {"owner": owner})]
         # Committed before the first step runs, so a crash of this process is recoverable.
         record, created = await self.repo.create_execution(new, events)
         if not created:
@@ -100,22 +93,9 @@ class ImmediateExecutionStrategy:
             finished = record.status not in (Status.PENDING, Status.RUNNING)
             return Started(record, finished=finished, created=False)
         await self.bus.publish(first_events(record, events))
-        control = RunControl()
         budget_ms = self.settings.immediate_budget_ms
         if record.timeout_ms is not None:
             budget_ms = min(budget_ms, record.timeout_ms)
-        budget = asyncio.get_running_loop().call_later(
-            budget_ms / 1000,
-            control.request,
-            StopKind.INTERRUPT,
-            f"promoted: still running after the immediate budget of {budget_ms} ms",
-        )
-        self.active.add(record.id, control)
-        try:
-            result = await self.session.run(record, self.owner, control, compiled=compiled)
-        finally:
-            budget.cancel()
-            self.active.discard(record.id)
-        await schedule_next(self.queue, record.id, result, record.priority)
+        result = await self.held.run(record, RunControl(), budget_ms=budget_ms, compiled=compiled)
         final = result.record or await self.repo.get_execution(record.id)
         return Started(final, finished=result.status not in (Status.PENDING, None))

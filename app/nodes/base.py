@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from app.errors import StepError
+
 if TYPE_CHECKING:
     import httpx
 
@@ -19,6 +21,14 @@ class Params(BaseModel):
     """Base of every params model: unknown keys are a validation error."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def step_error(message: str, *, code: str, retryable: bool) -> StepError:
+    """A StepError with its own code and retry decision (what nodes raise on failure)."""
+    error = StepError(message)
+    error.code = code
+    error.retryable = retryable
+    return error
 
 
 class Suspend(Exception):

@@ -6,16 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-from app.errors import StepError
-from app.nodes.base import BaseNode, NodeContext, Params
-
-
-def step_error(message: str, *, code: str, retryable: bool) -> StepError:
-    """A StepError with its own code and retry decision (what nodes raise on failure)."""
-    error = StepError(message)
-    error.code = code
-    error.retryable = retryable
-    return error
+from app.nodes.base import BaseNode, NodeContext, Params, step_error
 
 
 class NoopParams(Params):

@@ -7,9 +7,9 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field
 
 from app.errors import ExpressionError
+from app.expressions.evaluator import ExpressionSyntaxError
+from app.expressions.expression import compile_expression
 from app.nodes.base import BaseNode, NodeContext, Params
-from app.workflows.evaluator import ExpressionSyntaxError
-from app.workflows.expressions import compile_expression
 
 
 class ConditionParams(Params):

@@ -10,8 +10,9 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field
 
 from app.nodes.base import BaseNode, NodeContext, Params, Suspend
+from app.nodes.template import MAX_DURATION_MS
 
-MAX_DELAY_MS = 30 * 86_400_000
+MAX_DELAY_MS = MAX_DURATION_MS
 
 
 class DelayParams(Params):

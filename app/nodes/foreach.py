@@ -8,21 +8,11 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field
 
 from app.errors import ParamsInvalid
-from app.nodes.base import BaseNode, NodeContext, Params
-from app.nodes.basic import step_error
-from app.workflows.model import RetryPolicy
+from app.nodes.base import BaseNode, NodeContext, Params, step_error
+from app.nodes.template import NodeTemplate
 
 # Item count and template duration are unknown at analysis time; a guess the analyzer can use.
 FOREACH_ESTIMATE_MS = 100.0
-
-
-class NodeTemplate(Params):
-    """The per-item node: like a workflow node without id, edges or `when`."""
-
-    type: str = Field(min_length=1, max_length=200)
-    params: dict[str, Any] = Field(default_factory=dict)
-    retry: RetryPolicy | None = None
-    timeout: int | None = Field(default=None, ge=1, le=30 * 86_400_000)
 
 
 class ForeachParams(Params):

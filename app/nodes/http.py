@@ -17,8 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from app.errors import ParamsInvalid
-from app.nodes.base import BaseNode, NodeContext, Params
-from app.nodes.basic import step_error
+from app.nodes.base import BaseNode, NodeContext, Params, step_error
 from app.nodes.ssrf import AddressGuard
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]

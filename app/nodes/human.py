@@ -7,9 +7,8 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, Field, model_validator
 
-from app.nodes.base import BaseNode, NodeContext, Params, Suspend
-from app.nodes.basic import step_error
-from app.workflows.schemas import schema_problems, validate
+from app.jsonschemas import schema_problems, validate
+from app.nodes.base import BaseNode, NodeContext, Params, Suspend, step_error
 
 
 class HumanInputParams(Params):
@@ -78,7 +77,7 @@ class HumanInputNode(BaseNode):
             return ctx.state["input"]
         now = datetime.now(UTC)
         expires = deadline(ctx.state, params.timeout, now)
-        if ctx.state.get("timedOut") or (expires is not None and now >= expires):
+        if expires is not None and now >= expires:
             if params.has_default:
                 return params.default
             raise step_error(

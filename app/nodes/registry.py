@@ -10,7 +10,6 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from app.nodes.base import NodeType
-from app.nodes.builtin import builtin_types
 
 ENTRY_POINT_GROUP = "turnout.nodes"
 PLUGINS_ENV = "TURNOUT_PLUGINS"  # comma-separated `module:attribute`, like entry point values
@@ -78,6 +77,10 @@ def load_plugins(registry: NodeRegistry, extra: str | None = None) -> None:
 
 def default_registry(*, plugins: bool = True) -> NodeRegistry:
     """The built-in node types, plus the installed plugins unless `plugins` is False."""
+    # Imported here: the registry itself stays free of the built-ins' I/O (httpx for
+    # `http.request`), so the pure core that takes a registry loads none of it.
+    from app.nodes.builtin import builtin_types
+
     registry = NodeRegistry(builtin_types())
     if plugins:
         load_plugins(registry)

@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 from app.errors import StepError
-from app.nodes.basic import step_error
+from app.nodes.base import step_error
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -16,12 +16,7 @@ from app.engine.state import StepState
 from app.engine.status import StepStatus
 from app.store.database import sqlite_writer
 from app.store.records import EventRecord, ExecutionRecord, WorkflowRecord
-from app.store.tables import execution_events, execution_steps, workflow_executions, workflows
-
-E = workflow_executions
-S = execution_steps
-V = execution_events
-W = workflows
+from app.store.tables import execution_events, execution_steps
 
 
 def ms(value: int | None) -> timedelta:
@@ -60,9 +55,11 @@ class StoreBase:
     async def _load_steps(self, conn: AsyncConnection, execution_id: UUID) -> list[StepState]:
         rows = (
             await conn.execute(
-                select(S)
-                .where(S.c.execution_id == execution_id)
-                .order_by(S.c.started_at.asc().nulls_last(), S.c.step_key)
+                select(execution_steps)
+                .where(execution_steps.c.execution_id == execution_id)
+                .order_by(
+                    execution_steps.c.started_at.asc().nulls_last(), execution_steps.c.step_key
+                )
             )
         ).mappings()
         return [
@@ -81,24 +78,21 @@ class StoreBase:
             for r in rows
         ]
 
-    async def _insert_events(
-        self,
-        conn: AsyncConnection,
-        execution_id: UUID,
-        last_seq: int,
-        events: Sequence[tuple[str, dict[str, Any]]],
-        now: datetime,
-        times: Sequence[datetime] = (),
-    ) -> list[EventRecord]:
-        stored = [
-            EventRecord(
-                execution_id, last_seq + i, kind, data, times[i - 1] if i <= len(times) else now
-            )
-            for i, (kind, data) in enumerate(events, start=1)
+    async def _read_events(self, query: Any) -> list[EventRecord]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [
+            EventRecord(r["execution_id"], r["seq"], r["type"], r["data"], r["created_at"])
+            for r in rows
         ]
+
+    async def _insert_events(
+        self, conn: AsyncConnection, stored: Sequence[EventRecord]
+    ) -> Sequence[EventRecord]:
+        """Insert a write's events, numbered by `numbered_events`; returns them."""
         if stored:
             await conn.execute(
-                insert(V),
+                insert(execution_events),
                 [
                     {
                         "execution_id": e.execution_id,

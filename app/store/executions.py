@@ -14,9 +14,16 @@ from sqlalchemy.exc import IntegrityError
 from app.engine.state import utcnow
 from app.engine.status import TERMINAL, Status
 from app.errors import ExecutionNotFound, RequestInvalid
-from app.store import pgbatch
-from app.store.base import E, StoreBase, V, execution_record, ms
-from app.store.records import EventRecord, ExecutionFilter, ExecutionRecord, NewExecution
+from app.store import pg_statements
+from app.store.base import StoreBase, execution_record, ms
+from app.store.records import (
+    EventRecord,
+    ExecutionFilter,
+    ExecutionRecord,
+    NewExecution,
+    numbered_events,
+)
+from app.store.tables import execution_events, workflow_executions
 
 
 class ExecutionStore(StoreBase):
@@ -52,20 +59,21 @@ class ExecutionStore(StoreBase):
             "progress_total": new.progress_total,
             "lease_owner": new.lease_owner,
             "lease_expires_at": now + ms(new.lease_ms) if new.lease_owner else None,
-            "enqueued_at": None if running else now,
             "last_seq": len(events),
         }
         try:
             if self.dialect == "postgresql":
-                sql = pgbatch.create_sql(tuple(values))
-                params = pgbatch.create_params(
-                    values, pgbatch.events_json(events, (), now), len(events)
+                sql = pg_statements.create_sql(tuple(values))
+                params = pg_statements.create_params(
+                    values, pg_statements.events_json(events, (), now), len(events)
                 )
                 await self._autocommit(sql, params)
             else:
                 async with self._write() as conn:
-                    await conn.execute(insert(E), [values])
-                    await self._insert_events(conn, new.id, 0, events, now)
+                    await conn.execute(insert(workflow_executions), [values])
+                    await self._insert_events(
+                        conn, numbered_events(new.id, len(events), events, now)
+                    )
         except IntegrityError:
             if new.idempotency_key is None:
                 raise
@@ -90,13 +98,25 @@ class ExecutionStore(StoreBase):
 
     async def get_by_idempotency_key(self, key: str) -> ExecutionRecord | None:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(E).where(E.c.idempotency_key == key))).mappings()
+            row = (
+                await conn.execute(
+                    select(workflow_executions).where(workflow_executions.c.idempotency_key == key)
+                )
+            ).mappings()
             found = row.first()
             return await self._with_steps(conn, execution_record(found)) if found else None
 
     async def get_execution(self, execution_id: UUID, *, steps: bool = True) -> ExecutionRecord:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(E).where(E.c.id == execution_id))).mappings().first()
+            row = (
+                (
+                    await conn.execute(
+                        select(workflow_executions).where(workflow_executions.c.id == execution_id)
+                    )
+                )
+                .mappings()
+                .first()
+            )
             if row is None:
                 raise ExecutionNotFound(f"no execution with id {execution_id}")
             record = execution_record(row)
@@ -105,7 +125,9 @@ class ExecutionStore(StoreBase):
     async def get_status(self, execution_id: UUID) -> str:
         """The status alone (a stream's 404 check): not the row's JSON columns."""
         async with self.engine.connect() as conn:
-            status = await conn.scalar(select(E.c.status).where(E.c.id == execution_id))
+            status = await conn.scalar(
+                select(workflow_executions.c.status).where(workflow_executions.c.id == execution_id)
+            )
         if status is None:
             raise ExecutionNotFound(f"no execution with id {execution_id}")
         return str(status)
@@ -113,7 +135,9 @@ class ExecutionStore(StoreBase):
     async def ended_by(self, execution_id: UUID, seq: int) -> bool:
         """True when the execution is terminal and no event of it is newer than `seq`
         (a stream resumed there has nothing left to send); 404 for an unknown id."""
-        query = select(E.c.status, E.c.last_seq).where(E.c.id == execution_id)
+        query = select(workflow_executions.c.status, workflow_executions.c.last_seq).where(
+            workflow_executions.c.id == execution_id
+        )
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).first()
         if row is None:
@@ -124,13 +148,22 @@ class ExecutionStore(StoreBase):
         self, flt: ExecutionFilter, *, limit: int, cursor: str | None
     ) -> tuple[list[ExecutionRecord], str | None]:
         """Newest first; keyset pagination on (created_at, id)."""
-        query = select(E).order_by(E.c.created_at.desc(), E.c.id.desc()).limit(limit + 1)
+        query = (
+            select(workflow_executions)
+            .order_by(workflow_executions.c.created_at.desc(), workflow_executions.c.id.desc())
+            .limit(limit + 1)
+        )
         for clause in self._filters(flt):
             query = query.where(clause)
         if cursor:
             at, last_id = _decode_cursor(cursor)
             query = query.where(
-                or_(E.c.created_at < at, and_(E.c.created_at == at, E.c.id < last_id))
+                or_(
+                    workflow_executions.c.created_at < at,
+                    and_(
+                        workflow_executions.c.created_at == at, workflow_executions.c.id < last_id
+                    ),
+                )
             )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
@@ -141,8 +174,9 @@ class ExecutionStore(StoreBase):
 
     async def completed_per_bucket(self, since: datetime, bucket_s: int) -> dict[int, int]:
         """Executions completed since `since`, counted per `bucket_s`-second bucket (by index)."""
-        query = select(E.c.completed_at).where(
-            E.c.status == Status.COMPLETED, E.c.completed_at >= since
+        query = select(workflow_executions.c.completed_at).where(
+            workflow_executions.c.status == Status.COMPLETED,
+            workflow_executions.c.completed_at >= since,
         )
         counts: dict[int, int] = {}
         async with self.engine.connect() as conn:
@@ -158,44 +192,44 @@ class ExecutionStore(StoreBase):
     ) -> list[EventRecord]:
         """Some kinds of an execution's events, oldest first (the control history)."""
         query = (
-            select(V)
-            .where(V.c.execution_id == execution_id, V.c.type.in_(types))
-            .order_by(V.c.seq)
+            select(execution_events)
+            .where(
+                execution_events.c.execution_id == execution_id, execution_events.c.type.in_(types)
+            )
+            .order_by(execution_events.c.seq)
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [
-            EventRecord(r["execution_id"], r["seq"], r["type"], r["data"], r["created_at"])
-            for r in rows
-        ]
+        return await self._read_events(query)
 
     def _filters(self, flt: ExecutionFilter) -> Iterable[Any]:
         if flt.status:
-            yield E.c.status.in_(flt.status)
+            yield workflow_executions.c.status.in_(flt.status)
         if flt.workflow:
-            yield or_(E.c.workflow_name == flt.workflow, E.c.workflow_id == flt.workflow)
+            yield or_(
+                workflow_executions.c.workflow_name == flt.workflow,
+                workflow_executions.c.workflow_id == flt.workflow,
+            )
         if flt.mode:
-            yield E.c.execution_mode == flt.mode
+            yield workflow_executions.c.execution_mode == flt.mode
         if flt.created_after:
-            yield E.c.created_at >= flt.created_after
+            yield workflow_executions.c.created_at >= flt.created_after
         if flt.created_before:
-            yield E.c.created_at < flt.created_before
+            yield workflow_executions.c.created_at < flt.created_before
         if flt.text:
             like = flt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             # Postgres shows a uuid with dashes; SQLite stores its 32 hex digits.
             prefix = like.lower() if self.dialect == "postgresql" else like.lower().replace("-", "")
             yield or_(
-                func.cast(E.c.id, String).like(f"{prefix}%", escape="\\"),
-                E.c.idempotency_key.ilike(f"%{like}%", escape="\\"),
+                func.cast(workflow_executions.c.id, String).like(f"{prefix}%", escape="\\"),
+                workflow_executions.c.idempotency_key.ilike(f"%{like}%", escape="\\"),
             )
         if flt.tag:
             if self.dialect == "postgresql":
-                yield E.c.tags.op("@>")(func.jsonb_build_array(flt.tag))
+                yield workflow_executions.c.tags.op("@>")(func.jsonb_build_array(flt.tag))
             else:
                 yield exists(
                     select(literal(1))
-                    .select_from(func.json_each(E.c.tags).table_valued("value"))
+                    .select_from(func.json_each(workflow_executions.c.tags).table_valued("value"))
                     .where(text("value = :tag").bindparams(tag=flt.tag))
                 )
 

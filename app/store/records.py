@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -54,6 +55,28 @@ class EventRecord:
     type: str
     data: dict[str, Any]
     created_at: datetime
+
+
+def numbered_events(
+    execution_id: UUID,
+    last_seq: int,
+    events: Sequence[tuple[str, dict[str, Any]]],
+    now: datetime,
+    times: Sequence[datetime] = (),
+) -> list[EventRecord]:
+    """The events one write stored, numbered as the write allocated them: the execution's
+    `last_seq` after it is the last one's seq (so they are last_seq - n + 1 ... last_seq).
+    Each is stamped with its time from `times` when given, else `now`."""
+    first = last_seq - len(events)
+    return [
+        EventRecord(execution_id, first + i, kind, data, times[i - 1] if i <= len(times) else now)
+        for i, (kind, data) in enumerate(events, start=1)
+    ]
+
+
+# An execution's priority runs from 0 to this (higher runs first; the API bounds it, the
+# queues order by it).
+MAX_PRIORITY = 100
 
 
 @dataclass(slots=True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import literal, select
 
-from app.store.controls import ControlStore, WorkflowStore
 from app.store.executions import ExecutionStore
 from app.store.runs import RunStore
+from app.store.steering import ControlStore
+from app.store.workflows import WorkflowStore
 
 
 class Repository(ExecutionStore, RunStore, ControlStore, WorkflowStore):

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import and_, case, column, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.engine.state import StepState, utcnow
+from app.engine.state import StepState, step_order, utcnow
 from app.engine.status import TERMINAL, Status, can_transition
 from app.errors import LeaseLost
 from app.jsonvalue import dumps
-from app.store import pgbatch
-from app.store.base import E, S, StoreBase, V, execution_record, ms
-from app.store.records import Checkpoint, EventRecord, ExecutionRecord
+from app.store import pg_statements
+from app.store.base import StoreBase, execution_record, ms
+from app.store.records import Checkpoint, EventRecord, ExecutionRecord, numbered_events
+from app.store.tables import execution_events, execution_steps, workflow_executions
 
 _STEP_FIELDS = ("status", "attempt", "started_at", "completed_at", "output", "error", "state")
 
@@ -34,28 +35,37 @@ class RunStore(StoreBase):
         if self.dialect == "postgresql":
             return await self._claim_one_statement(execution_id, owner, lease_ms, event, now)
         claimable = or_(
-            E.c.status == Status.PENDING,
-            and_(E.c.status == Status.WAITING, E.c.wake_at <= now),
-            and_(E.c.status == Status.RUNNING, E.c.lease_expires_at < now),
+            workflow_executions.c.status == Status.PENDING,
+            and_(
+                workflow_executions.c.status == Status.WAITING, workflow_executions.c.wake_at <= now
+            ),
+            and_(
+                workflow_executions.c.status == Status.RUNNING,
+                workflow_executions.c.lease_expires_at < now,
+            ),
         )
         stmt = (
-            update(E)
+            update(workflow_executions)
             # A control request still on the row (an orphaned runner's, or one left on a
             # pending or waiting row) is applied by the new runner at once (JobRunner.run).
-            .where(E.c.id == execution_id, claimable)
+            .where(workflow_executions.c.id == execution_id, claimable)
             .values(
                 status=Status.RUNNING,
                 lease_owner=owner,
                 lease_expires_at=now + ms(lease_ms),
-                started_at=func.coalesce(E.c.started_at, now),
+                started_at=func.coalesce(workflow_executions.c.started_at, now),
                 updated_at=now,
                 wake_at=None,
-                last_seq=E.c.last_seq + 1,
+                last_seq=workflow_executions.c.last_seq + 1,
                 recoveries=case(
-                    (E.c.status == Status.RUNNING, E.c.recoveries + 1), else_=E.c.recoveries
+                    (
+                        workflow_executions.c.status == Status.RUNNING,
+                        workflow_executions.c.recoveries + 1,
+                    ),
+                    else_=workflow_executions.c.recoveries,
                 ),
             )
-            .returning(*E.c)
+            .returning(*workflow_executions.c)
         )
         async with self._write() as conn:
             row = (await conn.execute(stmt)).mappings().first()
@@ -63,7 +73,7 @@ class RunStore(StoreBase):
                 return None
             record = execution_record(row)
             stored = await self._insert_events(
-                conn, execution_id, record.last_seq - 1, [event], now
+                conn, numbered_events(execution_id, record.last_seq, [event], now)
             )
             return await self._with_steps(conn, record), stored[0]
 
@@ -75,8 +85,10 @@ class RunStore(StoreBase):
         event: tuple[str, dict[str, Any]],
         now: datetime,
     ) -> tuple[ExecutionRecord, EventRecord] | None:
-        columns = tuple(c.name for c in E.c)
-        sql = pgbatch.claim_sql(columns).columns(*E.c, column("steps_json", JSONB))
+        columns = tuple(c.name for c in workflow_executions.c)
+        sql = pg_statements.claim_sql(columns).columns(
+            *workflow_executions.c, column("steps_json", JSONB)
+        )
         params = {
             "id": execution_id,
             "owner": owner,
@@ -89,12 +101,10 @@ class RunStore(StoreBase):
         if row is None:
             return None
         record = execution_record(row)
-        far = datetime.max.replace(tzinfo=UTC)
         record.steps = sorted(
-            (pgbatch.step_from_json(s) for s in row["steps_json"]),
-            key=lambda s: (s.started_at or far, s.key),
+            (pg_statements.step_from_json(s) for s in row["steps_json"]), key=step_order
         )
-        return record, EventRecord(execution_id, record.last_seq, event[0], event[1], now)
+        return record, numbered_events(execution_id, record.last_seq, [event], now)[0]
 
     async def find_orphans(self, *, pending_grace_ms: int, limit: int) -> list[tuple[UUID, int]]:
         """Executions that may have lost their job: (id, priority), oldest first.
@@ -104,11 +114,25 @@ class RunStore(StoreBase):
         now = utcnow()
         stale = now - ms(pending_grace_ms)
         orphaned = or_(
-            and_(E.c.status == Status.PENDING, E.c.updated_at < stale),
-            and_(E.c.status == Status.RUNNING, E.c.lease_expires_at < now),
-            and_(E.c.status == Status.WAITING, E.c.wake_at < stale),
+            and_(
+                workflow_executions.c.status == Status.PENDING,
+                workflow_executions.c.updated_at < stale,
+            ),
+            and_(
+                workflow_executions.c.status == Status.RUNNING,
+                workflow_executions.c.lease_expires_at < now,
+            ),
+            and_(
+                workflow_executions.c.status == Status.WAITING,
+                workflow_executions.c.wake_at < stale,
+            ),
         )
-        query = select(E.c.id, E.c.priority).where(orphaned).order_by(E.c.updated_at).limit(limit)
+        query = (
+            select(workflow_executions.c.id, workflow_executions.c.priority)
+            .where(orphaned)
+            .order_by(workflow_executions.c.updated_at)
+            .limit(limit)
+        )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [(row.id, row.priority) for row in rows]
@@ -133,26 +157,13 @@ class RunStore(StoreBase):
             values["status"] = str(cp.status)
             if cp.status in TERMINAL:
                 values.setdefault("completed_at", now)
-        if self.dialect == "postgresql":
-            row = await self._checkpoint_one_statement(execution_id, owner, cp, values, now)
-        else:
-            row = await self._checkpoint_statements(execution_id, owner, cp, values, now)
+        row = await self._write_checkpoint(execution_id, owner, cp, values, now)
         if row is None:
             raise LeaseLost(f"execution {execution_id} is no longer leased by {owner}")
-        first = row.last_seq - len(cp.events)
-        stored = [
-            EventRecord(
-                execution_id,
-                first + i,
-                kind,
-                data,
-                cp.event_times[i - 1] if i <= len(cp.event_times) else now,
-            )
-            for i, (kind, data) in enumerate(cp.events, start=1)
-        ]
+        stored = numbered_events(execution_id, row.last_seq, cp.events, now, cp.event_times)
         return stored, row.control_action
 
-    async def _checkpoint_one_statement(
+    async def _write_checkpoint(
         self,
         execution_id: UUID,
         owner: str,
@@ -160,38 +171,37 @@ class RunStore(StoreBase):
         values: dict[str, Any],
         now: datetime,
     ) -> Any:
-        sql = pgbatch.checkpoint_sql(tuple(values))
-        params = pgbatch.checkpoint_params(
-            execution_id,
-            owner,
-            values,
-            pgbatch.events_json(cp.events, cp.event_times, now),
-            len(cp.events),
-            pgbatch.steps_json(cp.steps),
-            now,
-        )
-        return (await self._autocommit(sql, params)).first()
-
-    async def _checkpoint_statements(
-        self,
-        execution_id: UUID,
-        owner: str,
-        cp: Checkpoint,
-        values: dict[str, Any],
-        now: datetime,
-    ) -> Any:
+        """The fenced write: one statement on Postgres, a transaction of several on SQLite.
+        Returns the row's new `last_seq` and `control_action`, or None if the fence failed."""
+        if self.dialect == "postgresql":
+            sql = pg_statements.checkpoint_sql(tuple(values))
+            params = pg_statements.checkpoint_params(
+                execution_id,
+                owner,
+                values,
+                pg_statements.events_json(cp.events, cp.event_times, now),
+                len(cp.events),
+                pg_statements.steps_json(cp.steps),
+                now,
+            )
+            return (await self._autocommit(sql, params)).first()
         stmt = (
-            update(E)
-            .where(E.c.id == execution_id, E.c.lease_owner == owner, E.c.status == Status.RUNNING)
-            .values(last_seq=E.c.last_seq + len(cp.events), **values)
-            .returning(E.c.last_seq, E.c.control_action)
+            update(workflow_executions)
+            .where(
+                workflow_executions.c.id == execution_id,
+                workflow_executions.c.lease_owner == owner,
+                workflow_executions.c.status == Status.RUNNING,
+            )
+            .values(last_seq=workflow_executions.c.last_seq + len(cp.events), **values)
+            .returning(workflow_executions.c.last_seq, workflow_executions.c.control_action)
         )
         async with self._write() as conn:
             row = (await conn.execute(stmt)).first()
             if row is None:
                 return None
-            first = row.last_seq - len(cp.events)
-            await self._insert_events(conn, execution_id, first, cp.events, now, cp.event_times)
+            await self._insert_events(
+                conn, numbered_events(execution_id, row.last_seq, cp.events, now, cp.event_times)
+            )
             if cp.steps:
                 await self._upsert_steps(conn, execution_id, cp.steps, now)
         return row
@@ -200,12 +210,12 @@ class RunStore(StoreBase):
         self, conn: AsyncConnection, execution_id: UUID, steps: Sequence[StepState], now: datetime
     ) -> None:
         rows = [
-            {"execution_id": execution_id, **pgbatch.step_row(s), "updated_at": now} for s in steps
+            {"execution_id": execution_id, **pg_statements.step_row(s), "updated_at": now}
+            for s in steps
         ]
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        stmt = dialect_insert(S)
+        stmt = sqlite.insert(execution_steps)  # the statements path is SQLite's only
         stmt = stmt.on_conflict_do_update(
-            index_elements=[S.c.execution_id, S.c.step_key],
+            index_elements=[execution_steps.c.execution_id, execution_steps.c.step_key],
             set_={name: stmt.excluded[name] for name in (*_STEP_FIELDS, "updated_at")},
         )
         await conn.execute(stmt, rows)
@@ -214,14 +224,9 @@ class RunStore(StoreBase):
         self, execution_id: UUID, after: int, limit: int = 1000
     ) -> list[EventRecord]:
         query = (
-            select(V)
-            .where(V.c.execution_id == execution_id, V.c.seq > after)
-            .order_by(V.c.seq)
+            select(execution_events)
+            .where(execution_events.c.execution_id == execution_id, execution_events.c.seq > after)
+            .order_by(execution_events.c.seq)
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [
-            EventRecord(r["execution_id"], r["seq"], r["type"], r["data"], r["created_at"])
-            for r in rows
-        ]
+        return await self._read_events(query)

@@ -23,6 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 
+from app.engine.status import Status
+
 metadata = MetaData()
 
 
@@ -46,8 +48,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
-
-EXECUTION_STATUSES = ("pending", "running", "paused", "waiting", "completed", "failed", "cancelled")
 
 workflow_executions = Table(
     "workflow_executions",
@@ -84,12 +84,11 @@ workflow_executions = Table(
     Column("lease_expires_at", UTCDateTime(), nullable=True),
     Column("control_action", String(20), nullable=True),
     Column("wake_at", UTCDateTime(), nullable=True),
-    Column("enqueued_at", UTCDateTime(), nullable=True),
     Column("last_seq", BigInteger, nullable=False, server_default="0"),
     Column("progress_done", Integer, nullable=False, server_default="0"),
     Column("progress_total", Integer, nullable=False, server_default="0"),
     CheckConstraint(
-        "status IN ('pending','running','paused','waiting','completed','failed','cancelled')",
+        f"status IN ({','.join(repr(str(s)) for s in Status)})",
         name="ck_workflow_executions_status",
     ),
     CheckConstraint("execution_mode IN ('immediate','queued')", name="ck_workflow_executions_mode"),
@@ -135,13 +134,11 @@ workflows = Table(
     Column("version", String(100), nullable=False),
     Column("definition", JSONType, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
-    Column("stats", JSONType, nullable=True),
     UniqueConstraint("name", "version", name="uq_workflows_name_version"),
     Index("ix_workflows_name_created", "name", "created_at"),
 )
 
 __all__ = [
-    "EXECUTION_STATUSES",
     "execution_events",
     "execution_steps",
     "metadata",

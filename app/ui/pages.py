@@ -10,13 +10,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from app.api.deps import RepoDep, RuntimeDep
+from app.api.deps import HeartbeatsDep, QueueDep, RegistryDep, RepoDep, SettingsDep
 from app.api.queue import queue_overview
 from app.api.schemas import execution_resource, workflow_resource
 from app.engine.status import Status
 from app.errors import RequestInvalid, WorkflowNotFound
-from app.runtime import Runtime
+from app.execution.queue import ExecutionQueue
 from app.store.records import ExecutionRecord
+from app.store.repository import Repository
 from app.ui import timeline, views
 from app.ui.forms import schema_fields
 
@@ -84,12 +85,12 @@ async def execution_rows(request: Request, repo: RepoDep, query: ListQueryDep) -
     return templates.TemplateResponse(request, "_rows.html", {"query": query, **listing})
 
 
-async def _execution(runtime: Runtime, execution_id: UUID) -> dict[str, Any]:
+async def _execution(repo: Repository, queue: ExecutionQueue, execution_id: UUID) -> dict[str, Any]:
     """`GET /execution/{id}` as the API answers it, and the human input it waits for."""
-    record = await runtime.repo.get_execution(execution_id)
+    record = await repo.get_execution(execution_id)
     resource = execution_resource(record)
     if record.status == Status.PENDING:
-        resource["queuePosition"] = await runtime.queue.position(execution_id)
+        resource["queuePosition"] = await queue.position(execution_id)
     return {
         "execution": resource,
         "definition": record.definition,
@@ -102,19 +103,19 @@ async def _execution(runtime: Runtime, execution_id: UUID) -> dict[str, Any]:
 CONTROL_EVENTS = ("execution.paused", "execution.resumed", "execution.cancelled")
 
 
-async def _history(runtime: Runtime, execution_id: UUID) -> list[dict[str, Any]]:
+async def _history(repo: Repository, execution_id: UUID) -> list[dict[str, Any]]:
     """Who did what: the control events, oldest first (`requestedBy` where the event has it:
     a stop applied by the runner itself does not say who asked)."""
-    events = await runtime.repo.events_of_types(execution_id, CONTROL_EVENTS)
+    events = await repo.events_of_types(execution_id, CONTROL_EVENTS)
     return [{"type": e.type, "at": e.created_at.isoformat()[:19], **e.data} for e in events]
 
 
-async def _timeline(runtime: Runtime, execution_id: UUID, context: dict[str, Any]) -> Any:
+async def _timeline(repo: Repository, execution_id: UUID, context: dict[str, Any]) -> Any:
     resource = context["execution"]
     types = {str(n.get("id")): str(n.get("type")) for n in context["definition"].get("nodes", [])}
     tries = None
     if any((s.get("attempt") or 0) > 1 for s in resource["steps"]):
-        events = await runtime.repo.events_of_types(execution_id, timeline.ATTEMPT_EVENTS, 5000)
+        events = await repo.events_of_types(execution_id, timeline.ATTEMPT_EVENTS, 5000)
         tries = timeline.attempts(events)
     return timeline.gantt(resource, types, tries)
 
@@ -137,9 +138,16 @@ def _waiting(record: ExecutionRecord) -> dict[str, Any] | None:
 
 
 @router.get("/executions/{execution_id}", response_class=Html)
-async def execution_page(request: Request, execution_id: UUID, runtime: RuntimeDep) -> Html:
-    context = await _execution(runtime, execution_id)
-    nodes, edges = views.graph(context["definition"], runtime.registry, runtime.settings.max_nodes)
+async def execution_page(
+    request: Request,
+    execution_id: UUID,
+    repo: RepoDep,
+    queue: QueueDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+) -> Html:
+    context = await _execution(repo, queue, execution_id)
+    nodes, edges = views.graph(context["definition"], registry, settings.max_nodes)
     statuses = views.node_status(context["execution"])
     for node in nodes:
         step = statuses.get(node["id"]) or {}
@@ -149,8 +157,8 @@ async def execution_page(request: Request, execution_id: UUID, runtime: RuntimeD
     context.update(
         nodes=nodes,
         edges=edges,
-        history=await _history(runtime, execution_id),
-        gantt=await _timeline(runtime, execution_id, context),
+        history=await _history(repo, execution_id),
+        gantt=await _timeline(repo, execution_id, context),
     )
     return templates.TemplateResponse(request, "execution.html", context)
 
@@ -160,26 +168,27 @@ async def execution_part(
     request: Request,
     execution_id: UUID,
     part: Literal["summary", "timeline", "input"],
-    runtime: RuntimeDep,
+    repo: RepoDep,
+    queue: QueueDep,
 ) -> Html:
     """A live region of the execution page, re-read after the stream reported a change."""
-    context = await _execution(runtime, execution_id)
+    context = await _execution(repo, queue, execution_id)
     if part == "summary":
-        context["history"] = await _history(runtime, execution_id)
+        context["history"] = await _history(repo, execution_id)
     elif part == "timeline":
-        context["gantt"] = await _timeline(runtime, execution_id, context)
+        context["gantt"] = await _timeline(repo, execution_id, context)
     return templates.TemplateResponse(request, f"_{part}.html", context)
 
 
 @router.get("/executions/{execution_id}/steps/{node_id}", response_class=Html)
 async def step_panel(
-    request: Request, execution_id: UUID, node_id: str, runtime: RuntimeDep
+    request: Request, execution_id: UUID, node_id: str, repo: RepoDep, queue: QueueDep
 ) -> Html:
-    context = await _execution(runtime, execution_id)
+    context = await _execution(repo, queue, execution_id)
     steps = [s for s in context["execution"]["steps"] if s["nodeId"] == node_id]
     listed = context["definition"].get("nodes", [])
     node: dict[str, Any] = next((n for n in listed if n.get("id") == node_id), {})
-    events = await runtime.repo.events_after(execution_id, 0, 5000)
+    events = await repo.events_after(execution_id, 0, 5000)
     attempts = [
         {"type": e.type, "at": e.created_at.isoformat()[:23], **e.data}
         for e in events
@@ -229,8 +238,14 @@ async def workflow_page(
 
 
 @router.get("/queue", response_class=Html)
-async def queue_page(request: Request, runtime: RuntimeDep, part: bool = False) -> Html:
-    overview = await queue_overview(runtime)
+async def queue_page(
+    request: Request,
+    repo: RepoDep,
+    queue: QueueDep,
+    heartbeats: HeartbeatsDep,
+    part: bool = False,
+) -> Html:
+    overview = await queue_overview(repo, queue, heartbeats)
     rates = overview["throughput"]["perSecond"]
     context = {"queue": overview, "peak": max([*rates, 0.1])}
     return templates.TemplateResponse(request, "_queue.html" if part else "queue.html", context)

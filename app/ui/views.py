@@ -14,14 +14,14 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import JsonLexer
 
-from app.engine.status import TERMINAL
+from app.engine.status import TERMINAL, Status
 from app.errors import TurnoutError
 from app.nodes.registry import NodeRegistry
 from app.store.records import ExecutionFilter
 from app.workflows.graph import compile_workflow
 
 OUTLINE_ABOVE = 300  # nodes; above this the page lists nodes instead of drawing the graph
-STATUSES = ("pending", "running", "paused", "waiting", "completed", "failed", "cancelled")
+STATUSES = tuple(str(s) for s in Status)
 CONTROLS = {
     # button name: (API verb, JSON body, statuses in which it is enabled)
     "Pause": ("pause", None, ("pending", "running", "waiting")),

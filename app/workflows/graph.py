@@ -12,20 +12,19 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from app.errors import PayloadTooLarge, WorkflowInvalid
+from app.expressions.evaluator import RESERVED_NAMES, ExpressionSyntaxError, Path
+from app.expressions.expression import Expression, compile_expression
+from app.expressions.templates import Template, compile_template
+from app.jsonschemas import schema_problems
 from app.nodes.base import NodeType
 from app.nodes.registry import NodeRegistry
+from app.nodes.template import MAX_DURATION_MS, NODE_TEMPLATE_KEYS, RetryPolicy
 from app.workflows.dag import find_cycle, topological_order
-from app.workflows.evaluator import RESERVED_NAMES, ExpressionSyntaxError, Path
-from app.workflows.expressions import Expression, compile_expression
-from app.workflows.model import NodeDefinition, RetryPolicy, WorkflowDefinition
+from app.workflows.model import NodeDefinition, WorkflowDefinition
 from app.workflows.problems import Loc, Problem
-from app.workflows.schemas import schema_problems
-from app.workflows.templates import Template, compile_template
 
 ITEM_NAMES = frozenset({"item", "index"})  # defined only inside a foreach node template
 GLOBAL_NAMES = RESERVED_NAMES - ITEM_NAMES
-NODE_TEMPLATE_KEYS = ("type", "params", "retry", "timeout")
-MAX_TIMEOUT_MS = 30 * 86_400_000
 _NODE_LIST = TypeAdapter(list[NodeDefinition])
 _ID_RULE = "a node id starts with a letter or '_' and has only letters, digits and '_' (<= 128)"
 
@@ -59,7 +58,6 @@ class CompiledWorkflow:
     nodes: dict[str, CompiledNode]  # insertion order is a topological order
     dependents: dict[str, tuple[str, ...]]
     output: Template
-    roots: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -259,8 +257,9 @@ class _Checker:
             except ValidationError as exc:
                 self.add_validation(exc, (*loc, "retry"), ref.node_id)
         timeout = value.get("timeout")
-        if timeout is not None and (type(timeout) is not int or not 1 <= timeout <= MAX_TIMEOUT_MS):
-            message = f"timeout must be whole milliseconds from 1 to {MAX_TIMEOUT_MS}"
+        bounded = type(timeout) is int and 1 <= timeout <= MAX_DURATION_MS
+        if timeout is not None and not bounded:
+            message = f"timeout must be whole milliseconds from 1 to {MAX_DURATION_MS}"
             self.add((*loc, "timeout"), "bad_params", message, ref.node_id)
 
     def template(self, value: Any, loc: Loc, ref: _Ref) -> Template:
@@ -373,5 +372,4 @@ def _compile(
         nodes={node_id: compiled[node_id] for node_id in order},
         dependents={node_id: tuple(children) for node_id, children in dependents.items()},
         output=output_template,
-        roots=tuple(node_id for node_id in order if not graph[node_id]),
     )

@@ -4,33 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import BeforeValidator, Field
+
+from app.nodes.template import MAX_DURATION_MS, CamelModel, RetryPolicy
 
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 
-
-class CamelModel(BaseModel):
-    """Base for the wire format: camelCase on the wire, snake_case in Python."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
-class RetryPolicy(CamelModel):
-    """Per-node retry: how many attempts in all, and how long to wait between them."""
-
-    max_attempts: int = Field(
-        default=1, ge=1, le=100, description="attempts in all, the first included"
-    )
-    backoff: Literal["exponential", "fixed"] = Field(
-        default="exponential", description="exponential: initialDelay * multiplier^(n-1)"
-    )
-    initial_delay: int = Field(
-        default=1000, ge=0, le=86_400_000, description="ms before the second attempt"
-    )
-    max_delay: int = Field(default=60_000, ge=0, le=86_400_000, description="cap on a delay, ms")
-    multiplier: float = Field(default=2.0, ge=1.0, le=10.0, description="growth of exponential")
-    jitter: bool = Field(default=True, description="keep half the delay, randomise the rest")
+__all__ = ["CamelModel", "NodeDefinition", "RetryPolicy", "WorkflowBody", "WorkflowDefinition"]
 
 
 class NodeDefinition(CamelModel):
@@ -47,7 +27,7 @@ class NodeDefinition(CamelModel):
     when: str | None = Field(default=None, description="an expression; false skips the node")
     retry: RetryPolicy | None = Field(default=None, description="none: a single attempt")
     timeout: int | None = Field(
-        default=None, ge=1, le=30 * 86_400_000, description="ms per attempt (step_timeout)"
+        default=None, ge=1, le=MAX_DURATION_MS, description="ms per attempt (step_timeout)"
     )
     name: str | None = Field(default=None, description="a label for people")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.workflows.schemas import SchemaUnusable, validate
+from app.jsonschemas import SchemaUnusable, validate
 
 Loc = tuple[str | int, ...]
 

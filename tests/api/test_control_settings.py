@@ -14,7 +14,7 @@ from app.config import Settings
 from app.main import create_app
 from app.nodes.base import BaseNode, NodeContext, Params
 from app.nodes.registry import default_registry
-from app.runtime import Runtime
+from app.runtime import build_runtime
 from tests.api.test_control import submit
 from tests.api.test_control_answers import wait_for_step
 from tests.api.test_queued_runs import wait_for_status
@@ -50,7 +50,7 @@ async def test_cancel_grace_setting_bounds_how_long_a_stubborn_step_delays_cance
     )
     registry = default_registry()
     registry.register(StubbornNode())
-    runtime = Runtime(settings, registry=registry)
+    runtime = build_runtime(settings, registry=registry)
     workflow = {"nodes": [{"id": "s", "type": "test.stubborn", "params": {"ms": 8000}}]}
     with run_server(create_app(settings, runtime=runtime)) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:

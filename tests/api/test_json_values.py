@@ -16,7 +16,7 @@ import pytest
 from app.config import Settings
 from app.main import create_app
 from app.nodes.registry import default_registry
-from app.runtime import Runtime
+from app.runtime import build_runtime
 from tests.conftest import IsolatedSettings
 from tests.servers import run_server_async
 from tests.support.nodes import BadStateNode
@@ -42,7 +42,7 @@ BAD_OUTPUTS = [
 async def serving(settings: Settings, *, worker: bool) -> AsyncIterator[httpx.AsyncClient]:
     registry = default_registry()
     registry.register(BadStateNode())
-    app = create_app(settings, runtime=Runtime(settings, role="api", registry=registry))
+    app = create_app(settings, runtime=build_runtime(settings, role="api", registry=registry))
     async with contextlib.AsyncExitStack() as stack:
         if worker:
             await stack.enter_async_context(running_worker(settings))

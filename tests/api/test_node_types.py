@@ -16,7 +16,7 @@ from app.main import create_app
 from app.nodes.base import BaseNode, NodeContext, Params
 from app.nodes.builtin import builtin_types
 from app.nodes.registry import NodeRegistry
-from app.runtime import Runtime
+from app.runtime import build_runtime
 from tests.servers import run_server
 from tests.support.nodes import SleepNode
 
@@ -100,7 +100,7 @@ class EchoNode(BaseNode):
 @pytest.fixture
 def plugin_api_url(settings: Settings, engine: AsyncEngine) -> Iterator[str]:
     registry = NodeRegistry([*builtin_types(), SleepNode(), EchoNode()])
-    runtime = Runtime(settings, role="api", registry=registry)
+    runtime = build_runtime(settings, role="api", registry=registry)
     with run_server(create_app(settings, runtime=runtime)) as url:
         yield url
 

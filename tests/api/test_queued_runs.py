@@ -15,10 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.execution.queue import redis_settings
 from app.main import create_app
 from tests.servers import run_server
 from tests.support.workers import running_worker, worker_process
-from worker.settings import redis_settings
 
 
 def chain(n: int, node_type: str = "transform") -> dict[str, Any]:

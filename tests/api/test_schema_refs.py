@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.workflows.schemas import SchemaUnusable, validate
+from app.jsonschemas import SchemaUnusable, validate
 
 
 class _Counting(BaseHTTPRequestHandler):

@@ -6,8 +6,8 @@ from arq import create_pool
 from arq.constants import job_key_prefix
 
 from app.config import Settings
+from app.execution.queue import redis_settings
 from bench.workloads import _fill, due_jobs
-from worker.settings import redis_settings
 
 
 async def test_the_baseline_fill_makes_every_job_due_now(settings: Settings) -> None:

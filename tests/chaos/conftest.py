@@ -22,10 +22,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from app.execution.queue import ArqQueue
+from app.execution.queue import ArqQueue, redis_settings
 from app.store.repository import Repository
 from tests.servers import run_server
-from worker.settings import redis_settings
 
 
 class CountingPeer:

@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from app.config import Settings
 from app.engine.status import Status
-from app.execution.queue import ArqQueue
+from app.execution.queue import ArqQueue, redis_settings
 from app.store.database import make_engine, upgrade_schema
 from app.store.repository import Repository
 from tests.chaos.conftest import wait_all
@@ -28,7 +28,6 @@ from tests.support.executions import insert_pending, wait_status, wait_until
 from tests.support.prereq import missing
 from tests.support.throwaway import ThrowawayPostgres, ThrowawayRedis, postgres_bin
 from tests.support.workers import api_process, worker_process
-from worker.settings import redis_settings
 
 TWO_STEPS = {
     "nodes": [

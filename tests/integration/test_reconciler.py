@@ -14,12 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 from app.engine.state import utcnow
 from app.engine.status import Status
-from app.execution.queue import ArqQueue, InProcessQueue
+from app.execution.queue import ArqQueue, InProcessQueue, redis_settings
 from app.execution.reconciler import Reconciler
 from app.store.repository import Repository
 from tests.support.executions import insert_pending, wait_status, wait_until
 from tests.support.workers import running_worker
-from worker.settings import redis_settings
 
 TWO_STEPS = {
     "nodes": [

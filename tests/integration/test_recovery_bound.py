@@ -11,7 +11,7 @@ from uuid import UUID
 import pytest
 
 from app.config import Settings
-from app.runtime import Runtime
+from app.runtime import Runtime, build_runtime
 from app.store.repository import Repository
 from tests.conftest import IsolatedSettings
 from tests.support.executions import insert_pending
@@ -32,7 +32,7 @@ async def runtime(
     else:
         url = f"sqlite+aiosqlite:///{tmp_path / 'turnout.db'}"
         cfg = IsolatedSettings(DATABASE_URL=url, log_json=False, **over)
-    rt = Runtime(cfg, role="worker")
+    rt = build_runtime(cfg, role="worker")
     await rt.start()
     try:
         yield rt
@@ -58,7 +58,6 @@ async def test_a_run_whose_runners_keep_dying_fails_with_recovery_exhausted(
     await claimed_by_dying_runners(runtime.repo, execution_id, takeovers=MAX_RECOVERIES)
     assert (await runtime.repo.get_execution(execution_id)).recoveries == MAX_RECOVERIES
 
-    assert runtime.jobs is not None
     await runtime.jobs.run(execution_id)  # one takeover more than allowed
 
     record = await runtime.repo.get_execution(execution_id)
@@ -79,7 +78,6 @@ async def test_a_run_within_its_recovery_budget_is_taken_over_and_completes(
     execution_id = await insert_pending(runtime.repo, ONE_STEP)
     await claimed_by_dying_runners(runtime.repo, execution_id, takeovers=MAX_RECOVERIES - 1)
 
-    assert runtime.jobs is not None
     await runtime.jobs.run(execution_id)  # the last takeover allowed
 
     record = await runtime.repo.get_execution(execution_id)

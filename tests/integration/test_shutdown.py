@@ -15,11 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.engine.status import Status
-from app.execution.queue import ArqQueue
+from app.execution.queue import ArqQueue, redis_settings
 from app.store.repository import Repository
 from tests.support.executions import insert_pending, wait_status
 from tests.support.workers import api_process, running_worker
-from worker.settings import redis_settings
 
 
 def three_steps(delay_ms: int) -> dict[str, Any]:

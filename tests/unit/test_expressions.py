@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from app.errors import ExpressionError, ExpressionLimit
-from app.workflows import evaluator
-from app.workflows.evaluator import ExpressionSyntaxError
-from app.workflows.expressions import compile_expression
-from app.workflows.templates import compile_template, is_whole_template
+from app.expressions import evaluator
+from app.expressions.evaluator import ExpressionSyntaxError
+from app.expressions.expression import compile_expression
+from app.expressions.templates import compile_template, is_whole_template
 
 SCOPE: dict[str, Any] = {
     "input": {"api": "https://api.test", "orderId": 7, "name": "Bob", "none": None},

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from app.config import Settings
-from app.engine.control import RunControl, StopKind
 from app.engine.runner import Runner
 from app.engine.state import OutcomeKind, RunOutcome, StepState
 from app.engine.status import StepStatus
+from app.engine.stops import RunControl, StopKind
 from app.nodes.base import Services
 from app.nodes.builtin import builtin_types
 from app.nodes.registry import NodeRegistry

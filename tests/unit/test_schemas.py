@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from app.workflows.schemas import SchemaUnusable, schema_problems, validate
+from app.jsonschemas import SchemaUnusable, schema_problems, validate
 
 
 @pytest.mark.parametrize(

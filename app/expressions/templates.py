@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from app.errors import ExpressionError, ExpressionLimit
-from app.workflows.evaluator import (
+from app.expressions.evaluator import (
     MAX_EXPRESSION_CHARS,
     MAX_RENDERED_CHARS,
     ExpressionSyntaxError,
@@ -19,7 +19,7 @@ from app.workflows.evaluator import (
     value_size,
     with_budget,
 )
-from app.workflows.expressions import (
+from app.expressions.expression import (
     KEYWORDS,
     NOT_ROOTS,
     WHOLE_DOTTED_RE,

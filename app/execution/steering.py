@@ -14,9 +14,9 @@ from app.engine.status import TERMINAL, Status
 from app.errors import InputInvalid, InvalidTransition, WorkflowNotFound
 from app.events.bus import EventBus
 from app.execution.queue import ExecutionQueue
+from app.jsonschemas import SchemaUnusable, validate
 from app.store.records import EventRecord, ExecutionRecord
 from app.store.repository import Repository
-from app.workflows.schemas import SchemaUnusable, validate
 
 log = logging.getLogger(__name__)
 

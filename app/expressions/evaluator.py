@@ -11,7 +11,7 @@ from typing import Any
 
 import simpleeval
 
-from app.workflows.bounded import (
+from app.expressions.bounded import (
     ALLOWED_ATTRS,
     BOUNDED_STR_METHODS,
     FUNCTION_NAMES,

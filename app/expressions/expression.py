@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from app.errors import ExpressionError, ExpressionLimit
-from app.workflows.evaluator import (
+from app.expressions.evaluator import (
     ALLOWED_NODES,
     FUNCTION_NAMES,
     LIMIT_ERRORS,
