@@ -25,6 +25,8 @@ from app.errors import (
 from app.jsonvalue import NotJSON, normalise
 from app.nodes.base import NodeContext, NodeType, Services, Suspend
 from app.nodes.registry import NodeRegistry
+from app.observability.steps import observe_step
+from app.observability.usage import measured
 from app.workflows.model import RetryPolicy
 from app.workflows.templates import Template, compile_template
 
@@ -124,7 +126,8 @@ class StepExecutor:
                 step, "step.started", {"attempt": step.attempt}, durable=False
             )
             try:
-                step.output = await self._attempt(spec, step, scope)
+                with observe_step(self.execution_id, spec.node_type.name, step) as usage:
+                    step.output = await measured(self._attempt(spec, step, scope), usage)
             except Suspend as suspend:
                 await self._park(step, suspend)
                 return

@@ -1,0 +1,62 @@
+"""What each step cost (wall, CPU, bytes, output size) and the execution's totals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import Settings
+from app.main import create_app
+from app.nodes.builtin import builtin_types
+from app.nodes.registry import NodeRegistry
+from app.runtime import Runtime
+from tests.observability.peers import BurnNode, echo_peer
+from tests.servers import run_server
+
+
+@pytest.fixture
+def api_url(settings: Settings, engine: AsyncEngine) -> Iterator[str]:
+    registry = NodeRegistry([*builtin_types(), BurnNode()])
+    runtime = Runtime(settings, role="api", registry=registry)
+    with run_server(create_app(settings, runtime=runtime)) as url:
+        yield url
+
+
+async def test_cpu_bound_step_records_its_cpu_and_a_delay_records_none(api_url: str) -> None:
+    with echo_peer() as (peer, _):
+        workflow = {
+            "name": "costs",
+            # The burn and the delay run at the same time on one loop: CPU must not leak
+            # from one step to the other.
+            "nodes": [
+                {"id": "burn", "type": "test.burn", "params": {"ms": 300}},
+                {"id": "wait", "type": "delay", "params": {"ms": 300}},
+                {
+                    "id": "call",
+                    "type": "http.request",
+                    "params": {"url": f"{peer}/echo", "method": "POST", "body": "0123456789"},
+                },
+            ],
+        }
+        async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+            answer = await client.post("/workflow/run", json={"workflow": workflow, "input": {}})
+            assert answer.status_code == 200, answer.text
+            run = (await client.get(f"/execution/{answer.json()['executionId']}")).json()
+    steps = {s["nodeId"]: s for s in run["steps"]}
+    burn, wait, call = steps["burn"]["usage"], steps["wait"]["usage"], steps["call"]["usage"]
+    assert burn["wallMs"] >= 290
+    assert burn["cpuMs"] >= 0.8 * burn["wallMs"], burn
+    assert wait["wallMs"] >= 290
+    assert wait["cpuMs"] < 0.05 * wait["wallMs"], wait
+    assert call["bytesSent"] == 10
+    assert call["bytesReceived"] == 64
+    assert steps["burn"]["usage"]["outputBytes"] == len('{"spins":}') + len(
+        str(steps["burn"]["output"]["spins"])
+    )
+    totals = run["usage"]
+    assert totals["bytesSent"] == 10
+    assert totals["bytesReceived"] == 64
+    assert totals["cpuMs"] == pytest.approx(burn["cpuMs"] + wait["cpuMs"] + call["cpuMs"], abs=0.01)
