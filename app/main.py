@@ -17,6 +17,7 @@ from app.api.docs import install_docs
 from app.api.errors import BodySizeLimit, install_error_handlers
 from app.config import Settings, get_settings
 from app.logs import configure_logging
+from app.observability.tracing import TraceMiddleware
 from app.runtime import Runtime
 from app.store.schema import StartupError
 from app.ui import install_dashboard
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(StartupFailure)
+    app.add_middleware(TraceMiddleware)
     schema = [Depends(health.require_schema)]
     for module in (runs, executions, control, streams, workflows, seed):
         app.include_router(module.router, dependencies=schema)

@@ -30,6 +30,7 @@ from app.execution.signals import LocalSignals, RedisSignals
 from app.execution.strategies import ImmediateExecutionStrategy, QueuedExecutionStrategy
 from app.nodes.base import Services
 from app.nodes.registry import NodeRegistry, default_registry
+from app.observability import tracing
 from app.store.database import create_engine, upgrade_schema
 from app.store.repository import Repository
 from app.store.schema import SchemaCheck
@@ -103,6 +104,7 @@ class Runtime:
         )
 
     async def start(self) -> None:
+        tracing.configure(self.role)
         if self.settings.is_sqlite:
             await upgrade_schema(self.settings.database_url)
             self.schema.mark_current()
@@ -238,3 +240,4 @@ class Runtime:
             await self.redis.aclose()
         await self.http.aclose()
         await self.engine.dispose()
+        tracing.flush()

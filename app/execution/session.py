@@ -21,6 +21,7 @@ from app.execution.queue import ExecutionQueue
 from app.execution.recorder import Recorder
 from app.metrics import EXECUTIONS_SETTLED, RUN_SECONDS
 from app.nodes.registry import NodeRegistry
+from app.observability import tracing
 from app.store.records import Checkpoint, EventRecord, ExecutionRecord
 from app.store.repository import Repository
 from app.workflows.graph import CompiledWorkflow, compile_workflow
@@ -65,6 +66,26 @@ class ExecutionSession:
         control: RunControl,
         *,
         compiled: CompiledWorkflow | None = None,
+    ) -> SessionResult:
+        with tracing.execution_span(
+            execution_id=str(record.id),
+            workflow=record.workflow_name,
+            version=record.workflow_version,
+            attempt=record.attempt,
+            mode=record.execution_mode,
+            traceparent=record.trace_context,
+        ) as span:
+            result = await self._run(record, owner, control, compiled)
+            status = str(result.status) if result.status is not None else None
+            tracing.end_execution(span, status, result.outcome.error)
+            return result
+
+    async def _run(
+        self,
+        record: ExecutionRecord,
+        owner: str,
+        control: RunControl,
+        compiled: CompiledWorkflow | None,
     ) -> SessionResult:
         workflow = compiled or self.compile(record)
         steps: dict[str, StepState] = {s.key: s for s in record.steps}

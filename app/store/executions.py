@@ -54,6 +54,7 @@ class ExecutionStore(StoreBase):
             "lease_expires_at": now + ms(new.lease_ms) if new.lease_owner else None,
             "enqueued_at": None if running else now,
             "last_seq": len(events),
+            "trace_context": new.trace_context,
         }
         try:
             if self.dialect == "postgresql":

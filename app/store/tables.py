@@ -79,6 +79,8 @@ workflow_executions = Table(
     # Takeovers of a running attempt whose lease expired; reset when a run comes to rest.
     Column("recoveries", Integer, nullable=False, server_default="0"),
     Column("timeout_ms", BigInteger, nullable=True),
+    # The W3C traceparent of the request that created the run (the trace a worker continues).
+    Column("trace_context", String(200), nullable=True),
     Column("elapsed_ms", BigInteger, nullable=False, server_default="0"),
     Column("lease_owner", String(200), nullable=True),
     Column("lease_expires_at", UTCDateTime(), nullable=True),

@@ -19,17 +19,20 @@ class BurnParams(Params):
 
 
 class BurnNode(BaseNode):
-    """Spins on the CPU for `ms` of wall time (no await)."""
+    """Spins on the CPU for `ms` of wall time (no await); returns the share of that time the
+    OS let its thread run (`share`: 1.0 on an idle machine)."""
 
     name: ClassVar[str] = "test.burn"
     params_model: ClassVar[type[BaseModel]] = BurnParams
 
     async def run(self, ctx: NodeContext, params: Any) -> Any:
-        end = time.perf_counter() + params.ms / 1000
+        wall, cpu = time.perf_counter(), time.thread_time()
+        end = wall + params.ms / 1000
         spins = 0
         while time.perf_counter() < end:
             spins += 1
-        return {"spins": spins}
+        share = (time.thread_time() - cpu) / (time.perf_counter() - wall)
+        return {"spins": spins % 10, "share": round(share, 3)}
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -48,14 +49,15 @@ async def test_cpu_bound_step_records_its_cpu_and_a_delay_records_none(api_url: 
     steps = {s["nodeId"]: s for s in run["steps"]}
     burn, wait, call = steps["burn"]["usage"], steps["wait"]["usage"], steps["call"]["usage"]
     assert burn["wallMs"] >= 290
-    assert burn["cpuMs"] >= 0.8 * burn["wallMs"], burn
+    # CPU >= 80 % of wall time. The OS may give a spinning thread less than its wall time on
+    # a loaded machine: what the thread could get (`share`, 1.0 when idle) is the 100 %.
+    share = steps["burn"]["output"]["share"]
+    assert burn["cpuMs"] >= 0.8 * share * burn["wallMs"], (burn, share)
     assert wait["wallMs"] >= 290
     assert wait["cpuMs"] < 0.05 * wait["wallMs"], wait
     assert call["bytesSent"] == 10
     assert call["bytesReceived"] == 64
-    assert steps["burn"]["usage"]["outputBytes"] == len('{"spins":}') + len(
-        str(steps["burn"]["output"]["spins"])
-    )
+    assert burn["outputBytes"] == len(json.dumps(steps["burn"]["output"], separators=(",", ":")))
     totals = run["usage"]
     assert totals["bytesSent"] == 10
     assert totals["bytesReceived"] == 64
