@@ -12,7 +12,17 @@ from types import FrameType
 from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api import control, executions, health, node_types, runs, seed, streams, workflows
+from app.api import (
+    analytics,
+    control,
+    executions,
+    health,
+    node_types,
+    runs,
+    seed,
+    streams,
+    workflows,
+)
 from app.api.docs import install_docs
 from app.api.errors import BodySizeLimit, install_error_handlers
 from app.config import Settings, get_settings
@@ -57,7 +67,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(StartupFailure)
     app.add_middleware(TraceMiddleware)
     schema = [Depends(health.require_schema)]
-    for module in (runs, executions, control, streams, workflows, seed):
+    for module in (runs, executions, control, streams, workflows, seed, analytics):
         app.include_router(module.router, dependencies=schema)
     app.include_router(health.router)
     app.include_router(node_types.router)

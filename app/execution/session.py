@@ -21,7 +21,7 @@ from app.execution.queue import ExecutionQueue
 from app.execution.recorder import Recorder
 from app.metrics import EXECUTIONS_SETTLED, RUN_SECONDS
 from app.nodes.registry import NodeRegistry
-from app.observability import tracing
+from app.observability import tracing, usage
 from app.store.records import Checkpoint, EventRecord, ExecutionRecord
 from app.store.repository import Repository
 from app.workflows.graph import CompiledWorkflow, compile_workflow
@@ -182,6 +182,7 @@ class ExecutionSession:
             "updated_at": now,
             "recoveries": 0,  # the run came to rest: a later takeover starts a new count
         }
+        values.update(usage.settled_columns(list(steps.values())))
         data: dict[str, Any] = {"attempt": record.attempt}
         status, event = _RESTING[outcome.kind]
         if outcome.kind == OutcomeKind.COMPLETED:

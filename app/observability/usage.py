@@ -111,3 +111,14 @@ def totals(usages: list[dict[str, Any]]) -> dict[str, Any]:
     out["wallMs"] = round(out["wallMs"], 3)
     out["cpuMs"] = round(out["cpuMs"], 3)
     return out
+
+
+def settled_columns(steps: list[Any]) -> dict[str, Any]:
+    """The execution's columns summing its steps (retries and usage), written at rest."""
+    total = totals([s.state.get("usage") or {} for s in steps])
+    return {
+        "step_retries": sum(max(0, s.attempt - 1) for s in steps),
+        "cpu_ms": total["cpuMs"],
+        "bytes_sent": total["bytesSent"],
+        "bytes_received": total["bytesReceived"],
+    }

@@ -10,6 +10,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -81,6 +82,11 @@ workflow_executions = Table(
     Column("timeout_ms", BigInteger, nullable=True),
     # The W3C traceparent of the request that created the run (the trace a worker continues).
     Column("trace_context", String(200), nullable=True),
+    # What the steps cost, summed when the run comes to rest (for the analytics).
+    Column("step_retries", Integer, nullable=False, server_default="0"),
+    Column("cpu_ms", Float, nullable=True),
+    Column("bytes_sent", BigInteger, nullable=True),
+    Column("bytes_received", BigInteger, nullable=True),
     Column("elapsed_ms", BigInteger, nullable=False, server_default="0"),
     Column("lease_owner", String(200), nullable=True),
     Column("lease_expires_at", UTCDateTime(), nullable=True),

@@ -46,6 +46,7 @@ async def test_cpu_bound_step_records_its_cpu_and_a_delay_records_none(api_url: 
             answer = await client.post("/workflow/run", json={"workflow": workflow, "input": {}})
             assert answer.status_code == 200, answer.text
             run = (await client.get(f"/execution/{answer.json()['executionId']}")).json()
+            analytics = (await client.get("/analytics/workflows")).json()["items"]
     steps = {s["nodeId"]: s for s in run["steps"]}
     burn, wait, call = steps["burn"]["usage"], steps["wait"]["usage"], steps["call"]["usage"]
     assert burn["wallMs"] >= 290
@@ -62,3 +63,7 @@ async def test_cpu_bound_step_records_its_cpu_and_a_delay_records_none(api_url: 
     assert totals["bytesSent"] == 10
     assert totals["bytesReceived"] == 64
     assert totals["cpuMs"] == pytest.approx(burn["cpuMs"] + wait["cpuMs"] + call["cpuMs"], abs=0.01)
+    # The analytics read the totals written when the run came to rest.
+    (costs,) = [i for i in analytics if i["workflow"] == "costs"]
+    assert costs["usage"]["cpuMsMean"] == pytest.approx(totals["cpuMs"], abs=0.01)
+    assert costs["usage"]["bytesReceivedMean"] == 64
