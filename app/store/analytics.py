@@ -89,6 +89,15 @@ def _percentiles(dialect: str, keys: str) -> str:
 ) ranked GROUP BY {keys}"""
 
 
+def _inline_percentiles(dialect: str) -> str:
+    """On Postgres the percentiles are ordered-set aggregates of the same GROUP BY."""
+    if dialect != "postgresql":
+        return ""
+    return "".join(
+        f", percentile_cont({p}) WITHIN GROUP (ORDER BY dur) AS p{_label(p)}" for p in PERCENTILES
+    )
+
+
 def _label(p: float) -> str:
     return str(round(p * 100))
 
@@ -101,6 +110,7 @@ class AnalyticsStore(StoreBase):
         summary = f"""WITH {cte}
 SELECT w, v, {_counts()}, AVG(wait) AS wait_mean, AVG(retries) AS retries_mean,
        AVG(cpu_ms) AS cpu_mean, AVG(bytes_sent) AS sent_mean, AVG(bytes_received) AS recv_mean
+       {_inline_percentiles(self.dialect)}
 FROM runs GROUP BY w, v"""
         percentiles = f"WITH {cte} {_percentiles(self.dialect, 'w, v')}"
         errors = f"""WITH {cte}
@@ -108,10 +118,13 @@ SELECT w, v, code, COUNT(*) AS n FROM runs WHERE code IS NOT NULL GROUP BY w, v,
         params = _params(window, self.dialect)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(text(summary), params)).mappings().all()
-            pct = {
-                (r["w"], r["v"]): r
-                for r in (await conn.execute(text(percentiles), params)).mappings()
-            }
+            if self.dialect == "postgresql":  # computed in the same pass
+                pct = {(r["w"], r["v"]): r for r in rows}
+            else:
+                pct = {
+                    (r["w"], r["v"]): r
+                    for r in (await conn.execute(text(percentiles), params)).mappings()
+                }
             codes: dict[tuple[str, str], list[tuple[str, int]]] = {}
             for r in (await conn.execute(text(errors), params)).mappings():
                 codes.setdefault((r["w"], r["v"]), []).append((r["code"], int(r["n"])))
@@ -141,12 +154,18 @@ SELECT w, v, code, COUNT(*) AS n FROM runs WHERE code IS NOT NULL GROUP BY w, v,
         cte = _runs_cte(self.dialect, window, bucket_s)
         summary = f"""WITH {cte}
 SELECT b, {_counts()}, AVG(wait) AS wait_mean, AVG(cpu_ms) AS cpu_mean
+       {_inline_percentiles(self.dialect)}
 FROM runs GROUP BY b ORDER BY b"""
         percentiles = f"WITH {cte} {_percentiles(self.dialect, 'b')}"
         params = _params(window, self.dialect)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(text(summary), params)).mappings().all()
-            pct = {r["b"]: r for r in (await conn.execute(text(percentiles), params)).mappings()}
+            if self.dialect == "postgresql":
+                pct = {r["b"]: r for r in rows}
+            else:
+                pct = {
+                    r["b"]: r for r in (await conn.execute(text(percentiles), params)).mappings()
+                }
         points = []
         for r in rows:
             start = r["b"]
