@@ -31,7 +31,9 @@ from app.execution.strategies import ImmediateExecutionStrategy, QueuedExecution
 from app.nodes.base import Services
 from app.nodes.registry import NodeRegistry, default_registry
 from app.observability import tracing
+from app.observability.sampler import Sampler
 from app.store.database import create_engine, upgrade_schema
+from app.store.history import HistoryStore
 from app.store.repository import Repository
 from app.store.schema import SchemaCheck
 
@@ -95,6 +97,7 @@ class Runtime:
         self.jobs: JobRunner | None = None
         self.manager: ExecutionManager | None = None
         self.reconciler: Reconciler | None = None
+        self.sampler: Sampler | None = None
         self._draining: asyncio.Future[None] | None = None
         self.control: ExecutionControl | None = None
         self.signals: LocalSignals | RedisSignals = (
@@ -105,6 +108,7 @@ class Runtime:
 
     async def start(self) -> None:
         tracing.configure(self.role)
+        self.sampler = Sampler(self.settings, HistoryStore(self.engine))
         if self.settings.is_sqlite:
             await upgrade_schema(self.settings.database_url)
             self.schema.mark_current()
@@ -172,6 +176,7 @@ class Runtime:
                 self.heartbeats, self.owner, self.role, lambda: len(self.active)
             )
             self.heartbeat.start()
+        self.sampler.start()
         log.info(
             "runtime started",
             extra={"role": self.role, "owner": self.owner, "embedded_queue": not self.arq_pool},
@@ -224,6 +229,8 @@ class Runtime:
         return asyncio.shield(self._draining)
 
     async def close(self) -> None:
+        if self.sampler is not None:
+            await self.sampler.close()
         if self.reconciler is not None:
             await self.reconciler.close()
         if self.heartbeat is not None:

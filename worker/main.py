@@ -14,6 +14,7 @@ from arq.worker import Retry, func
 from app.config import Settings, get_settings
 from app.execution.queue import JOB_NAME
 from app.logs import configure_logging
+from app.observability.sampler import serve_worker_metrics
 from app.runtime import Runtime
 from app.store.database import is_unavailable
 from worker.settings import redis_settings
@@ -30,6 +31,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     configure_logging(settings)
     runtime = Runtime(settings, role="worker")
     await runtime.start()
+    serve_worker_metrics(settings)
     ctx["runtime"] = runtime
 
 

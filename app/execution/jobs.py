@@ -11,6 +11,7 @@ from app.engine.control import ACTIONS, HARDER, RunControl, StopKind
 from app.events.bus import EventBus
 from app.execution.queue import ExecutionQueue
 from app.execution.session import ExecutionSession, SessionResult, schedule_next
+from app.metrics import LEASE_TAKEOVERS
 from app.store.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ class JobRunner:
             return None
         record, started = claimed
         await self.bus.publish([started])
+        if record.recoveries > 0:  # claimed from a runner whose lease expired
+            LEASE_TAKEOVERS.inc()
         limit = self.session.settings.max_recoveries
         if record.recoveries > limit:  # its runners keep dying: stop handing it on
             error = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,20 @@ class BurnNode(BaseNode):
             spins += 1
         share = (time.thread_time() - cpu) / (time.perf_counter() - wall)
         return {"spins": spins % 10, "share": round(share, 3)}
+
+
+@contextmanager
+def slow_peer(seconds: float) -> Iterator[str]:
+    """A local HTTP peer that answers `GET /slow` after `seconds`."""
+    app = FastAPI()
+
+    @app.get("/slow")
+    async def slow() -> dict[str, bool]:
+        await asyncio.sleep(seconds)
+        return {"ok": True}
+
+    with run_server(app, lifespan="off") as url:
+        yield url
 
 
 @contextmanager
