@@ -16,6 +16,7 @@ from app.api import (
     analytics,
     control,
     executions,
+    export,
     health,
     node_types,
     runs,
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(StartupFailure)
     app.add_middleware(TraceMiddleware)
     schema = [Depends(health.require_schema)]
-    for module in (runs, executions, control, streams, workflows, seed, analytics):
+    for module in (runs, executions, control, streams, workflows, seed, analytics, export):
         app.include_router(module.router, dependencies=schema)
     app.include_router(health.router)
     app.include_router(node_types.router)
