@@ -28,7 +28,7 @@ from app.api.docs import install_docs
 from app.api.errors import BodySizeLimit, install_error_handlers
 from app.config import Settings, get_settings
 from app.logs import configure_logging
-from app.observability.tracing import TraceMiddleware
+from app.observability.middleware import TraceMiddleware
 from app.runtime import Runtime
 from app.store.schema import StartupError
 from app.ui import install_dashboard

@@ -1,7 +1,7 @@
 """OpenTelemetry traces, exported over OTLP/HTTP; off unless the standard `OTEL_*` variables
 name an endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`).
 
-Spans: one per HTTP request of the API (`TraceMiddleware`), one per execution attempt
+Spans: one per HTTP request of the API (`middleware.TraceMiddleware`), one per execution attempt
 (`execution_span`) and one per step attempt (`step_span`). The trace context travels with
 the execution: its `traceparent` is stored on the row at creation, so a worker's spans
 continue the trace the API started; `http.request` steps send `traceparent` on."""
@@ -14,11 +14,9 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +34,15 @@ _state = _State()
 
 def enabled() -> bool:
     return _state.tracer is not None
+
+
+def tracer() -> trace.Tracer | None:
+    return _state.tracer
+
+
+def extract(headers: dict[str, str]) -> Any:
+    """The context an incoming `traceparent` names (the current one if none)."""
+    return _PROPAGATOR.extract(headers)
 
 
 def configure(role: str) -> None:
@@ -171,35 +178,3 @@ def _set_error(span: Span, error: dict[str, Any] | None) -> None:
         code = str(error.get("code", "error"))
         span.set_attribute("turnout.error.code", code)
         span.set_status(Status(StatusCode.ERROR, str(error.get("message", code))))
-
-
-class TraceMiddleware:
-    """A server span per HTTP request of the API, continuing an incoming `traceparent`."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        tracer = _state.tracer
-        if tracer is None or scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        parent = _PROPAGATOR.extract(headers)
-        method = scope.get("method", "GET")
-        path = scope.get("path", "")
-        attrs = {"http.request.method": method, "url.path": path}
-        token = otel_context.attach(parent)
-        try:
-            with tracer.start_as_current_span(
-                f"{method} {path}", kind=SpanKind.SERVER, attributes=attrs
-            ) as span:
-
-                async def traced_send(message: Message) -> None:
-                    if message["type"] == "http.response.start":
-                        span.set_attribute("http.response.status_code", message["status"])
-                    await send(message)
-
-                await self.app(scope, receive, traced_send)
-        finally:
-            otel_context.detach(token)
