@@ -28,8 +28,10 @@ class Window:
 
 def _runs_cte(dialect: str, window: Window, bucket_s: int | None = None) -> str:
     if dialect == "postgresql":
-        dur = "EXTRACT(EPOCH FROM completed_at - started_at) * 1000"
-        wait = "EXTRACT(EPOCH FROM started_at - created_at) * 1000"
+        # date_part() is double precision; EXTRACT() is numeric, several times slower to
+        # sort and average over a million rows.
+        dur = "date_part('epoch', completed_at - started_at) * 1000"
+        wait = "date_part('epoch', started_at - created_at) * 1000"
         code = "error->>'code'"
         bucket = f"date_bin(make_interval(secs => {bucket_s}), created_at, 'epoch')"
     else:

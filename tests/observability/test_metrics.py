@@ -35,7 +35,7 @@ def value(text: str, name: str, **labels: str) -> float | None:
     return samples(text).get((name, frozenset(labels.items())))
 
 
-def eventually(check: Any, timeout: float = 15) -> Any:
+def eventually(check: Any, timeout: float = 30) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         result = check()
