@@ -41,6 +41,7 @@ class Complexity(Resource):
 class Usage(Resource):
     """What a step attempt (or, summed, an execution) cost."""
 
+    attempt: int | None = Field(default=None, description="the attempt measured (steps)")
     wall_ms: float = Field(alias="wallMs")
     cpu_ms: float = Field(alias="cpuMs", description="thread CPU time of the step's own code")
     bytes_sent: int = Field(alias="bytesSent")

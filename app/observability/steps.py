@@ -18,7 +18,8 @@ from app.observability.usage import StepUsage, output_size
 def observe_step(execution_id: str, node_type: str, step: StepState) -> Iterator[StepUsage]:
     """Yields the attempt's usage (fill it with `usage.measured`); on exit records it in the
     step's state (`usage`, shown by the API), ends the span and observes the histogram."""
-    usage = StepUsage()
+    usage = StepUsage.carried(step.state.get("usage"), step.attempt)
+    wall_before, cpu_before = usage.wall_s, usage.cpu_s
     status, error = "completed", None
     with (
         log_context(execution_id=execution_id, node_id=step.node_id, attempt=step.attempt),
@@ -47,7 +48,9 @@ def observe_step(execution_id: str, node_type: str, step: StepState) -> Iterator
         finally:
             if status == "completed":
                 usage.output_bytes = output_size(step.output)
-            step.state["usage"] = usage.as_dict()
+            step.state["usage"] = usage.as_dict(step.attempt)
             tracing.end_step(span, status, error)
-            STEP_SECONDS.labels(node_type=node_type, status=status).observe(usage.wall_s)
-            STEP_CPU_SECONDS.labels(node_type=node_type).inc(usage.cpu_s)
+            # The metrics count this slice only (an earlier one was counted when it ended).
+            wall = usage.wall_s - wall_before
+            STEP_SECONDS.labels(node_type=node_type, status=status).observe(wall)
+            STEP_CPU_SECONDS.labels(node_type=node_type).inc(usage.cpu_s - cpu_before)

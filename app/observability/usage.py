@@ -25,8 +25,22 @@ class StepUsage:
     bytes_received: int = 0
     output_bytes: int = 0
 
-    def as_dict(self) -> dict[str, Any]:
+    @classmethod
+    def carried(cls, previous: Any, attempt: int) -> StepUsage:
+        """A new record, or the one of the same attempt that parked or was interrupted
+        before (a resumed attempt costs what all its slices cost)."""
+        if not isinstance(previous, dict) or previous.get("attempt") != attempt:
+            return cls()
+        return cls(
+            wall_s=float(previous.get("wallMs", 0)) / 1000,
+            cpu_s=float(previous.get("cpuMs", 0)) / 1000,
+            bytes_sent=int(previous.get("bytesSent", 0)),
+            bytes_received=int(previous.get("bytesReceived", 0)),
+        )
+
+    def as_dict(self, attempt: int) -> dict[str, Any]:
         return {
+            "attempt": attempt,
             "wallMs": round(self.wall_s * 1000, 3),
             "cpuMs": round(self.cpu_s * 1000, 3),
             "bytesSent": self.bytes_sent,
