@@ -17,6 +17,7 @@ from app.execution.queue import ExecutionQueue
 from app.metrics import EXECUTIONS_RECOVERED
 from app.observability.retention import Retention
 from app.store.history import HistoryStore
+from app.store.rollups import RollupStore
 from app.store.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class Reconciler:
         self.pending_grace_ms = settings.reconcile_pending_grace_ms
         self.batch = settings.reconcile_batch
         self.retention = Retention(settings, HistoryStore(repo.engine))
+        self.rollups = RollupStore(repo.engine)
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
@@ -43,6 +45,7 @@ class Reconciler:
         if not await self.queue.lead("reconciler", max(1, int(self.interval_s * 1000 * 0.9))):
             return 0  # another process does this pass
         await self.retention.run_once()
+        await self.rollups.fold()  # the analytics' hourly rollups, up to now
         orphans = await self.repo.find_orphans(
             pending_grace_ms=self.pending_grace_ms, limit=self.batch
         )

@@ -12,6 +12,8 @@ from sqlalchemy import text
 
 from app.engine.status import Status
 from app.store.base import StoreBase
+from app.store.rollup_reader import EXACT_LIMIT, RollupReader
+from app.store.rollups import sqlite_ms
 
 STATUSES = tuple(str(s) for s in Status)
 TERMINAL = ("completed", "failed", "cancelled")
@@ -35,8 +37,8 @@ def _runs_cte(dialect: str, window: Window, bucket_s: int | None = None) -> str:
         code = "error->>'code'"
         bucket = f"date_bin(make_interval(secs => {bucket_s}), created_at, 'epoch')"
     else:
-        dur = _sqlite_ms("completed_at", "started_at")
-        wait = _sqlite_ms("started_at", "created_at")
+        dur = sqlite_ms("completed_at", "started_at")
+        wait = sqlite_ms("started_at", "created_at")
         code = "json_extract(error, '$.code')"
         bucket = f"(CAST(strftime('%s', created_at) AS INTEGER) / {bucket_s}) * {bucket_s}"
     name = " AND workflow_name = :workflow" if window.workflow is not None else ""
@@ -53,14 +55,6 @@ def _runs_cte(dialect: str, window: Window, bucket_s: int | None = None) -> str:
   FROM workflow_executions
   WHERE created_at >= :since AND created_at < :until{name}
 )"""
-
-
-def _sqlite_ms(end: str, start: str) -> str:
-    """`end - start` in ms on SQLite's `YYYY-MM-DD HH:MM:SS.ffffff` text, to the microsecond
-    (julianday() keeps only milliseconds)."""
-    seconds = f"(CAST(strftime('%s', {end}) AS INTEGER) - CAST(strftime('%s', {start}) AS INTEGER))"
-    micros = f"(CAST(substr({end}, 21) AS REAL) - CAST(substr({start}, 21) AS REAL))"
-    return f"({seconds} * 1000.0 + {micros} / 1000.0)"
 
 
 def _counts() -> str:
@@ -105,9 +99,20 @@ def _label(p: float) -> str:
 
 
 class AnalyticsStore(StoreBase):
-    """Read-only aggregate queries (no rows leave the database, only their summaries)."""
+    """Read-only aggregate queries (no rows leave the database, only their summaries).
+
+    Ranges holding more than `exact_limit` executions are answered from the hourly rollups
+    (app/store/rollups.py: exact counts and means, percentiles within one histogram bucket);
+    smaller ones exactly from the rows."""
+
+    def __init__(self, engine: Any, exact_limit: int = EXACT_LIMIT) -> None:
+        super().__init__(engine)
+        self.exact_limit = exact_limit
 
     async def workflow_stats(self, window: Window) -> list[dict[str, Any]]:
+        rolled = await RollupReader(self.engine).summary(window, self.exact_limit)
+        if rolled is not None:
+            return rolled
         cte = _runs_cte(self.dialect, window)
         summary = f"""WITH {cte}
 SELECT w, v, {_counts()}, AVG(wait) AS wait_mean, AVG(retries) AS retries_mean,
@@ -153,6 +158,11 @@ SELECT w, v, code, COUNT(*) AS n FROM runs WHERE code IS NOT NULL GROUP BY w, v,
         return items
 
     async def workflow_timeseries(self, window: Window, bucket_s: int) -> list[dict[str, Any]]:
+        if bucket_s % 3600 == 0:  # whole hours: the rollups can answer
+            reader = RollupReader(self.engine)
+            rolled = await reader.timeseries(window, bucket_s, self.exact_limit)
+            if rolled is not None:
+                return rolled
         cte = _runs_cte(self.dialect, window, bucket_s)
         summary = f"""WITH {cte}
 SELECT b, {_counts()}, AVG(wait) AS wait_mean, AVG(cpu_ms) AS cpu_mean

@@ -104,6 +104,8 @@ workflow_executions = Table(
     Index("ix_workflow_executions_created", "created_at", "id"),
     Index("ix_workflow_executions_status", "status", "lease_expires_at"),
     Index("ix_workflow_executions_workflow", "workflow_name", "created_at"),
+    # The analytics' rollup folds runs by when they ended (app/store/rollups.py).
+    Index("ix_workflow_executions_completed", "completed_at"),
 )
 
 execution_steps = Table(
@@ -148,7 +150,53 @@ workflows = Table(
     Index("ix_workflows_name_created", "name", "created_at"),
 )
 
+# Hourly analytics rollups of the executions that ended (by creation hour), folded by the
+# reconciler up to a watermark; the duration histogram's bucket k is described in
+# app/store/rollups.py.
+HISTOGRAM_BUCKETS = 128
+_ROLLUP_KEY = ("workflow_name", "workflow_version", "bucket_start")
+
+execution_rollups = Table(
+    "execution_rollups",
+    metadata,
+    Column("workflow_name", String(200), nullable=False),
+    Column("workflow_version", String(100), nullable=False),  # '' for none
+    Column("bucket_start", UTCDateTime(), nullable=False),
+    *(Column(f"n_{s}", Integer, nullable=False) for s in EXECUTION_STATUSES),
+    *(
+        Column(name, Float, nullable=False)
+        for name in ("dur_n", "wait_n", "wait_sum", "retries_sum", "cpu_n", "cpu_sum")
+    ),
+    *(Column(name, Float, nullable=False) for name in ("sent_n", "sent_sum", "recv_n", "recv_sum")),
+    Column("dur_max", Float, nullable=True),
+    *(Column(f"h{k}", Integer, nullable=False) for k in range(HISTOGRAM_BUCKETS)),
+    PrimaryKeyConstraint(*_ROLLUP_KEY, name="pk_execution_rollups"),
+)
+
+execution_rollup_errors = Table(
+    "execution_rollup_errors",
+    metadata,
+    Column("workflow_name", String(200), nullable=False),
+    Column("workflow_version", String(100), nullable=False),
+    Column("bucket_start", UTCDateTime(), nullable=False),
+    Column("code", String(200), nullable=False),
+    Column("n", Integer, nullable=False),
+    PrimaryKeyConstraint(*_ROLLUP_KEY, "code", name="pk_execution_rollup_errors"),
+)
+
+# One row: every run that ended at or before `folded_until` is in the rollups.
+analytics_watermark = Table(
+    "analytics_watermark",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("folded_until", UTCDateTime(), nullable=False),
+)
+
 __all__ = [
+    "HISTOGRAM_BUCKETS",
+    "analytics_watermark",
+    "execution_rollup_errors",
+    "execution_rollups",
     "EXECUTION_STATUSES",
     "execution_events",
     "execution_steps",
