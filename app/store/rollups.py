@@ -251,9 +251,10 @@ class RollupStore(StoreBase):
             value = value.replace(tzinfo=UTC)
         return value
 
-    async def fold(self, *, full: bool = False) -> None:
-        """Fold every run that ended since the watermark (up to now - FOLD_LAG)."""
-        new = utcnow() - FOLD_LAG
+    async def fold(self, *, full: bool = False, lag: timedelta = FOLD_LAG) -> None:
+        """Fold every run that ended since the watermark (up to now - `lag`); `full`:
+        rebuild every key."""
+        new = utcnow() - lag
         async with self.engine.begin() as conn:
             old = await self.watermark(conn)
             if old is not None and old >= new:
