@@ -86,6 +86,16 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    # Observability (README, Observability): the worker's own /metrics port (off if unset),
+    # how often the sampled gauges (queue depth, live executions) are refreshed, how many
+    # completed runs of a registered version feed the analyzer (0: none), and retention:
+    # ended executions older than this many days are deleted (off if unset), in batches.
+    worker_metrics_port: int | None = None
+    metrics_sample_ms: int = 5_000
+    analyzer_history_runs: int = 20
+    retention_days: float | None = Field(default=None, gt=0)
+    retention_batch: int = Field(default=1_000, ge=1)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -5,12 +5,53 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 from app.config import Settings
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+# What a running step adds to every log line written while it runs (any logger, any task it
+# starts): execution_id, node_id, attempt, and trace_id when tracing is on.
+_step_fields: ContextVar[dict[str, Any] | None] = ContextVar("turnout_log_fields", default=None)
+
+
+@contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    token = _step_fields.set({**(_step_fields.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _step_fields.reset(token)
+
+
+def _trace_id() -> str | None:
+    from app.observability.tracing import current_trace_id
+
+    return current_trace_id()
+
+
+_base_factory = logging.getLogRecordFactory()
+
+
+def _record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _base_factory(*args, **kwargs)
+    fields = _step_fields.get()
+    if fields:
+        for key, value in fields.items():
+            record.__dict__.setdefault(key, value)
+        trace_id = _trace_id()
+        if trace_id is not None:
+            record.__dict__.setdefault("trace_id", trace_id)
+    return record
+
+
+if getattr(_base_factory, "__name__", "") != "_record_factory":  # once, even on reload
+    logging.setLogRecordFactory(_record_factory)
 
 
 class JsonFormatter(logging.Formatter):

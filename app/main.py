@@ -12,11 +12,23 @@ from types import FrameType
 from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api import control, executions, health, node_types, runs, seed, streams, workflows
+from app.api import (
+    analytics,
+    control,
+    executions,
+    export,
+    health,
+    node_types,
+    runs,
+    seed,
+    streams,
+    workflows,
+)
 from app.api.docs import install_docs
 from app.api.errors import BodySizeLimit, install_error_handlers
 from app.config import Settings, get_settings
 from app.logs import configure_logging
+from app.observability.middleware import TraceMiddleware
 from app.runtime import Runtime, build_runtime
 from app.store.schema import StartupError
 from app.ui import install_dashboard
@@ -54,8 +66,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(StartupFailure)
+    app.add_middleware(TraceMiddleware)
     schema = [Depends(health.require_schema)]
-    for module in (runs, executions, control, streams, workflows, seed):
+    for module in (runs, executions, control, streams, workflows, seed, analytics, export):
         app.include_router(module.router, dependencies=schema)
     app.include_router(health.router)
     app.include_router(node_types.router)

@@ -22,3 +22,26 @@ EXECUTIONS_RECOVERED = Counter(
     "Orphaned executions (lost job, expired lease) re-enqueued by the reconciler.",
 )
 STREAMS_OPEN = Gauge("turnout_sse_streams_open", "SSE streams open in this process.")
+STEP_SECONDS = Histogram(
+    "turnout_step_duration_seconds",
+    "Wall time of one step attempt, by node type and the status it ended in.",
+    ["node_type", "status"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+STEP_CPU_SECONDS = Counter(
+    "turnout_step_cpu_seconds_total", "Thread CPU time spent in steps, by node type.", ["node_type"]
+)
+EXECUTIONS = Gauge(
+    "turnout_executions", "Executions stored, by status and mode (sampled).", ["status", "mode"]
+)
+QUEUE_DEPTH = Gauge("turnout_queue_depth", "Pending executions waiting for a worker (sampled).")
+QUEUE_OLDEST_AGE = Gauge(
+    "turnout_queue_oldest_pending_age_seconds", "Age of the oldest pending execution (sampled)."
+)
+LEASE_TAKEOVERS = Counter(
+    "turnout_lease_takeovers_total",
+    "Running executions whose lease expired and were taken over by another runner.",
+)
+RETENTION_DELETED = Counter(
+    "turnout_retention_deleted_total", "Executions deleted by the retention policy."
+)

@@ -33,7 +33,10 @@ from app.execution.steering import ExecutionControl
 from app.execution.strategies import ImmediateExecutionStrategy, QueuedExecutionStrategy
 from app.nodes.base import Services
 from app.nodes.registry import NodeRegistry, default_registry
+from app.observability import tracing
+from app.observability.sampler import Sampler
 from app.store.database import create_engine, upgrade_schema
+from app.store.history import HistoryStore
 from app.store.repository import Repository
 from app.store.schema import SchemaCheck
 
@@ -69,10 +72,12 @@ class Runtime:
     # when it is its own worker (embedded default).
     reconciler: Reconciler | None
     heartbeat: Heartbeat | None
+    sampler: Sampler
     _draining: asyncio.Future[None] | None = field(default=None, init=False)
 
     async def start(self) -> None:
         """The I/O of starting: the schema, Redis, and the background tasks."""
+        tracing.configure(self.role)
         if self.settings.is_sqlite:
             await upgrade_schema(self.settings.database_url)
             self.schema.mark_current()
@@ -96,6 +101,7 @@ class Runtime:
             self.reconciler.start()
         if self.heartbeat is not None:
             self.heartbeat.start()
+        self.sampler.start()
         log.info(
             "runtime started",
             extra={"role": self.role, "owner": self.owner, "embedded_queue": self.redis is None},
@@ -114,6 +120,7 @@ class Runtime:
         return asyncio.shield(self._draining)
 
     async def close(self) -> None:
+        await self.sampler.close()
         if self.reconciler is not None:
             await self.reconciler.close()
         if self.heartbeat is not None:
@@ -128,6 +135,7 @@ class Runtime:
             await self.redis.aclose()
         await self.http.aclose()
         await self.repo.engine.dispose()
+        tracing.flush()
 
 
 def build_runtime(
@@ -217,4 +225,5 @@ def build_runtime(
         heartbeat=(
             Heartbeat(heartbeats, owner, role, lambda: len(active)) if runs_queued_work else None
         ),
+        sampler=Sampler(settings, HistoryStore(engine)),
     )

@@ -17,6 +17,7 @@ from arq.worker import Function, Retry, func
 from app.config import Settings, get_settings
 from app.execution.queue import JOB_NAME, redis_settings
 from app.logs import configure_logging
+from app.observability.sampler import serve_worker_metrics
 from app.runtime import Runtime, build_runtime
 from app.store.database import is_unavailable
 
@@ -32,6 +33,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     configure_logging(settings)
     runtime = build_runtime(settings, role="worker")
     await runtime.start()
+    serve_worker_metrics(settings)
     ctx["runtime"] = runtime
 
 

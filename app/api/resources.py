@@ -38,6 +38,17 @@ class Complexity(Resource):
     recommended_mode: str = Field(alias="recommendedMode")
 
 
+class Usage(Resource):
+    """What a step attempt (or, summed, an execution) cost."""
+
+    attempt: int | None = Field(default=None, description="the attempt measured (steps)")
+    wall_ms: float = Field(alias="wallMs")
+    cpu_ms: float = Field(alias="cpuMs", description="thread CPU time of the step's own code")
+    bytes_sent: int = Field(alias="bytesSent")
+    bytes_received: int = Field(alias="bytesReceived")
+    output_bytes: int = Field(alias="outputBytes")
+
+
 class Step(Resource):
     node_id: str = Field(alias="nodeId")
     step_key: str = Field(alias="stepKey")
@@ -50,6 +61,7 @@ class Step(Resource):
     error: ProblemInfo | None = None
     item_index: int | None = Field(default=None, alias="itemIndex")
     skip_reason: str | None = Field(default=None, alias="skipReason")
+    usage: Usage | None = None
 
 
 class ExecutionSummary(Resource):
@@ -81,6 +93,7 @@ class Execution(ExecutionSummary):
     """The execution with its steps (`queuePosition` while pending: 1 = next)."""
 
     steps: list[Step]
+    usage: Usage | None = Field(default=None, description="the steps' usage, summed")
     queue_position: int | None = Field(default=None, alias="queuePosition")
 
 

@@ -13,6 +13,7 @@ from app.engine.state import StepState
 from app.jsonvalue import NotJSON, normalise
 from app.nodes.human import human_view
 from app.nodes.template import MAX_DURATION_MS
+from app.observability.usage import totals as usage_totals
 from app.store.records import MAX_PRIORITY, ExecutionRecord, WorkflowRecord
 from app.workflows.model import CamelModel, WorkflowBody
 
@@ -95,6 +96,8 @@ def step_resource(step: StepState) -> dict[str, Any]:
         out["itemIndex"] = step.item_index
     if step.state.get("skipReason"):
         out["skipReason"] = step.state["skipReason"]
+    if isinstance(step.state.get("usage"), dict):
+        out["usage"] = step.state["usage"]
     human = human_view(step.state)
     if human is not None:
         out["humanInput"] = human
@@ -132,6 +135,7 @@ def execution_resource(record: ExecutionRecord, *, steps: bool = True) -> dict[s
         out["wakeAt"] = iso(record.wake_at)
     if steps:
         out["steps"] = [step_resource(s) for s in record.steps]
+        out["usage"] = usage_totals([s.state.get("usage") or {} for s in record.steps])
     return out
 
 

@@ -26,6 +26,8 @@ from app.jsonvalue import NotJSON, normalise
 from app.nodes.base import NodeContext, NodeType, Services, Suspend
 from app.nodes.registry import NodeRegistry
 from app.nodes.template import RetryPolicy
+from app.observability.steps import observe_step
+from app.observability.usage import measured
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +125,8 @@ class StepExecutor:
                 step, "step.started", {"attempt": step.attempt}, durable=False
             )
             try:
-                step.output = await self._attempt(spec, step, scope)
+                with observe_step(self.execution_id, spec.node_type.name, step) as usage:
+                    step.output = await measured(self._attempt(spec, step, scope), usage)
             except Suspend as suspend:
                 await self._park(step, suspend)
                 return

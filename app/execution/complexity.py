@@ -103,13 +103,15 @@ class ComplexityAnalyzer:
             human = human or kind.human or (inner is not None and inner.human)
         estimate = critical_path_ms(workflow, history or {})
         width = dag_width(workflow)
-        reasons = self._reasons(len(nodes), estimate, human, external, loops)
+        measured = bool(history) and any(n in (history or {}) for n in nodes)
+        reasons = self._reasons(len(nodes), estimate, human, external, loops, measured)
         score = (
             len(nodes) + 5 * external + 10 * loops + 20 * int(human) + width + int(estimate / 1000)
         )
         queue = bool(reasons)
         if not queue:
-            reasons = [f"simple: {len(nodes)} nodes, estimated {estimate:.0f} ms"]
+            source = " (measured from past runs)" if measured else ""
+            reasons = [f"simple: {len(nodes)} nodes, estimated {estimate:.0f} ms{source}"]
         return Complexity(
             score=score,
             node_count=len(nodes),
@@ -123,14 +125,23 @@ class ComplexityAnalyzer:
         )
 
     def _reasons(
-        self, count: int, estimate: float, human: bool, external: int, loops: int
+        self,
+        count: int,
+        estimate: float,
+        human: bool,
+        external: int,
+        loops: int,
+        measured: bool = False,
     ) -> list[str]:
         t = self.thresholds
         reasons = []
         if count > t.max_nodes:
             reasons.append(f"{count} nodes > {t.max_nodes}")
         if estimate > t.max_duration_ms:
-            reasons.append(f"estimated {estimate / 1000:.1f} s > {t.max_duration_ms / 1000:.1f} s")
+            source = " (measured from past runs)" if measured else ""
+            reasons.append(
+                f"estimated {estimate / 1000:.1f} s{source} > {t.max_duration_ms / 1000:.1f} s"
+            )
         if human and t.queue_human_input:
             reasons.append("needs human input")
         if external and loops and t.queue_external_loops:

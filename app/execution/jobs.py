@@ -10,6 +10,7 @@ from app.engine.stops import ACTIONS, RunControl
 from app.events.bus import EventBus
 from app.execution.run import HeldRuns
 from app.execution.session import SessionResult
+from app.metrics import LEASE_TAKEOVERS
 from app.store.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ class JobRunner:
             return None
         record, started = claimed
         await self.bus.publish([started])
+        if record.recoveries > 0:  # claimed from a runner whose lease expired
+            LEASE_TAKEOVERS.inc()
         limit = self.held.session.settings.max_recoveries
         if record.recoveries > limit:  # its runners keep dying: stop handing it on
             error = {

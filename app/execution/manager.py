@@ -20,6 +20,7 @@ from app.execution.strategies import (
 )
 from app.metrics import EXECUTIONS_SUBMITTED
 from app.nodes.registry import NodeRegistry
+from app.store.history import HistoryStore
 from app.store.records import ExecutionRecord, NewExecution
 from app.store.repository import Repository
 from app.workflows.graph import compile_workflow
@@ -103,7 +104,7 @@ class ExecutionManager:
                 "the input does not match the workflow's inputSchema",
                 [p.to_dict() for p in problems],
             )
-        complexity = self.analyzer.analyze(compiled)
+        complexity = self.analyzer.analyze(compiled, await self._history(workflow_id, version))
         chosen = self._choose(request.mode, complexity)
         new = NewExecution(
             id=uuid.uuid4(),
@@ -150,6 +151,13 @@ class ExecutionManager:
         if mode == "auto":
             return "queued" if complexity.queue else "immediate"
         return mode
+
+    async def _history(self, name: str | None, version: str | None) -> dict[str, float] | None:
+        """What past runs of a registered version measured: each node's median duration."""
+        runs = self.settings.analyzer_history_runs
+        if name is None or version is None or runs <= 0:
+            return None
+        return await HistoryStore(self.repo.engine).node_medians(name, version, runs) or None
 
     async def _resolve(self, request: RunRequest) -> tuple[dict[str, Any], str | None, str | None]:
         if request.workflow is not None:

@@ -15,7 +15,10 @@ import logging
 from app.config import Settings
 from app.execution.queue import ExecutionQueue
 from app.metrics import EXECUTIONS_RECOVERED
+from app.observability.retention import Retention
+from app.store.history import HistoryStore
 from app.store.repository import Repository
+from app.store.rollups import RollupStore
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +36,16 @@ class Reconciler:
         self.interval_s = settings.reconcile_interval_ms / 1000
         self.pending_grace_ms = settings.reconcile_pending_grace_ms
         self.batch = settings.reconcile_batch
+        self.retention = Retention(settings, HistoryStore(repo.engine))
+        self.rollups = RollupStore(repo.engine)
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
         """Re-enqueue the orphans found now; returns how many."""
         if not await self.queue.lead("reconciler", max(1, int(self.interval_s * 1000 * 0.9))):
             return 0  # another process does this pass
+        await self.retention.run_once()
+        await self.rollups.fold()  # the analytics' hourly rollups, up to now
         orphans = await self.repo.find_orphans(
             pending_grace_ms=self.pending_grace_ms, limit=self.batch
         )

@@ -19,6 +19,7 @@ from app.execution.recorder import Recorder
 from app.execution.steering import stop_at_rest
 from app.metrics import EXECUTIONS_SETTLED, RUN_SECONDS
 from app.nodes.registry import NodeRegistry
+from app.observability import tracing, usage
 from app.store.records import Checkpoint, EventRecord, ExecutionRecord
 from app.store.repository import Repository
 from app.workflows.graph import CompiledWorkflow, compile_workflow
@@ -63,6 +64,26 @@ class ExecutionSession:
         control: RunControl,
         *,
         compiled: CompiledWorkflow | None = None,
+    ) -> SessionResult:
+        with tracing.execution_span(
+            execution_id=str(record.id),
+            workflow=record.workflow_name,
+            version=record.workflow_version,
+            attempt=record.attempt,
+            mode=record.execution_mode,
+            traceparent=record.trace_context,
+        ) as span:
+            result = await self._run(record, owner, control, compiled)
+            status = str(result.status) if result.status is not None else None
+            tracing.end_execution(span, status, result.outcome.error)
+            return result
+
+    async def _run(
+        self,
+        record: ExecutionRecord,
+        owner: str,
+        control: RunControl,
+        compiled: CompiledWorkflow | None,
     ) -> SessionResult:
         workflow = compiled or self.compile(record)
         steps: dict[str, StepState] = {s.key: s for s in record.steps}
@@ -158,6 +179,7 @@ class ExecutionSession:
             "updated_at": now,
             "recoveries": 0,  # the run came to rest: a later takeover starts a new count
         }
+        values.update(usage.settled_columns(list(steps.values())))
         data: dict[str, Any] = {"attempt": record.attempt}
         status, event = _RESTING[outcome.kind]
         if status not in _KEEPS_REQUEST:

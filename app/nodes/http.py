@@ -19,6 +19,7 @@ from pydantic.alias_generators import to_camel
 from app.errors import ParamsInvalid
 from app.nodes.base import BaseNode, NodeContext, Params, step_error
 from app.nodes.ssrf import AddressGuard
+from app.observability import tracing, usage
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 Scalar = str | int | float | bool
@@ -106,6 +107,7 @@ def build_request(ctx: NodeContext, params: HttpParams, timeout_ms: int) -> http
     if params.query:
         url = url.copy_merge_params(params.query)
     timeout = httpx.Timeout(timeout_ms / 1000).as_dict()
+    tracing.inject(headers)  # the step's span, when tracing is on
     return httpx.Request(
         params.method, url, headers=headers, content=content, extensions={"timeout": timeout}
     )
@@ -187,10 +189,13 @@ async def exchange(
         if hook is not None:
             request.extensions["trace"] = hook
         response = await client.send(request, stream=True, follow_redirects=False)
+        usage.add_bytes(sent=len(request.content or b""))
         try:
             location = response.headers.get("location")
             if not (follow and response.status_code in REDIRECT_STATUSES and location):
-                return response, await read_capped(response, cap)
+                raw = await read_capped(response, cap)
+                usage.add_bytes(received=len(raw))
+                return response, raw
             if hops == MAX_REDIRECTS:
                 raise step_error(
                     f"more than {MAX_REDIRECTS} redirects", code="http_redirect", retryable=False

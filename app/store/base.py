@@ -139,6 +139,7 @@ def execution_record(row: RowMapping | dict[str, Any]) -> ExecutionRecord:
         progress_done=row["progress_done"],
         progress_total=row["progress_total"],
         recoveries=row.get("recoveries", 0),
+        trace_context=row.get("trace_context"),
         idempotency_key=row["idempotency_key"],
         request_hash=row["request_hash"],
     )

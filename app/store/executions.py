@@ -60,6 +60,7 @@ class ExecutionStore(StoreBase):
             "lease_owner": new.lease_owner,
             "lease_expires_at": now + ms(new.lease_ms) if new.lease_owner else None,
             "last_seq": len(events),
+            "trace_context": new.trace_context,
         }
         try:
             if self.dialect == "postgresql":

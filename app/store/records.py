@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from app.engine.state import StepState
+from app.observability.tracing import current_traceparent
 
 
 @dataclass(slots=True)
@@ -46,6 +47,7 @@ class ExecutionRecord:
     request_hash: str | None
     steps: list[StepState] = field(default_factory=list)
     recoveries: int = 0
+    trace_context: str | None = None
 
 
 @dataclass(slots=True)
@@ -102,6 +104,8 @@ class NewExecution:
     progress_total: int = 0
     lease_owner: str | None = None
     lease_ms: int | None = None
+    # The trace the run belongs to: the current span's, where the execution is created.
+    trace_context: str | None = field(default_factory=current_traceparent)
 
 
 @dataclass(slots=True)

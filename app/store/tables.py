@@ -10,6 +10,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -79,6 +80,13 @@ workflow_executions = Table(
     # Takeovers of a running attempt whose lease expired; reset when a run comes to rest.
     Column("recoveries", Integer, nullable=False, server_default="0"),
     Column("timeout_ms", BigInteger, nullable=True),
+    # The W3C traceparent of the request that created the run (the trace a worker continues).
+    Column("trace_context", String(200), nullable=True),
+    # What the steps cost, summed when the run comes to rest (for the analytics).
+    Column("step_retries", Integer, nullable=False, server_default="0"),
+    Column("cpu_ms", Float, nullable=True),
+    Column("bytes_sent", BigInteger, nullable=True),
+    Column("bytes_received", BigInteger, nullable=True),
     Column("elapsed_ms", BigInteger, nullable=False, server_default="0"),
     Column("lease_owner", String(200), nullable=True),
     Column("lease_expires_at", UTCDateTime(), nullable=True),
@@ -95,6 +103,8 @@ workflow_executions = Table(
     Index("ix_workflow_executions_created", "created_at", "id"),
     Index("ix_workflow_executions_status", "status", "lease_expires_at"),
     Index("ix_workflow_executions_workflow", "workflow_name", "created_at"),
+    # The analytics' rollup folds runs by when they ended (app/store/rollups.py).
+    Index("ix_workflow_executions_completed", "completed_at"),
 )
 
 execution_steps = Table(
@@ -138,8 +148,58 @@ workflows = Table(
     Index("ix_workflows_name_created", "name", "created_at"),
 )
 
+# The statuses as the rollup columns name them (n_pending, ...), derived from the one list.
+EXECUTION_STATUSES = tuple(str(s) for s in Status)
+
+# Hourly analytics rollups of the executions that ended (by creation hour), folded by the
+# reconciler up to a watermark; the duration histogram's bucket k is described in
+# app/store/rollups.py.
+HISTOGRAM_BUCKETS = 128
+_ROLLUP_KEY = ("workflow_name", "workflow_version", "bucket_start")
+
+execution_rollups = Table(
+    "execution_rollups",
+    metadata,
+    Column("workflow_name", String(200), nullable=False),
+    Column("workflow_version", String(100), nullable=False),  # '' for none
+    Column("bucket_start", UTCDateTime(), nullable=False),
+    *(Column(f"n_{s}", Integer, nullable=False) for s in Status),
+    *(
+        Column(name, Float, nullable=False)
+        for name in ("dur_n", "wait_n", "wait_sum", "retries_sum", "cpu_n", "cpu_sum")
+    ),
+    *(Column(name, Float, nullable=False) for name in ("sent_n", "sent_sum", "recv_n", "recv_sum")),
+    Column("dur_max", Float, nullable=True),
+    *(Column(f"h{k}", Integer, nullable=False) for k in range(HISTOGRAM_BUCKETS)),
+    PrimaryKeyConstraint(*_ROLLUP_KEY, name="pk_execution_rollups"),
+)
+
+execution_rollup_errors = Table(
+    "execution_rollup_errors",
+    metadata,
+    Column("workflow_name", String(200), nullable=False),
+    Column("workflow_version", String(100), nullable=False),
+    Column("bucket_start", UTCDateTime(), nullable=False),
+    Column("code", String(200), nullable=False),
+    Column("n", Integer, nullable=False),
+    PrimaryKeyConstraint(*_ROLLUP_KEY, "code", name="pk_execution_rollup_errors"),
+)
+
+# One row: every run that ended at or before `folded_until` is in the rollups.
+analytics_watermark = Table(
+    "analytics_watermark",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("folded_until", UTCDateTime(), nullable=False),
+)
+
 __all__ = [
+    "EXECUTION_STATUSES",
+    "HISTOGRAM_BUCKETS",
+    "analytics_watermark",
     "execution_events",
+    "execution_rollup_errors",
+    "execution_rollups",
     "execution_steps",
     "metadata",
     "workflow_executions",

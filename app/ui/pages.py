@@ -233,6 +233,7 @@ async def workflow_page(
         "schema": record.definition.get("inputSchema"),
         "recent": [views.row(r) for r in recent[:20]],
         "stats": views.outcome_stats(recent),
+        **await views.workflow_analytics(repo.engine, name),
     }
     return templates.TemplateResponse(request, "workflow.html", context)
 

@@ -6,17 +6,19 @@ import difflib
 import json
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from markupsafe import Markup
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import JsonLexer
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.engine.status import TERMINAL, Status
 from app.errors import TurnoutError
 from app.nodes.registry import NodeRegistry
+from app.store.analytics import AnalyticsStore, Window
 from app.store.records import ExecutionFilter
 from app.workflows.graph import compile_workflow
 
@@ -185,3 +187,14 @@ def diff_lines(old: Any, new: Any) -> list[tuple[str, str]]:
         kind = {"+": "add", "-": "del", "@": "hunk"}.get(line[:1], "same")
         out.append((kind, line))
     return out
+
+
+async def workflow_analytics(engine: AsyncEngine, name: str) -> dict[str, Any]:
+    """The workflow page's analytics: per version over 7 days, per hour over 24 hours."""
+    store = AnalyticsStore(engine)
+    now = datetime.now(UTC)
+    items = await store.workflow_stats(Window(now - timedelta(days=7), now, name))
+    series = await store.workflow_timeseries(Window(now - timedelta(days=1), now, name), 3600)
+    for point in series:
+        point["start"] = point["start"].isoformat().replace("+00:00", "Z")
+    return {"analytics": items, "series": series}

@@ -1,0 +1,1 @@
+"""Observability: traces (OpenTelemetry), resource usage of steps, worker metrics."""

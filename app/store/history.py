@@ -1,0 +1,119 @@
+"""Execution history for observability: sampled gauges, the measured duration of each node,
+retention (deleting old runs with their steps and events, in batches) and export."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import delete, func, select
+
+from app.store.base import StoreBase
+from app.store.tables import execution_events, execution_steps, workflow_executions
+
+ENDED = ("completed", "failed", "cancelled")
+LIVE = ("pending", "running", "paused", "waiting")
+
+
+class HistoryStore(StoreBase):
+    async def live_counts(self) -> dict[tuple[str, str], int]:
+        """Executions not yet ended, by status and mode (the status index answers it)."""
+        query = (
+            select(workflow_executions.c.status, workflow_executions.c.execution_mode, func.count())
+            .where(workflow_executions.c.status.in_(LIVE))
+            .group_by(workflow_executions.c.status, workflow_executions.c.execution_mode)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {(status, mode): int(n) for status, mode, n in rows}
+
+    async def oldest_pending(self) -> datetime | None:
+        query = select(func.min(workflow_executions.c.created_at)).where(
+            workflow_executions.c.status == "pending",
+            workflow_executions.c.control_action.is_(None),
+        )
+        async with self.engine.connect() as conn:
+            value: datetime | str | None = (await conn.execute(query)).scalar()
+        if isinstance(value, str):  # SQLite's min() over text
+            value = datetime.fromisoformat(value)
+        if value is not None and value.tzinfo is None:
+            from datetime import UTC
+
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    async def node_medians(self, name: str, version: str, runs: int) -> dict[str, float]:
+        """Median duration (ms) of each node over the last `runs` completed executions of a
+        registered workflow version (foreach items excluded: the node's own step counts)."""
+        last = (
+            select(workflow_executions.c.id)
+            .where(
+                workflow_executions.c.workflow_name == name,
+                workflow_executions.c.workflow_version == version,
+                workflow_executions.c.status == "completed",
+            )
+            .order_by(workflow_executions.c.created_at.desc())
+            .limit(runs)
+            .subquery()
+        )
+        query = select(
+            execution_steps.c.node_id, execution_steps.c.started_at, execution_steps.c.completed_at
+        ).where(
+            execution_steps.c.execution_id.in_(select(last.c.id)),
+            execution_steps.c.status == "completed",
+            execution_steps.c.item_index.is_(None),
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        durations: dict[str, list[float]] = {}
+        for node_id, started, completed in rows:
+            if started is not None and completed is not None:
+                ms = (completed - started).total_seconds() * 1000
+                durations.setdefault(node_id, []).append(ms)
+        return {node: statistics.median(values) for node, values in durations.items()}
+
+    async def delete_ended_before(self, cutoff: datetime, batch: int) -> int:
+        """Delete up to `batch` ended executions created before `cutoff`, with their steps
+        and events, in one transaction; returns how many (call again until 0)."""
+        doomed = (
+            select(workflow_executions.c.id)
+            .where(
+                workflow_executions.c.status.in_(ENDED), workflow_executions.c.created_at < cutoff
+            )
+            .order_by(workflow_executions.c.created_at)
+            .limit(batch)
+        )
+        async with self.engine.begin() as conn:
+            ids = list((await conn.execute(doomed)).scalars())
+            if not ids:
+                return 0
+            # The status is checked again: a retry racing us keeps its execution.
+            gone = (
+                delete(workflow_executions)
+                .where(workflow_executions.c.id.in_(ids), workflow_executions.c.status.in_(ENDED))
+                .returning(workflow_executions.c.id)
+            )
+            ids = list((await conn.execute(gone)).scalars())
+            if ids:
+                await conn.execute(
+                    delete(execution_events).where(execution_events.c.execution_id.in_(ids))
+                )
+                await conn.execute(
+                    delete(execution_steps).where(execution_steps.c.execution_id.in_(ids))
+                )
+        return len(ids)
+
+    async def all_events(self, execution_id: UUID) -> list[dict[str, Any]]:
+        query = (
+            select(execution_events)
+            .where(execution_events.c.execution_id == execution_id)
+            .order_by(execution_events.c.seq)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [
+            {"seq": r["seq"], "type": r["type"], "at": r["created_at"], "data": r["data"]}
+            for r in rows
+        ]
