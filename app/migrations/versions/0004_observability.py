@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004_observability"
-down_revision: str | Sequence[str] | None = "0002_recoveries"
+down_revision: str | Sequence[str] | None = "0003_drop_unread"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
