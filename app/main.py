@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import control, executions, health, node_types, runs, seed, streams, workflows
+from app.api.auth import Authenticator
 from app.api.docs import install_docs
 from app.api.errors import BodySizeLimit, install_error_handlers
 from app.config import Settings, get_settings
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         strict_content_type=False,
     )
     install_error_handlers(app)
+    app.add_middleware(Authenticator, settings=settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(StartupFailure)
     schema = [Depends(health.require_schema)]

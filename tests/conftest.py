@@ -23,7 +23,16 @@ PG_BASE_URL = os.environ.get(
     "TURNOUT_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("TURNOUT_TEST_REDIS", "redis://127.0.0.1:6379/0")
-TABLES = ("workflow_executions", "execution_steps", "execution_events", "workflows")
+TABLES = (
+    "workflow_executions",
+    "execution_steps",
+    "execution_events",
+    "workflows",
+    "api_keys",
+    "api_sessions",
+    "audit_log",
+    "secrets",
+)
 CONNECT_TIMEOUT_S = 5
 
 

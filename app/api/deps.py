@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
+from app.auth.keys import DEFAULT_NAMESPACE, SCOPES, Principal
 from app.execution.control import ExecutionControl
 from app.execution.manager import ExecutionManager
 from app.runtime import Runtime
@@ -33,7 +34,25 @@ def get_repo(request: Request) -> Repository:
     return get_runtime(request).repo
 
 
+def get_principal(request: Request) -> Principal:
+    """Who asks (set by app.api.auth.Authenticator; open when it is not installed)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return principal or Principal("api", DEFAULT_NAMESPACE, frozenset(SCOPES), authenticated=False)
+
+
+def get_actor(
+    request: Request,
+    x_actor: Annotated[
+        str | None, Header(alias="X-Actor", max_length=200, description="a sub-label of who asks")
+    ] = None,
+) -> str:
+    """What events record as `by`: the key's name (X-Actor only adds a label to it)."""
+    return get_principal(request).actor
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 ManagerDep = Annotated[ExecutionManager, Depends(get_manager)]
 ControlDep = Annotated[ExecutionControl, Depends(get_control)]
 RepoDep = Annotated[Repository, Depends(get_repo)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+ActorDep = Annotated[str, Depends(get_actor)]

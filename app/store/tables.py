@@ -88,6 +88,7 @@ workflow_executions = Table(
     Column("last_seq", BigInteger, nullable=False, server_default="0"),
     Column("progress_done", Integer, nullable=False, server_default="0"),
     Column("progress_total", Integer, nullable=False, server_default="0"),
+    Column("namespace", String(100), nullable=False, server_default="default"),
     CheckConstraint(
         "status IN ('pending','running','paused','waiting','completed','failed','cancelled')",
         name="ck_workflow_executions_status",
@@ -96,6 +97,7 @@ workflow_executions = Table(
     Index("ix_workflow_executions_created", "created_at", "id"),
     Index("ix_workflow_executions_status", "status", "lease_expires_at"),
     Index("ix_workflow_executions_workflow", "workflow_name", "created_at"),
+    Index("ix_workflow_executions_namespace", "namespace", "created_at"),
 )
 
 execution_steps = Table(
@@ -136,7 +138,8 @@ workflows = Table(
     Column("definition", JSONType, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("stats", JSONType, nullable=True),
-    UniqueConstraint("name", "version", name="uq_workflows_name_version"),
+    Column("namespace", String(100), nullable=False, server_default="default"),
+    UniqueConstraint("namespace", "name", "version", name="uq_workflows_namespace_name_version"),
     Index("ix_workflows_name_created", "name", "created_at"),
 )
 

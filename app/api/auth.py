@@ -1,0 +1,197 @@
+"""Authentication at the edge: who is asking (key or dashboard session), may they, how often.
+
+A pure ASGI middleware, so streams are checked before they open and every route is covered
+by one table (app/auth/policy.py) instead of a dependency on each route."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+import time
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs
+
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from starlette.responses import RedirectResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app import errors
+from app.api.errors import error_answer
+from app.auth.keys import DEFAULT_NAMESPACE, SCOPES, Principal, check_name, hash_token
+from app.auth.policy import SAFE_METHODS, required_scope
+from app.config import Settings
+from app.store.keys import KeyRecord, KeyStore
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "turnout_session"
+CSRF_COOKIE = "turnout_csrf"
+CSRF_HEADER = "x-csrf-token"
+NAMESPACE_HEADER = "x-turnout-namespace"
+
+
+class Authenticator:
+    """Sets `request.state.principal`, or answers 401/403/429 itself."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        probes = {"/readyz": settings.open_readyz, "/metrics": settings.open_metrics}
+        self.open_paths = frozenset(p for p, is_open in probes.items() if is_open)
+        self.auth_seen = settings.auth == "required"
+        self.limiter: MovingWindowRateLimiter | None = None
+        self.limit: RateLimitItemPerSecond | None = None
+        if settings.rate_limit_per_s > 0:
+            # A moving window of `burst` requests over burst/rate seconds: bursts up to
+            # `burst`, and `rate` per second on average.
+            window = max(1, math.ceil(settings.rate_limit_burst / settings.rate_limit_per_s))
+            self.limit = RateLimitItemPerSecond(settings.rate_limit_burst, window)
+            storage: Storage = (
+                RedisStorage(
+                    "async+" + settings.redis_url,
+                    implementation="redispy",
+                    key_prefix=f"{settings.key_prefix}:ratelimit",
+                )
+                if settings.redis_url
+                else MemoryStorage()
+            )
+            self.limiter = MovingWindowRateLimiter(storage)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.settings.auth == "off":
+            if scope["type"] == "http":
+                scope.setdefault("state", {})["principal"] = _anonymous(scope)
+            await self.app(scope, receive, send)
+            return
+        runtime = getattr(scope["app"].state, "runtime", None)
+        if runtime is None:  # not started: the app answers that itself
+            await self.app(scope, receive, send)
+            return
+        keys = KeyStore(runtime.engine)
+        try:
+            principal = await self._principal(scope, keys)
+        except errors.TurnoutError as exc:
+            if isinstance(exc, errors.Unauthorized) and _wants_page(scope):
+                response: Any = RedirectResponse(f"/ui/login?next={scope['path']}", 303)
+            else:
+                response = error_answer(exc)
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+    async def _principal(self, scope: Scope, keys: KeyStore) -> Principal:
+        method, path = scope["method"], scope["path"]
+        needed = required_scope(method, path, self.open_paths)
+        if needed is None:  # open paths never fail, whatever credentials come with them
+            return _anonymous(scope, authenticated=False)
+        if not self.auth_seen:
+            self.auth_seen = await keys.any_exist()
+        if not self.auth_seen:
+            return _anonymous(scope)
+        headers = _headers(scope)
+        record = await self._identify(headers, method, keys)
+        if record is None:
+            raise errors.Unauthorized()
+        principal = _principal_of(record, scope, headers)
+        if not principal.allows(needed):
+            raise errors.Forbidden(
+                f"this key has scopes {', '.join(record.scopes)}; this request needs '{needed}'",
+                {"loc": ["scope"], "code": "forbidden", "required": needed},
+            )
+        await self._count(record)
+        return principal
+
+    async def _identify(
+        self, headers: dict[str, str], method: str, keys: KeyStore
+    ) -> KeyRecord | None:
+        auth = headers.get("authorization", "")
+        if auth:
+            kind, _, token = auth.partition(" ")
+            if kind.lower() != "bearer" or not token.strip():
+                raise errors.Unauthorized("the Authorization header must be 'Bearer <key>'")
+            record = await keys.find_live(hash_token(token.strip()))
+            if record is None:
+                raise errors.Unauthorized("this API key is not valid (unknown or revoked)")
+            return record
+        session = _cookies(headers).get(SESSION_COOKIE)
+        if not session:
+            return None
+        found = await keys.find_session(hash_token(session))
+        if found is None:
+            raise errors.Unauthorized("the dashboard session has ended; log in again")
+        record, csrf = found
+        if method not in SAFE_METHODS and not hmac.compare_digest(
+            headers.get(CSRF_HEADER, ""), csrf
+        ):
+            raise errors.Forbidden(
+                "a change from the dashboard needs its X-CSRF-Token header",
+                {"loc": ["header", "X-CSRF-Token"], "code": "csrf_failed"},
+            )
+        return record
+
+    async def _count(self, record: KeyRecord) -> None:
+        if self.limiter is None or self.limit is None:
+            return
+        if await self.limiter.hit(self.limit, "key", record.name):
+            return
+        stats = await self.limiter.get_window_stats(self.limit, "key", record.name)
+        raise errors.RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _cookies(headers: dict[str, str]) -> dict[str, str]:
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(headers.get("cookie", ""))
+    except Exception:  # a malformed Cookie header is no session
+        return {}
+    return {k: m.value for k, m in jar.items()}
+
+
+def _wants_page(scope: Scope) -> bool:
+    path: str = scope["path"]
+    return scope["method"] == "GET" and (path == "/" or path.startswith("/ui"))
+
+
+def _label(headers: dict[str, str]) -> str | None:
+    label = headers.get("x-actor", "").strip()[:200]
+    return label or None
+
+
+def _anonymous(scope: Scope, *, authenticated: bool = True) -> Principal:
+    """Auth off: everyone may do everything in `default`, as before keys existed."""
+    headers = _headers(scope)
+    return Principal(
+        "api",
+        DEFAULT_NAMESPACE,
+        frozenset(SCOPES) if authenticated else frozenset(),
+        label=_label(headers),
+        authenticated=False,
+    )
+
+
+def _principal_of(record: KeyRecord, scope: Scope, headers: dict[str, str]) -> Principal:
+    namespace = record.namespace
+    if "admin" in record.scopes:
+        chosen = headers.get(NAMESPACE_HEADER) or _query_namespace(scope)
+        if chosen:
+            try:
+                namespace = check_name("namespace", chosen)
+            except ValueError as exc:
+                raise errors.RequestInvalid(str(exc)) from None
+    return Principal(
+        record.name, namespace, frozenset(record.scopes), label=_label(headers), authenticated=True
+    )
+
+
+def _query_namespace(scope: Scope) -> str | None:
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("namespace")
+    return values[0] if values else None
