@@ -66,9 +66,7 @@ async def test_admin_scope_may_do_everything(client: httpx.AsyncClient, db_url: 
     assert (await client.get("/metrics", headers=bearer(admin))).status_code == 200
 
 
-async def test_revoked_key_is_401_and_auth_stays_on(
-    client: httpx.AsyncClient, db_url: str
-) -> None:
+async def test_revoked_key_is_401_and_auth_stays_on(client: httpx.AsyncClient, db_url: str) -> None:
     key = make_key(db_url, "ci", "read")
     assert (await client.get("/executions", headers=bearer(key))).status_code == 200
     revoked = turnout_db(db_url, "keys", "revoke", "ci")
