@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import control, executions, health, node_types, runs, seed, streams, workflows
 from app.api.auth import Authenticator
+from app.api.deps import guard_execution
 from app.api.docs import install_docs
 from app.api.errors import BodySizeLimit, install_error_handlers
 from app.config import Settings, get_settings
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(Authenticator, settings=settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(StartupFailure)
-    schema = [Depends(health.require_schema)]
+    schema = [Depends(health.require_schema), Depends(guard_execution)]
     for module in (runs, executions, control, streams, workflows, seed):
         app.include_router(module.router, dependencies=schema)
     app.include_router(health.router)

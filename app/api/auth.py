@@ -62,18 +62,15 @@ class Authenticator:
             self.limiter = MovingWindowRateLimiter(storage)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.settings.auth == "off":
-            if scope["type"] == "http":
-                scope.setdefault("state", {})["principal"] = _anonymous(scope)
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         runtime = getattr(scope["app"].state, "runtime", None)
-        if runtime is None:  # not started: the app answers that itself
-            await self.app(scope, receive, send)
-            return
-        keys = KeyStore(runtime.engine)
         try:
-            principal = await self._principal(scope, keys)
+            if self.settings.auth == "off" or runtime is None:  # not started: the app answers
+                principal = _anonymous(scope)
+            else:
+                principal = await self._principal(scope, KeyStore(runtime.engine))
         except errors.TurnoutError as exc:
             if isinstance(exc, errors.Unauthorized) and _wants_page(scope):
                 response: Any = RedirectResponse(f"/ui/login?next={scope['path']}", 303)
@@ -171,7 +168,7 @@ def _anonymous(scope: Scope, *, authenticated: bool = True) -> Principal:
     headers = _headers(scope)
     return Principal(
         "api",
-        DEFAULT_NAMESPACE,
+        _chosen_namespace(scope, headers) or DEFAULT_NAMESPACE,
         frozenset(SCOPES) if authenticated else frozenset(),
         label=_label(headers),
         authenticated=False,
@@ -181,17 +178,19 @@ def _anonymous(scope: Scope, *, authenticated: bool = True) -> Principal:
 def _principal_of(record: KeyRecord, scope: Scope, headers: dict[str, str]) -> Principal:
     namespace = record.namespace
     if "admin" in record.scopes:
-        chosen = headers.get(NAMESPACE_HEADER) or _query_namespace(scope)
-        if chosen:
-            try:
-                namespace = check_name("namespace", chosen)
-            except ValueError as exc:
-                raise errors.RequestInvalid(str(exc)) from None
+        namespace = _chosen_namespace(scope, headers) or namespace
     return Principal(
         record.name, namespace, frozenset(record.scopes), label=_label(headers), authenticated=True
     )
 
 
-def _query_namespace(scope: Scope) -> str | None:
+def _chosen_namespace(scope: Scope, headers: dict[str, str]) -> str | None:
+    """An admin's (or, with auth off, anyone's) choice: X-Turnout-Namespace or ?namespace=."""
     values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("namespace")
-    return values[0] if values else None
+    chosen = headers.get(NAMESPACE_HEADER) or (values[0] if values else None)
+    if not chosen:
+        return None
+    try:
+        return check_name("namespace", chosen)
+    except ValueError as exc:
+        raise errors.RequestInvalid(str(exc)) from None

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.api.deps import RuntimeDep
+from app.api.deps import NamespaceDep, RuntimeDep
 from app.api.schemas import execution_resource
 from app.engine.state import utcnow
 from app.engine.status import Status, StepStatus
@@ -22,14 +22,14 @@ THROUGHPUT_WINDOW_S = 600
 THROUGHPUT_BUCKET_S = 10
 
 
-async def queue_overview(runtime: Runtime) -> dict[str, Any]:
+async def queue_overview(runtime: Runtime, namespace: str = "default") -> dict[str, Any]:
     """What `GET /queue` answers and the dashboard's queue page shows."""
     repo = runtime.repo
     pending, _ = await repo.list_executions(
-        ExecutionFilter(status=[Status.PENDING]), limit=LISTED, cursor=None
+        ExecutionFilter(status=[Status.PENDING], namespace=namespace), limit=LISTED, cursor=None
     )
     waiting, _ = await repo.list_executions(
-        ExecutionFilter(status=[Status.WAITING]), limit=LISTED, cursor=None
+        ExecutionFilter(status=[Status.WAITING], namespace=namespace), limit=LISTED, cursor=None
     )
     positions = await asyncio.gather(*(runtime.queue.position(r.id) for r in pending))
     pending_items = [
@@ -59,5 +59,5 @@ async def queue_overview(runtime: Runtime) -> dict[str, Any]:
 
 
 @router.get("/queue", summary="The queue: pending (with positions), waiting, workers, throughput")
-async def get_queue(runtime: RuntimeDep) -> dict[str, Any]:
-    return await queue_overview(runtime)
+async def get_queue(runtime: RuntimeDep, namespace: NamespaceDep) -> dict[str, Any]:
+    return await queue_overview(runtime, namespace)

@@ -6,28 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.store.tables import JSONType, UTCDateTime, metadata
-
-ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER keys only
-
-audit_log = Table(
-    "audit_log",
-    metadata,
-    Column("id", ID, primary_key=True, autoincrement=True),
-    Column("at", UTCDateTime(), nullable=False),
-    Column("actor", String(100), nullable=False),
-    Column("label", String(200), nullable=True),
-    Column("namespace", String(100), nullable=False),
-    Column("action", String(50), nullable=False),
-    Column("target", String(300), nullable=False),
-    Column("source", String(100), nullable=True),
-    Column("details", JSONType, nullable=True),
-    Index("ix_audit_log_at", "at"),
-    Index("ix_audit_log_target", "target"),
-)
+from app.store.tables import audit_log
 
 A = audit_log
 

@@ -133,6 +133,7 @@ def execution_record(row: RowMapping | dict[str, Any]) -> ExecutionRecord:
         recoveries=row.get("recoveries", 0),
         idempotency_key=row["idempotency_key"],
         request_hash=row["request_hash"],
+        namespace=row.get("namespace") or "default",
     )
 
 

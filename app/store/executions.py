@@ -54,6 +54,7 @@ class ExecutionStore(StoreBase):
             "lease_expires_at": now + ms(new.lease_ms) if new.lease_owner else None,
             "enqueued_at": None if running else now,
             "last_seq": len(events),
+            "namespace": new.namespace,
         }
         try:
             if self.dialect == "postgresql":
@@ -161,6 +162,8 @@ class ExecutionStore(StoreBase):
         ]
 
     def _filters(self, flt: ExecutionFilter) -> Iterable[Any]:
+        if flt.namespace:
+            yield E.c.namespace == flt.namespace
         if flt.status:
             yield E.c.status.in_(flt.status)
         if flt.workflow:

@@ -6,35 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Integer, String, Table, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.store.tables import UTCDateTime, metadata
-
-api_keys = Table(
-    "api_keys",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(100), nullable=False, unique=True),
-    Column("namespace", String(100), nullable=False),
-    Column("scopes", JSON, nullable=False),
-    Column("key_hash", String(64), nullable=False, unique=True),
-    Column("key_hint", String(12), nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
-    Column("last_used_at", UTCDateTime(), nullable=True),
-    Column("revoked_at", UTCDateTime(), nullable=True),
-)
-
-api_sessions = Table(
-    "api_sessions",
-    metadata,
-    Column("token_hash", String(64), primary_key=True),
-    Column("key_id", Integer, nullable=False),
-    Column("csrf_token", String(64), nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
-    Column("expires_at", UTCDateTime(), nullable=False),
-    Index("ix_api_sessions_key", "key_id"),
-)
+from app.store.tables import api_keys, api_sessions
 
 K = api_keys
 SS = api_sessions

@@ -45,6 +45,7 @@ class ExecutionRecord:
     request_hash: str | None
     steps: list[StepState] = field(default_factory=list)
     recoveries: int = 0
+    namespace: str = "default"
 
 
 @dataclass(slots=True)
@@ -79,6 +80,7 @@ class NewExecution:
     progress_total: int = 0
     lease_owner: str | None = None
     lease_ms: int | None = None
+    namespace: str = "default"
 
 
 @dataclass(slots=True)
@@ -90,6 +92,7 @@ class ExecutionFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     text: str | None = None  # a prefix of the id, or part of the idempotency key
+    namespace: str | None = None
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
     TypeDecorator,
     UniqueConstraint,
     Uuid,
@@ -143,11 +144,69 @@ workflows = Table(
     Index("ix_workflows_name_created", "name", "created_at"),
 )
 
+# Security (issue 15): keys and sessions (hashes only), the audit log, encrypted secrets.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("namespace", String(100), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("key_hint", String(12), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_used_at", UTCDateTime(), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+api_sessions = Table(
+    "api_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("key_id", Integer, nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index("ix_api_sessions_key", "key_id"),
+)
+
+AUDIT_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER keys only
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", AUDIT_ID, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("label", String(200), nullable=True),
+    Column("namespace", String(100), nullable=False),
+    Column("action", String(50), nullable=False),
+    Column("target", String(300), nullable=False),
+    Column("source", String(100), nullable=True),
+    Column("details", JSONType, nullable=True),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_target", "target"),
+)
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("namespace", String(100), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("value", Text, nullable=False),  # Fernet token
+    Column("updated_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("namespace", "name", name="pk_secrets"),
+)
+
 __all__ = [
     "EXECUTION_STATUSES",
+    "api_keys",
+    "api_sessions",
+    "audit_log",
     "execution_events",
     "execution_steps",
     "metadata",
+    "secrets",
     "workflow_executions",
     "workflows",
 ]
