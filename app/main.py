@@ -12,7 +12,17 @@ from types import FrameType
 from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api import control, executions, health, node_types, runs, seed, streams, workflows
+from app.api import (
+    audit,
+    control,
+    executions,
+    health,
+    node_types,
+    runs,
+    seed,
+    streams,
+    workflows,
+)
 from app.api.auth import Authenticator
 from app.api.deps import guard_execution
 from app.api.docs import install_docs
@@ -58,7 +68,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(StartupFailure)
     schema = [Depends(health.require_schema), Depends(guard_execution)]
-    for module in (runs, executions, control, streams, workflows, seed):
+    for module in (runs, executions, control, streams, workflows, seed, audit):
         app.include_router(module.router, dependencies=schema)
     app.include_router(health.router)
     app.include_router(node_types.router)

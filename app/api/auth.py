@@ -6,6 +6,7 @@ by one table (app/auth/policy.py) instead of a dependency on each route."""
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import math
 import time
@@ -17,13 +18,14 @@ from limits import RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.responses import RedirectResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import errors
 from app.api.errors import error_answer
 from app.auth.keys import DEFAULT_NAMESPACE, SCOPES, Principal, check_name, hash_token
-from app.auth.policy import SAFE_METHODS, required_scope
+from app.auth.policy import SAFE_METHODS, audit_action, required_scope
 from app.config import Settings
+from app.store.audit import AuditEntry, AuditStore
 from app.store.keys import KeyRecord, KeyStore
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,42 @@ class Authenticator:
             await response(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal
-        await self.app(scope, receive, send)
+        audited = audit_action(scope["method"], scope["path"])
+        if audited is None or runtime is None:
+            await self.app(scope, receive, send)
+            return
+        answer = Answer(send)
+        await self.app(scope, receive, answer.send)
+        if answer.status < 400:
+            await self._audit(runtime, scope, principal, audited, answer)
+
+    async def _audit(
+        self,
+        runtime: Any,
+        scope: Scope,
+        principal: Principal,
+        audited: tuple[str, str],
+        answer: Answer,
+    ) -> None:
+        action, target = audited
+        details: dict[str, Any] = {"status": answer.status}
+        if action == "workflow.register":
+            body = answer.json()
+            target = f"workflow/{body.get('name')}@{body.get('version')}"
+        client = scope.get("client")
+        entry = AuditEntry(
+            principal.name if principal.authenticated else (principal.label or principal.name),
+            principal.namespace,
+            action,
+            target,
+            client[0] if client else None,
+            principal.label if principal.authenticated else None,
+            details,
+        )
+        try:
+            await AuditStore(runtime.engine).append(entry)
+        except Exception:  # the change is made: a lost audit row is logged, not an error
+            log.exception("cannot write the audit row", extra={"action": action, "target": target})
 
     async def _principal(self, scope: Scope, keys: KeyStore) -> Principal:
         method, path = scope["method"], scope["path"]
@@ -194,3 +231,28 @@ def _chosen_namespace(scope: Scope, headers: dict[str, str]) -> str | None:
         return check_name("namespace", chosen)
     except ValueError as exc:
         raise errors.RequestInvalid(str(exc)) from None
+
+
+class Answer:
+    """Passes a response through, keeping its status and the start of its body."""
+
+    LIMIT = 64 * 1024
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status = 500
+        self.body = b""
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+        elif message["type"] == "http.response.body" and len(self.body) < self.LIMIT:
+            self.body += message.get("body", b"")
+        await self._send(message)
+
+    def json(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.body)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}

@@ -32,3 +32,33 @@ def required_scope(method: str, path: str, open_paths: frozenset[str] = frozense
         return "control"
     # Everything else that writes: the registry (register, delete) and whatever comes later.
     return "admin"
+
+
+CONTROL_TARGET = re.compile(
+    r"^(?:/api/workflow)?/execution/(?P<id>[^/]+)(?:/(?P<verb>pause|resume|cancel|retry|input))?$"
+)
+WORKFLOW_TARGET = re.compile(r"^/workflows(?:/(?P<name>[^/]+))?$")
+
+
+def audit_action(method: str, path: str) -> tuple[str, str] | None:
+    """What an audited request did and to what: `("execution.cancel", "execution/<id>")`.
+
+    Audited: every control verb and human input, registry changes, key and schedule changes."""
+    if method in SAFE_METHODS:
+        return None
+    control = CONTROL_TARGET.match(path)
+    if control is not None:
+        verb = control["verb"] or ("cancel" if method == "DELETE" else None)
+        return (f"execution.{verb}", f"execution/{control['id']}") if verb else None
+    workflow = WORKFLOW_TARGET.match(path)
+    if workflow is not None:
+        if method == "POST" and workflow["name"] is None:
+            return "workflow.register", "workflow"
+        if method == "DELETE" and workflow["name"]:
+            return "workflow.delete", f"workflow/{workflow['name']}"
+        return None
+    for prefix in ("/keys", "/schedules", "/secrets"):
+        if path.startswith(prefix):
+            kind = prefix[1:-1]
+            return f"{kind}.{method.lower()}", path.lstrip("/")
+    return None
