@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager, contextmanager
 from types import FrameType
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import (
@@ -32,6 +33,16 @@ from app.logs import configure_logging
 from app.runtime import Runtime
 from app.store.schema import StartupError
 from app.ui import install_dashboard
+
+CORS_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "Last-Event-ID",
+    "X-Actor",
+    "X-CSRF-Token",
+    "X-Turnout-Namespace",
+]
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
@@ -67,6 +78,15 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(Authenticator, settings=settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(StartupFailure)
+    if settings.cors_origins:  # outermost: preflights and error answers carry the headers too
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=CORS_HEADERS,
+            expose_headers=["Retry-After", "Location"],
+            max_age=600,
+        )
     schema = [Depends(health.require_schema), Depends(guard_execution)]
     for module in (runs, executions, control, streams, workflows, seed, audit):
         app.include_router(module.router, dependencies=schema)
