@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from app.engine.control import CANCELS_RUNNING, REQUEUES_RUNNING, RunControl, StopKind
+from app.engine.limits import Limits, RunBudget, step_cost
 from app.engine.state import OutcomeKind, RunOutcome, StepState, utcnow
 from app.engine.status import STEP_DONE, StepStatus
 from app.engine.steps import RunObserver, StepExecutor, StepInterrupted, StepSpec, error_dict
@@ -66,6 +67,16 @@ class Runner:
         return await walk.run()
 
 
+def run_limits(workflow: CompiledWorkflow, settings: Any) -> Limits:
+    """The workflow's own limits, each defaulting to the service-wide one."""
+    own = workflow.definition.limits
+    return Limits(
+        max_steps=(own and own.max_steps) or settings.max_steps,
+        max_output_bytes=(own and own.max_output_bytes) or settings.max_output_bytes,
+        max_duration_ms=(own and own.max_duration_ms) or settings.max_duration_ms,
+    )
+
+
 class _Walk:
     """The state of one run of the runner (one call to `Runner.run`)."""
 
@@ -105,6 +116,7 @@ class _Walk:
         self.missing: dict[str, int] = {}
         self.failed_first: dict[str, Any] | None = None
         self.stopped_by_failure = False
+        self.budget = RunBudget(run_limits(workflow, runner.services.settings))
 
     def _step(self, node_id: str) -> StepState:
         step = self.steps.get(node_id)
@@ -118,6 +130,7 @@ class _Walk:
             step = self._step(node_id)
             if step.status == StepStatus.COMPLETED:
                 self.scope[node_id] = step.output
+                self.budget.spend(self._cost(node_id), step.output)
             elif step.status == StepStatus.SKIPPED:
                 self.scope[node_id] = None
             elif step.status == StepStatus.FAILED and self.failed_first is None:
@@ -141,8 +154,12 @@ class _Walk:
                 if not self.running:
                     break
                 done, _ = await asyncio.wait(
-                    [*self.running, stop_task], return_when=asyncio.FIRST_COMPLETED
+                    [*self.running, stop_task],
+                    timeout=self.budget.seconds_left(),
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
+                if self.budget.out_of_time():
+                    self._over_limit()
                 if stop_task in done:
                     stop_task = asyncio.ensure_future(self.control.changed())
                 for task in done:
@@ -182,6 +199,9 @@ class _Walk:
                 )
                 await self._done(node_id)
                 continue
+            if not self.budget.spend(1):
+                self._over_limit()
+                break
             task = asyncio.ensure_future(self.executor.run(self._spec(node), step, self.scope))
             self.running[task] = node_id
 
@@ -231,6 +251,10 @@ class _Walk:
                 self.control.request(StopKind.CANCEL, "a step failed")
                 return
         self.scope[node_id] = step.output if step.status == StepStatus.COMPLETED else None
+        completed = step.status == StepStatus.COMPLETED
+        if completed and not self.budget.spend(self._cost(node_id) - 1, step.output):
+            self._over_limit()
+            return
         for child in self.workflow.dependents.get(node_id, ()):
             self.missing[child] -= 1
             if self.missing[child] == 0:
@@ -260,7 +284,17 @@ class _Walk:
                 step.completed_at = utcnow()
             await self.observer.step_changed(step, None, {}, durable=False)
 
+    def _cost(self, node_id: str) -> int:
+        return step_cost(self.workflow.nodes[node_id].definition.type, self.steps[node_id].output)
+
+    def _over_limit(self) -> None:
+        """A limit is passed: the run stops and fails with `limit_exceeded`."""
+        self.stopped_by_failure = True
+        self.control.request(StopKind.CANCEL, "a run limit was exceeded")
+
     async def _outcome(self) -> RunOutcome:
+        if self.budget.exceeded is not None:
+            return RunOutcome(OutcomeKind.FAILED, error=self.budget.exceeded)
         failed_stop = self.stopped_by_failure
         kind = self.control.kind
         interrupted = [k for k, s in self.steps.items() if s.status in _RERUN and s.attempt > 0]
