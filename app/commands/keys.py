@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import ipaddress
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -13,7 +15,7 @@ from rich.table import Table
 
 from app.auth.keys import KeyInvalid, check_name, hash_token, new_token, parse_scopes
 from app.commands.output import Format, Output, emit, emit_all, note, stdout
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.store.audit import AuditEntry, AuditStore
 from app.store.database import create_engine
 from app.store.keys import KeyNameTaken, KeyStore
@@ -121,6 +123,45 @@ def revoke(name: Annotated[str, typer.Argument(help="the key's name")]) -> None:
         note(f"error: no live key named {name!r}")
         raise typer.Exit(1)
     note(f"key {name} revoked")
+
+
+def check_exposure(host: str, settings: Settings) -> None:
+    """`turnout serve` on a non-loopback address needs auth on, or TURNOUT_AUTH=off said aloud."""
+    if _is_loopback(host) or settings.auth == "required":
+        return
+    if settings.auth == "off":
+        logging.getLogger("app.cli").warning(
+            "serving on %s with authentication OFF (TURNOUT_AUTH=off): anyone who can reach "
+            "this address can run, read and cancel everything",
+            host,
+        )
+        return
+
+    async def any_key() -> bool:
+        engine = create_engine(settings)
+        try:
+            return await KeyStore(engine).any_exist()
+        except Exception:  # no database or no keys table yet: no keys
+            return False
+        finally:
+            await engine.dispose()
+
+    if not asyncio.run(any_key()):
+        note(
+            f"refusing to serve on {host} with authentication off: create a key first "
+            "(`turnout keys create --name admin --scopes admin`), or set TURNOUT_AUTH=required, "
+            "or TURNOUT_AUTH=off to serve it open anyway"
+        )
+        raise typer.Exit(2)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def register(app: typer.Typer) -> None:
