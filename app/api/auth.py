@@ -127,7 +127,7 @@ class Authenticator:
             self.auth_seen = await keys.any_exist()
         if not self.auth_seen:
             return _anonymous(scope)
-        headers = _headers(scope)
+        headers = headers_of(scope)
         record = await self._identify(headers, method, keys)
         if record is None:
             raise errors.Unauthorized()
@@ -152,7 +152,7 @@ class Authenticator:
             if record is None:
                 raise errors.Unauthorized("this API key is not valid (unknown or revoked)")
             return record
-        session = _cookies(headers).get(SESSION_COOKIE)
+        session = cookies_of(headers).get(SESSION_COOKIE)
         if not session:
             return None
         found = await keys.find_session(hash_token(session))
@@ -177,11 +177,11 @@ class Authenticator:
         raise errors.RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
 
 
-def _headers(scope: Scope) -> dict[str, str]:
+def headers_of(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
 
-def _cookies(headers: dict[str, str]) -> dict[str, str]:
+def cookies_of(headers: dict[str, str]) -> dict[str, str]:
     jar: SimpleCookie = SimpleCookie()
     try:
         jar.load(headers.get("cookie", ""))
@@ -202,7 +202,7 @@ def _label(headers: dict[str, str]) -> str | None:
 
 def _anonymous(scope: Scope, *, authenticated: bool = True) -> Principal:
     """Auth off: everyone may do everything in `default`, as before keys existed."""
-    headers = _headers(scope)
+    headers = headers_of(scope)
     return Principal(
         "api",
         _chosen_namespace(scope, headers) or DEFAULT_NAMESPACE,
