@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from app.auth.masking import Masker
 from app.engine.control import CANCELS_RUNNING, REQUEUES_RUNNING, RunControl, StopKind
 from app.engine.limits import Limits, RunBudget, step_cost
 from app.engine.state import OutcomeKind, RunOutcome, StepState, utcnow
@@ -53,6 +54,7 @@ class Runner:
         control: RunControl | None = None,
         steps: dict[str, StepState] | None = None,
         attempt: int = 1,
+        secrets: Mapping[str, str] | None = None,
     ) -> RunOutcome:
         walk = _Walk(
             self,
@@ -63,6 +65,7 @@ class Runner:
             control=control or RunControl(),
             steps=steps if steps is not None else {},
             attempt=attempt,
+            secrets=secrets or {},
         )
         return await walk.run()
 
@@ -91,8 +94,10 @@ class _Walk:
         control: RunControl,
         steps: dict[str, StepState],
         attempt: int,
+        secrets: Mapping[str, str],
     ) -> None:
         self.runner = runner
+        self.masker = Masker(secrets.values())
         self.workflow = workflow
         self.observer = observer
         self.control = control
@@ -100,6 +105,7 @@ class _Walk:
         self.scope: dict[str, Any] = {
             "input": input_data,
             "execution": {"id": execution_id, "attempt": attempt},
+            "secrets": dict(secrets),
         }
         self.order = {node_id: i for i, node_id in enumerate(workflow.nodes)}
         self.executor = StepExecutor(
@@ -110,6 +116,7 @@ class _Walk:
             control=control,
             steps=steps,
             rand=runner.rand,
+            masker=self.masker,
         )
         self.running: dict[asyncio.Task[None], str] = {}
         self.ready: list[tuple[int, str]] = []
@@ -293,6 +300,13 @@ class _Walk:
         self.control.request(StopKind.CANCEL, "a run limit was exceeded")
 
     async def _outcome(self) -> RunOutcome:
+        outcome = await self._unmasked_outcome()
+        if self.masker:
+            outcome.result = self.masker.mask(outcome.result)
+            outcome.error = self.masker.mask(outcome.error)
+        return outcome
+
+    async def _unmasked_outcome(self) -> RunOutcome:
         if self.budget.exceeded is not None:
             return RunOutcome(OutcomeKind.FAILED, error=self.budget.exceeded)
         failed_stop = self.stopped_by_failure

@@ -13,6 +13,7 @@ from app.config import Settings
 from app.engine.status import Status
 from app.errors import IdempotencyConflict, InputInvalid, WorkflowNotFound
 from app.execution.complexity import Complexity, ComplexityAnalyzer
+from app.execution.secrets import SecretResolver
 from app.execution.strategies import (
     ImmediateExecutionStrategy,
     QueuedExecutionStrategy,
@@ -101,6 +102,8 @@ class ExecutionManager:
                 return _replay(existing)
         definition, workflow_id, version = await self._resolve(request)
         compiled = compile_workflow(definition, self.registry, max_nodes=self.settings.max_nodes)
+        resolver = SecretResolver(self.repo.engine, self.settings.secret_key)
+        await resolver.resolve(request.namespace, definition)  # an unknown secret is a 422
         problems = validate_input(compiled.definition.input_schema, request.input)
         if problems:
             raise InputInvalid(

@@ -23,7 +23,7 @@ from app.workflows.schemas import schema_problems
 from app.workflows.templates import Template, compile_template
 
 ITEM_NAMES = frozenset({"item", "index"})  # defined only inside a foreach node template
-GLOBAL_NAMES = RESERVED_NAMES - ITEM_NAMES
+GLOBAL_NAMES = (RESERVED_NAMES - ITEM_NAMES) | {"secrets"}  # secrets: resolved at run time
 NODE_TEMPLATE_KEYS = ("type", "params", "retry", "timeout")
 MAX_TIMEOUT_MS = 30 * 86_400_000
 _NODE_LIST = TypeAdapter(list[NodeDefinition])
