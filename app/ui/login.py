@@ -1,4 +1,5 @@
-"""The dashboard's login: a key in a form (never in a URL) becomes an HttpOnly session cookie.
+"""The dashboard's login (a key in a form, never in a URL, becomes an HttpOnly session cookie)
+and its audit log page.
 
 Changes made from the dashboard carry the session's CSRF token in `X-CSRF-Token`; the token is
 also in a readable cookie (double submit), checked against the session by app.api.auth."""
@@ -16,7 +17,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from app.api.auth import CSRF_COOKIE, SESSION_COOKIE, cookies_of, headers_of
 from app.api.deps import RuntimeDep
 from app.auth.keys import hash_token
+from app.store.audit import AuditFilter, AuditStore
 from app.store.keys import KeyStore
+from app.ui.pages import templates
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -74,6 +77,22 @@ async def login(request: Request, runtime: RuntimeDep) -> Response:
         CSRF_COOKIE, csrf, max_age=ttl, httponly=False, samesite="lax", secure=secure
     )
     return response
+
+
+@router.get("/audit", response_class=HTMLResponse)
+async def audit_page(
+    request: Request,
+    runtime: RuntimeDep,
+    actor: str | None = None,
+    action: str | None = None,
+    target: str | None = None,
+    cursor: int | None = None,
+) -> HTMLResponse:
+    """The audit log (admin keys only, by app/auth/policy.py)."""
+    flt = AuditFilter(actor or None, action or None, target or None)
+    items, next_cursor = await AuditStore(runtime.engine).list(flt, limit=100, before_id=cursor)
+    context = {"items": items, "next_cursor": next_cursor, "query": flt}
+    return templates.TemplateResponse(request, "audit.html", context)
 
 
 @router.post("/logout", response_model=None)

@@ -106,3 +106,8 @@ async def test_audit_log_records_who_what_target_when_and_where(
     first = (await client.get("/audit?limit=2", headers=bearer(admin))).json()
     second = await client.get(f"/audit?limit=2&cursor={first['nextCursor']}", headers=bearer(admin))
     assert [r["id"] for r in first["items"] + second.json()["items"]] == [r["id"] for r in rows[:4]]
+
+    page = await client.get("/ui/audit?action=execution.pause", headers=bearer(admin))
+    assert page.status_code == 200
+    assert "execution.pause" in page.text and "workflow.register" not in page.text
+    assert (await client.get("/ui/audit", headers=bearer(ops))).status_code == 403
