@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from sqlalchemy import text
@@ -9,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from tests.security.conftest import bearer, make_key, run, turnout_db
+from turnout import AsyncClient
 
 
 async def test_no_keys_means_open_as_before(client: httpx.AsyncClient) -> None:
@@ -115,3 +118,22 @@ async def test_probes_can_be_opened_by_setting(client: httpx.AsyncClient) -> Non
     assert (await client.get("/metrics")).status_code == 200
     assert (await client.get("/readyz")).status_code == 200
     assert (await client.get("/executions")).status_code == 401
+
+
+async def test_cli_and_python_client_send_turnout_api_key(
+    client: httpx.AsyncClient, api_url: str, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = make_key(db_url, "ci", "read,run")
+    await run(client, key)
+    listed = turnout_db(
+        db_url, "ls", "-o", "json", TURNOUT_URL=api_url, TURNOUT_API_KEY=key
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 1
+    refused = turnout_db(db_url, "ls", "-o", "json", TURNOUT_URL=api_url)
+    assert refused.returncode != 0 and "unauthorized" in refused.stdout + refused.stderr
+
+    monkeypatch.setenv("TURNOUT_API_KEY", key)
+    async with AsyncClient(api_url) as python_client:
+        seen = [e async for e in python_client.list()]
+    assert len(seen) == 1
