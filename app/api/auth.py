@@ -34,6 +34,8 @@ SESSION_COOKIE = "turnout_session"
 CSRF_COOKIE = "turnout_csrf"
 CSRF_HEADER = "x-csrf-token"
 NAMESPACE_HEADER = "x-turnout-namespace"
+# A key made with `turnout keys create` turns auth on within this long (no query per request).
+NO_KEYS_TTL_S = 1.0
 
 
 class Authenticator:
@@ -45,6 +47,7 @@ class Authenticator:
         probes = {"/readyz": settings.open_readyz, "/metrics": settings.open_metrics}
         self.open_paths = frozenset(p for p, is_open in probes.items() if is_open)
         self.auth_seen = settings.auth == "required"
+        self.no_keys_until = 0.0  # "no key yet" is asked again after NO_KEYS_TTL_S
         self.limiter: MovingWindowRateLimiter | None = None
         self.limit: RateLimitItemPerSecond | None = None
         if settings.rate_limit_per_s > 0:
@@ -123,8 +126,9 @@ class Authenticator:
         needed = required_scope(method, path, self.open_paths)
         if needed is None:  # open paths never fail, whatever credentials come with them
             return _anonymous(scope, authenticated=False)
-        if not self.auth_seen:
-            self.auth_seen = await keys.any_exist()
+        if not self.auth_seen and time.monotonic() >= self.no_keys_until:
+            self.auth_seen = await self._any_key(keys)
+            self.no_keys_until = time.monotonic() + NO_KEYS_TTL_S
         if not self.auth_seen:
             return _anonymous(scope)
         headers = headers_of(scope)
@@ -139,6 +143,16 @@ class Authenticator:
             )
         await self._count(record)
         return principal
+
+    @staticmethod
+    async def _any_key(keys: KeyStore) -> bool:
+        """Whether auth is on; when the database cannot say, nothing is opened: a 503."""
+        try:
+            return await keys.any_exist()
+        except Exception as exc:
+            if "api_keys" in str(exc):
+                raise errors.SchemaNotMigrated() from None
+            raise errors.ServiceUnavailable() from None
 
     async def _identify(
         self, headers: dict[str, str], method: str, keys: KeyStore
