@@ -146,12 +146,13 @@ class Authenticator:
 
     @staticmethod
     async def _any_key(keys: KeyStore) -> bool:
-        """Whether auth is on; when the database cannot say, nothing is opened: a 503."""
+        """Whether auth is on. A schema without the keys table cannot hold a key (the routes
+        answer `schema_not_migrated`); a database that cannot answer opens nothing: a 503."""
         try:
             return await keys.any_exist()
         except Exception as exc:
             if "api_keys" in str(exc):
-                raise errors.SchemaNotMigrated() from None
+                return False
             raise errors.ServiceUnavailable() from None
 
     async def _identify(
