@@ -26,6 +26,7 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Log in · Turnout</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/ui/static/dashboard.css"></head>
 <body><main id="main" class="login">
 <h1>Turnout</h1>
