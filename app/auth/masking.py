@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
 # `{{ secrets.NAME }}` or `{{ secrets['NAME'] }}` inside a template's expressions.
@@ -31,7 +32,9 @@ class Masker:
     """Replaces every known secret value, longest first, in strings, keys and nested values."""
 
     def __init__(self, values: Iterable[str] = ()) -> None:
-        unique = sorted({v for v in values if v}, key=len, reverse=True)
+        # A peer may echo a value URL-encoded (in a path or query), so those forms go too.
+        forms = {f for v in values if v for f in _encodings(v)}
+        unique = sorted(forms, key=len, reverse=True)
         self.pattern = re.compile("|".join(map(re.escape, unique))) if unique else None
 
     def __bool__(self) -> bool:
@@ -47,3 +50,11 @@ class Masker:
         if isinstance(value, list | tuple):
             return [self.mask(v) for v in value]
         return value
+
+
+# The characters different clients leave unescaped in a path or a query.
+SAFE_SETS = ("", "/", "/+", "!$'()*+,;:@/?")
+
+
+def _encodings(value: str) -> set[str]:
+    return {value, quote_plus(value), *(quote(value, safe=safe) for safe in SAFE_SETS)}

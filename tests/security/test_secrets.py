@@ -20,7 +20,7 @@ from tests.security.conftest import turnout_db
 from tests.servers import run_server
 
 SECRET_KEY = Fernet.generate_key().decode()
-VALUE = "sk_live_9f8e7d6c5b4a"
+VALUE = "sk_live/9f8e+7d6c 5b4a"  # URL-encoded on its way through the path and query
 
 echo = FastAPI()
 
