@@ -35,6 +35,9 @@ def serve(
         )
         raise typer.Exit(2)
     configure_logging(settings)
+    from app.commands.keys import check_exposure
+
+    check_exposure(host, settings)
     uvicorn.run("app.main:app", host=host, port=port, workers=workers, log_config=None)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -82,6 +83,21 @@ class Settings(BaseSettings):
 
     # Server-sent events.
     sse_heartbeat_s: float = 15.0
+
+    # Security (README "Security"). auth: "auto" is on as soon as a key exists.
+    auth: Literal["auto", "required", "off"] = "auto"
+    open_readyz: bool = False
+    open_metrics: bool = False
+    session_ttl_s: int = 12 * 3600
+    session_cookie_secure: bool = False  # set it behind HTTPS
+    rate_limit_per_s: float = 50.0  # per key; 0 turns rate limits off
+    rate_limit_burst: int = 100
+    cors_origins: list[str] = Field(default_factory=list)
+    secret_key: str | None = None  # Fernet key for the secrets store
+    # Service-wide run limits (a workflow's `limits` may lower or raise them; 0 = no limit).
+    max_steps: int = 0
+    max_output_bytes: int = 0
+    max_duration_ms: int = 0
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -40,6 +40,28 @@ class PayloadTooLarge(TurnoutError):
     code = "payload_too_large"
 
 
+class Unauthorized(TurnoutError):
+    """A valid API key is needed: send `Authorization: Bearer <key>`."""
+
+    code = "unauthorized"
+
+
+class Forbidden(TurnoutError):
+    """This key does not have the scope this request needs."""
+
+    code = "forbidden"
+
+
+class RateLimited(TurnoutError):
+    """Too many requests with this key; slow down and retry after Retry-After seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, retry_after_s: int) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(None, {"retryAfterSeconds": retry_after_s})
+
+
 class ExecutionNotFound(TurnoutError):
     """No execution has this id."""
 
@@ -84,7 +106,13 @@ class LeaseLost(TurnoutError):
     code = "lease_lost"
 
 
-class SchemaNotMigrated(TurnoutError):
+class ServiceUnavailable(TurnoutError):
+    """A dependency (database or Redis) is unavailable; try again shortly."""
+
+    code = "service_unavailable"
+
+
+class SchemaNotMigrated(ServiceUnavailable):
     """The database schema is older than this version of Turnout: run `turnout migrate`."""
 
     code = "schema_not_migrated"

@@ -10,10 +10,12 @@ from contextlib import asynccontextmanager, contextmanager
 from types import FrameType
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import (
     analytics,
+    audit,
     control,
     executions,
     export,
@@ -24,6 +26,8 @@ from app.api import (
     streams,
     workflows,
 )
+from app.api.auth import Authenticator
+from app.api.deps import guard_execution
 from app.api.docs import install_docs
 from app.api.errors import BodySizeLimit, install_error_handlers
 from app.config import Settings, get_settings
@@ -32,6 +36,16 @@ from app.observability.middleware import TraceMiddleware
 from app.runtime import Runtime, build_runtime
 from app.store.schema import StartupError
 from app.ui import install_dashboard
+
+CORS_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "Last-Event-ID",
+    "X-Actor",
+    "X-CSRF-Token",
+    "X-Turnout-Namespace",
+]
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
@@ -64,11 +78,21 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         strict_content_type=False,
     )
     install_error_handlers(app)
+    app.add_middleware(Authenticator, settings=settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(StartupFailure)
+    if settings.cors_origins:  # outermost: preflights and error answers carry the headers too
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=CORS_HEADERS,
+            expose_headers=["Retry-After", "Location"],
+            max_age=600,
+        )
+    schema = [Depends(health.require_schema), Depends(guard_execution)]
     app.add_middleware(TraceMiddleware)
-    schema = [Depends(health.require_schema)]
-    for module in (runs, executions, control, streams, workflows, seed, analytics, export):
+    for module in (runs, executions, control, streams, workflows, seed, analytics, export, audit):
         app.include_router(module.router, dependencies=schema)
     app.include_router(health.router)
     app.include_router(node_types.router)

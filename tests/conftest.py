@@ -30,6 +30,10 @@ TABLES = (
     "workflows",
     "execution_rollups",
     "execution_rollup_errors",
+    "api_keys",
+    "api_sessions",
+    "audit_log",
+    "secrets",
 )
 CONNECT_TIMEOUT_S = 5
 

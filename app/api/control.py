@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 from pydantic import Field
 
-from app.api.deps import ControlDep
+from app.api.deps import ActorDep, ControlDep
 from app.api.errors import error_responses
 from app.api.resources import ControlAnswer
 from app.api.schemas import JSONBody, execution_resource
@@ -25,7 +25,7 @@ WITH_BODY: dict[str, Any] = {
     "responses": {200: {"model": ControlAnswer}, **error_responses(404, 409, 413, 415, 422)},
 }
 
-Actor = Annotated[str | None, Header(alias="X-Actor", max_length=200)]
+Actor = ActorDep
 
 
 class RetryBody(JSONBody):
@@ -43,16 +43,16 @@ def _answer(result: ControlResult) -> dict[str, Any]:
 
 
 def _who(actor: str | None) -> str:
-    return actor or "api"
+    return actor or "api"  # the principal's actor (app.api.deps.get_actor)
 
 
 @router.post("/execution/{execution_id}/cancel", summary="Cancel an execution", **VERB)
-async def cancel(execution_id: UUID, control: ControlDep, actor: Actor = None) -> dict[str, Any]:
+async def cancel(execution_id: UUID, control: ControlDep, actor: Actor = "api") -> dict[str, Any]:
     return _answer(await control.cancel(execution_id, _who(actor)))
 
 
 @router.delete("/execution/{execution_id}", summary="Cancel an execution (seed verb)", **VERB)
-async def delete(execution_id: UUID, control: ControlDep, actor: Actor = None) -> dict[str, Any]:
+async def delete(execution_id: UUID, control: ControlDep, actor: Actor = "api") -> dict[str, Any]:
     return _answer(await control.cancel(execution_id, _who(actor)))
 
 
@@ -63,13 +63,13 @@ async def pause(
     abort: Annotated[
         bool, Query(description="cancel running steps; they re-run on resume")
     ] = False,
-    actor: Actor = None,
+    actor: Actor = "api",
 ) -> dict[str, Any]:
     return _answer(await control.pause(execution_id, _who(actor), abort=abort))
 
 
 @router.post("/execution/{execution_id}/resume", summary="Resume a paused execution", **VERB)
-async def resume(execution_id: UUID, control: ControlDep, actor: Actor = None) -> dict[str, Any]:
+async def resume(execution_id: UUID, control: ControlDep, actor: Actor = "api") -> dict[str, Any]:
     return _answer(await control.resume(execution_id, _who(actor)))
 
 
@@ -77,7 +77,7 @@ async def resume(execution_id: UUID, control: ControlDep, actor: Actor = None) -
     "/execution/{execution_id}/retry", summary="Retry a failed or cancelled execution", **WITH_BODY
 )
 async def retry(
-    execution_id: UUID, control: ControlDep, body: RetryBody | None = None, actor: Actor = None
+    execution_id: UUID, control: ControlDep, body: RetryBody | None = None, actor: Actor = "api"
 ) -> dict[str, Any]:
     body = body or RetryBody()
     result = await control.retry(execution_id, _who(actor), from_=body.from_, version=body.version)
@@ -90,6 +90,6 @@ async def retry(
     **WITH_BODY,
 )
 async def give_input(
-    execution_id: UUID, body: InputBody, control: ControlDep, actor: Actor = None
+    execution_id: UUID, body: InputBody, control: ControlDep, actor: Actor = "api"
 ) -> dict[str, Any]:
     return _answer(await control.deliver_input(execution_id, body.node_id, body.data, _who(actor)))

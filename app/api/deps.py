@@ -6,11 +6,14 @@ module knows they live on the process's `Runtime`."""
 from __future__ import annotations
 
 from typing import Annotated
+from uuid import UUID
 
 from arq.connections import ArqRedis
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
+from app.auth.keys import DEFAULT_NAMESPACE, SCOPES, Principal
 from app.config import Settings
+from app.errors import ExecutionNotFound
 from app.events.bus import EventBus
 from app.execution.heartbeats import WorkerHeartbeats
 from app.execution.manager import ExecutionManager
@@ -18,6 +21,7 @@ from app.execution.queue import ExecutionQueue
 from app.execution.steering import ExecutionControl
 from app.nodes.registry import NodeRegistry
 from app.runtime import Runtime
+from app.store.namespaces import namespace_of
 from app.store.repository import Repository
 from app.store.schema import SchemaCheck
 
@@ -77,3 +81,46 @@ RegistryDep = Annotated[NodeRegistry, Depends(get_registry)]
 SchemaDep = Annotated[SchemaCheck, Depends(get_schema)]
 HeartbeatsDep = Annotated[WorkerHeartbeats, Depends(get_heartbeats)]
 RedisDep = Annotated[ArqRedis | None, Depends(get_redis)]
+
+
+def get_principal(request: Request) -> Principal:
+    """Who asks (set by app.api.auth.Authenticator; open when it is not installed)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return principal or Principal("api", DEFAULT_NAMESPACE, frozenset(SCOPES), authenticated=False)
+
+
+def get_actor(
+    request: Request,
+    x_actor: Annotated[
+        str | None, Header(alias="X-Actor", max_length=200, description="a sub-label of who asks")
+    ] = None,
+) -> str:
+    """What events record as `by`: the key's name (X-Actor only adds a label to it)."""
+    return get_principal(request).actor
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+ActorDep = Annotated[str, Depends(get_actor)]
+
+
+def get_namespace(request: Request) -> str:
+    """The namespace a request acts in: its key's (an admin key may choose another)."""
+    return get_principal(request).namespace
+
+
+NamespaceDep = Annotated[str, Depends(get_namespace)]
+
+
+async def guard_execution(request: Request) -> None:
+    """Another namespace's execution is a 404, as if it did not exist (nothing leaks)."""
+    raw = request.path_params.get("execution_id")
+    principal = get_principal(request)
+    if raw is None or principal.is_admin:
+        return
+    try:
+        execution_id = UUID(str(raw))
+    except ValueError:
+        return  # the route's own validation answers
+    found = await namespace_of(_runtime(request).repo.engine, execution_id)
+    if found is not None and found != principal.namespace:
+        raise ExecutionNotFound(f"no execution with id {execution_id}")

@@ -28,12 +28,15 @@ STATUS: dict[type[errors.TurnoutError], int] = {
     errors.InputInvalid: 422,
     errors.RequestInvalid: 422,
     errors.PayloadTooLarge: 413,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.RateLimited: 429,
     errors.ExecutionNotFound: 404,
     errors.WorkflowNotFound: 404,
     errors.WorkflowVersionExists: 409,
     errors.InvalidTransition: 409,
     errors.IdempotencyConflict: 409,
-    errors.SchemaNotMigrated: 503,
+    errors.ServiceUnavailable: 503,
 }
 
 
@@ -63,12 +66,15 @@ class ErrorResponse(BaseModel):
 
 _DESCRIPTIONS = {
     400: "bad request",
+    401: "no valid API key (send Authorization: Bearer <key>)",
+    403: "the key lacks the scope this request needs",
     404: "not found",
     405: "method not allowed",
     409: "conflict with the current state",
     413: "request body or definition too large",
     415: "the body is not sent as JSON",
     422: "the request is invalid (every problem in details)",
+    429: "too many requests with this key; retry after Retry-After seconds",
     503: "a dependency is unavailable; retry after Retry-After seconds",
 }
 
@@ -140,6 +146,17 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     }
 
 
+def error_answer(exc: errors.TurnoutError) -> JSONResponse:
+    """The answer for a domain error raised outside a route (e.g. by a middleware)."""
+    status = _status_of(exc)
+    headers = {"Retry-After": "2"} if status == 503 else None
+    if isinstance(exc, errors.RateLimited):
+        headers = {"Retry-After": str(exc.retry_after_s)}
+    elif isinstance(exc, errors.Unauthorized):
+        headers = {"WWW-Authenticate": "Bearer"}
+    return JSONResponse(error_body(exc.code, exc.message, exc.details), status, headers=headers)
+
+
 def _status_of(exc: errors.TurnoutError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
@@ -149,20 +166,12 @@ def _status_of(exc: errors.TurnoutError) -> int:
 
 async def _turnout_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.TurnoutError)
-    status = _status_of(exc)
-    headers = {"Retry-After": "2"} if status == 503 else None
-    details = exc.details
-    if isinstance(exc, errors.InvalidTransition):
-        details = [
-            detail(
-                ["status"],
-                exc.code,
-                exc.message,
-                currentStatus=exc.current,
-                requested=exc.target,
-            )
-        ]
-    return JSONResponse(error_body(exc.code, exc.message, details), status, headers=headers)
+    if not isinstance(exc, errors.InvalidTransition):
+        return error_answer(exc)
+    details = [
+        detail(["status"], exc.code, exc.message, currentStatus=exc.current, requested=exc.target)
+    ]
+    return JSONResponse(error_body(exc.code, exc.message, details), _status_of(exc))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

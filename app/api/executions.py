@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BeforeValidator
 
-from app.api.deps import QueueDep, RepoDep
+from app.api.deps import NamespaceDep, QueueDep, RepoDep
 from app.api.errors import error_responses
 from app.api.resources import Execution, ExecutionPage
 from app.api.schemas import NO_NUL, execution_resource
@@ -66,6 +66,7 @@ async def get_execution(execution_id: UUID, repo: RepoDep, queue: QueueDep) -> d
 )
 async def list_executions(
     repo: RepoDep,
+    namespace: NamespaceDep,
     status: Annotated[list[StatusName] | None, Query()] = None,
     workflow: Annotated[str | None, Query(pattern=NO_NUL)] = None,
     mode: Literal["immediate", "queued"] | None = None,
@@ -86,6 +87,7 @@ async def list_executions(
         created_after=created_after,
         created_before=created_before,
         text=q or None,
+        namespace=namespace,
     )
     records, next_cursor = await repo.list_executions(flt, limit=limit, cursor=cursor)
     return {

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.api.deps import HeartbeatsDep, QueueDep, RepoDep
+from app.api.deps import HeartbeatsDep, NamespaceDep, QueueDep, RepoDep
 from app.api.schemas import execution_resource
 from app.engine.state import utcnow
 from app.engine.status import Status, StepStatus
@@ -25,14 +25,17 @@ THROUGHPUT_BUCKET_S = 10
 
 
 async def queue_overview(
-    repo: Repository, queue: ExecutionQueue, heartbeats: WorkerHeartbeats
+    repo: Repository,
+    queue: ExecutionQueue,
+    heartbeats: WorkerHeartbeats,
+    namespace: str = "default",
 ) -> dict[str, Any]:
     """What `GET /queue` answers and the dashboard's queue page shows."""
     pending, _ = await repo.list_executions(
-        ExecutionFilter(status=[Status.PENDING]), limit=LISTED, cursor=None
+        ExecutionFilter(status=[Status.PENDING], namespace=namespace), limit=LISTED, cursor=None
     )
     waiting, _ = await repo.list_executions(
-        ExecutionFilter(status=[Status.WAITING]), limit=LISTED, cursor=None
+        ExecutionFilter(status=[Status.WAITING], namespace=namespace), limit=LISTED, cursor=None
     )
     positions = await asyncio.gather(*(queue.position(r.id) for r in pending))
     pending_items = [
@@ -62,5 +65,7 @@ async def queue_overview(
 
 
 @router.get("/queue", summary="The queue: pending (with positions), waiting, workers, throughput")
-async def get_queue(repo: RepoDep, queue: QueueDep, heartbeats: HeartbeatsDep) -> dict[str, Any]:
-    return await queue_overview(repo, queue, heartbeats)
+async def get_queue(
+    repo: RepoDep, queue: QueueDep, heartbeats: HeartbeatsDep, namespace: NamespaceDep
+) -> dict[str, Any]:
+    return await queue_overview(repo, queue, heartbeats, namespace)

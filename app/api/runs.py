@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
-from app.api.deps import ManagerDep
+from app.api.deps import ManagerDep, NamespaceDep
 from app.api.errors import error_responses
 from app.api.resources import Accepted, Execution
 from app.api.schemas import (
@@ -57,7 +57,10 @@ def _request(options: RunOptions, key: str | None, **fields: Any) -> RunRequest:
     responses=RUN_RESPONSES,
 )
 async def run_workflow(
-    body: RunBody, manager: ManagerDep, idempotency_key: IdempotencyKey = None
+    body: RunBody,
+    manager: ManagerDep,
+    namespace: NamespaceDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     return await _submit(
         manager,
@@ -70,6 +73,7 @@ async def run_workflow(
             input=body.input,
             mode=body.mode,
             metadata=body.metadata,
+            namespace=namespace,
         ),
     )
 
@@ -84,6 +88,7 @@ async def run_registered(
     name: NamePath,
     body: RegisteredRunBody,
     manager: ManagerDep,
+    namespace: NamespaceDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     return await _submit(
@@ -96,5 +101,6 @@ async def run_registered(
             input=body.input,
             mode=body.mode,
             metadata=body.metadata,
+            namespace=namespace,
         ),
     )

@@ -12,13 +12,15 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from app.api.deps import BusDep, QueueDep, RepoDep, SettingsDep
+from app.api.deps import BusDep, PrincipalDep, QueueDep, RepoDep, SettingsDep
 from app.api.errors import error_responses
+from app.auth.keys import DEFAULT_NAMESPACE, Principal
 from app.errors import RequestInvalid
 from app.events.bus import FEED, EventBus
 from app.events.stream import event_json, execution_events
 from app.execution.queue import ExecutionQueue
 from app.metrics import STREAMS_OPEN
+from app.store.namespaces import namespace_of
 from app.store.records import EventRecord
 from app.store.repository import Repository
 
@@ -126,6 +128,20 @@ async def _execution_frames(
         await events.aclose()
 
 
+async def _in_namespace(
+    repo: Repository, principal: Principal, execution_id: UUID, seen: dict[UUID, bool]
+) -> bool:
+    """The feed shows a key only its namespace's executions (looked up once per execution)."""
+    if not principal.authenticated and principal.namespace == DEFAULT_NAMESPACE:
+        return True  # auth off: one namespace in practice; no lookups
+    if execution_id not in seen:
+        if len(seen) > 10_000:
+            seen.clear()
+        found = await namespace_of(repo.engine, execution_id)
+        seen[execution_id] = found == principal.namespace
+    return seen[execution_id]
+
+
 _LEAVES_QUEUE = frozenset({"execution.started", "execution.paused", "execution.waiting"})
 _ENTERS_QUEUE = frozenset({"execution.promoted", "execution.resumed"})
 
@@ -136,13 +152,18 @@ _ENTERS_QUEUE = frozenset({"execution.promoted", "execution.resumed"})
     response_class=EventSourceResponse,
     responses=FEED_RESPONSES,
 )
-async def stream_all(bus: BusDep, settings: SettingsDep) -> EventSourceResponse:
+async def stream_all(
+    bus: BusDep, settings: SettingsDep, repo: RepoDep, principal: PrincipalDep
+) -> EventSourceResponse:
     async def frames() -> AsyncIterator[ServerSentEvent]:
         STREAMS_OPEN.inc()
+        seen: dict[UUID, bool] = {}  # execution -> in this namespace
         try:
             async with bus.subscribe(FEED) as live:
                 while True:
                     event = await live.get()
+                    if not await _in_namespace(repo, principal, event.execution_id, seen):
+                        continue
                     # No id: the feed is live only (a dashboard lists executions first).
                     yield ServerSentEvent(data=event_json(event), event=event.type)
         finally:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from app.api.deps import RegistryDep, RepoDep, SettingsDep
+from app.api.deps import NamespaceDep, RegistryDep, RepoDep, SettingsDep
 from app.api.errors import error_responses
 from app.api.resources import (
     Workflow,
@@ -36,7 +36,11 @@ Version = Annotated[
     responses={201: {"model": Workflow}, **error_responses(409, 413, 415, 422)},
 )
 async def register_workflow(
-    definition: dict[str, Any], repo: RepoDep, registry: RegistryDep, settings: SettingsDep
+    definition: dict[str, Any],
+    repo: RepoDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    namespace: NamespaceDep,
 ) -> JSONResponse:
     try:
         definition = normalise(definition, max_depth=settings.max_json_depth)
@@ -51,7 +55,7 @@ async def register_workflow(
     if not version:
         raise RequestInvalid("a registered workflow needs a 'version'")
     stored = compiled.definition.model_dump(by_alias=True, exclude_none=True)
-    record = await repo.create_workflow(name, version, stored)
+    record = await repo.create_workflow(name, version, stored, namespace)
     if record is None:
         raise WorkflowVersionExists(f"workflow '{name}' version '{version}' already exists")
     return JSONResponse(workflow_resource(record), status_code=201)
@@ -65,13 +69,16 @@ async def register_workflow(
 )
 async def list_workflows(
     repo: RepoDep,
+    namespace: NamespaceDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[
         str | None, Query(max_length=200, description="`nextCursor` of the previous page")
     ] = None,
 ) -> dict[str, Any]:
     # The cursor is the last name of the page before (names are unique and ordered).
-    items, more = await repo.list_workflow_names(limit=limit, after=cursor or None)
+    items, more = await repo.list_workflow_names(
+        limit=limit, after=cursor or None, namespace=namespace
+    )
     return {
         "items": [
             {
@@ -92,11 +99,13 @@ async def list_workflows(
     response_model=None,
     responses={200: {"model": WorkflowWithVersions}, **error_responses(404, 422)},
 )
-async def get_workflow(name: NamePath, repo: RepoDep, version: Version = None) -> dict[str, Any]:
-    record = await repo.get_workflow(name, version)
+async def get_workflow(
+    name: NamePath, repo: RepoDep, namespace: NamespaceDep, version: Version = None
+) -> dict[str, Any]:
+    record = await repo.get_workflow(name, version, namespace)
     if record is None:
         raise WorkflowNotFound(_missing(name, version))
-    versions = [r.version for r in await repo.list_workflows(name)]
+    versions = [r.version for r in await repo.list_workflows(name, namespace)]
     return {**workflow_resource(record), "versions": versions}
 
 
@@ -106,8 +115,8 @@ async def get_workflow(name: NamePath, repo: RepoDep, version: Version = None) -
     response_model=None,
     responses={200: {"model": WorkflowVersions}, **error_responses(404, 422)},
 )
-async def list_versions(name: NamePath, repo: RepoDep) -> dict[str, Any]:
-    records = await repo.list_workflows(name)
+async def list_versions(name: NamePath, repo: RepoDep, namespace: NamespaceDep) -> dict[str, Any]:
+    records = await repo.list_workflows(name, namespace)
     if not records:
         raise WorkflowNotFound(_missing(name, None))
     return {
@@ -124,8 +133,10 @@ async def list_versions(name: NamePath, repo: RepoDep) -> dict[str, Any]:
     response_model=None,
     responses={200: {"model": WorkflowDeleted}, **error_responses(404, 422)},
 )
-async def delete_workflow(name: NamePath, repo: RepoDep, version: Version = None) -> dict[str, Any]:
-    deleted = await repo.delete_workflow(name, version)
+async def delete_workflow(
+    name: NamePath, repo: RepoDep, namespace: NamespaceDep, version: Version = None
+) -> dict[str, Any]:
+    deleted = await repo.delete_workflow(name, version, namespace)
     if not deleted:
         raise WorkflowNotFound(_missing(name, version))
     return {"name": name, "deletedVersions": deleted}

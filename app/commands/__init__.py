@@ -7,7 +7,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add every command group to the `turnout` application."""
-    from app.commands import control, offline, registry, runs
+    from app.commands import control, keys, offline, registry, runs, secrets
 
-    for group in (runs, control, registry, offline):
+    for group in (runs, control, registry, offline, keys, secrets):
         group.register(app)

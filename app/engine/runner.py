@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from app.auth.masking import Masker
+from app.engine.limits import Limits, RunBudget, step_cost
 from app.engine.state import OutcomeKind, RunOutcome, StepState, utcnow
 from app.engine.status import STEP_DONE, StepStatus
 from app.engine.steps import RunObserver, StepExecutor, StepInterrupted, StepSpec, error_dict
@@ -52,6 +54,7 @@ class Runner:
         control: RunControl | None = None,
         steps: dict[str, StepState] | None = None,
         attempt: int = 1,
+        secrets: Mapping[str, str] | None = None,
     ) -> RunOutcome:
         walk = _Walk(
             self,
@@ -62,8 +65,19 @@ class Runner:
             control=control or RunControl(),
             steps=steps if steps is not None else {},
             attempt=attempt,
+            secrets=secrets or {},
         )
         return await walk.run()
+
+
+def run_limits(workflow: CompiledWorkflow, settings: Any) -> Limits:
+    """The workflow's own limits, each defaulting to the service-wide one."""
+    own = workflow.definition.limits
+    return Limits(
+        max_steps=(own and own.max_steps) or settings.max_steps,
+        max_output_bytes=(own and own.max_output_bytes) or settings.max_output_bytes,
+        max_duration_ms=(own and own.max_duration_ms) or settings.max_duration_ms,
+    )
 
 
 class _Walk:
@@ -80,8 +94,10 @@ class _Walk:
         control: RunControl,
         steps: dict[str, StepState],
         attempt: int,
+        secrets: Mapping[str, str],
     ) -> None:
         self.runner = runner
+        self.masker = Masker(secrets.values())
         self.workflow = workflow
         self.observer = observer
         self.control = control
@@ -89,6 +105,7 @@ class _Walk:
         self.scope: dict[str, Any] = {
             "input": input_data,
             "execution": {"id": execution_id, "attempt": attempt},
+            "secrets": dict(secrets),
         }
         self.order = {node_id: i for i, node_id in enumerate(workflow.nodes)}
         self.executor = StepExecutor(
@@ -99,12 +116,14 @@ class _Walk:
             control=control,
             steps=steps,
             rand=runner.rand,
+            masker=self.masker,
         )
         self.running: dict[asyncio.Task[None], str] = {}
         self.ready: list[tuple[int, str]] = []
         self.missing: dict[str, int] = {}
         self.failed_first: dict[str, Any] | None = None
         self.stopped_by_failure = False
+        self.budget = RunBudget(run_limits(workflow, runner.services.settings))
 
     def _step(self, node_id: str) -> StepState:
         step = self.steps.get(node_id)
@@ -118,6 +137,7 @@ class _Walk:
             step = self._step(node_id)
             if step.status == StepStatus.COMPLETED:
                 self.scope[node_id] = step.output
+                self.budget.spend(self._cost(node_id), step.output)
             elif step.status == StepStatus.SKIPPED:
                 self.scope[node_id] = None
             elif step.status == StepStatus.FAILED and self.failed_first is None:
@@ -141,8 +161,12 @@ class _Walk:
                 if not self.running:
                     break
                 done, _ = await asyncio.wait(
-                    [*self.running, stop_task], return_when=asyncio.FIRST_COMPLETED
+                    [*self.running, stop_task],
+                    timeout=self.budget.seconds_left(),
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
+                if self.budget.out_of_time():
+                    self._over_limit()
                 if stop_task in done:
                     stop_task = asyncio.ensure_future(self.control.changed())
                 for task in done:
@@ -182,6 +206,9 @@ class _Walk:
                 )
                 await self._done(node_id)
                 continue
+            if not self.budget.spend(1):
+                self._over_limit()
+                break
             task = asyncio.ensure_future(self.executor.run(self._spec(node), step, self.scope))
             self.running[task] = node_id
 
@@ -231,6 +258,10 @@ class _Walk:
                 self.control.request(StopKind.CANCEL, "a step failed")
                 return
         self.scope[node_id] = step.output if step.status == StepStatus.COMPLETED else None
+        completed = step.status == StepStatus.COMPLETED
+        if completed and not self.budget.spend(self._cost(node_id) - 1, step.output):
+            self._over_limit()
+            return
         for child in self.workflow.dependents.get(node_id, ()):
             self.missing[child] -= 1
             if self.missing[child] == 0:
@@ -260,7 +291,24 @@ class _Walk:
                 step.completed_at = utcnow()
             await self.observer.step_changed(step, None, {}, durable=False)
 
+    def _cost(self, node_id: str) -> int:
+        return step_cost(self.workflow.nodes[node_id].definition.type, self.steps[node_id].output)
+
+    def _over_limit(self) -> None:
+        """A limit is passed: the run stops and fails with `limit_exceeded`."""
+        self.stopped_by_failure = True
+        self.control.request(StopKind.CANCEL, "a run limit was exceeded")
+
     async def _outcome(self) -> RunOutcome:
+        outcome = await self._unmasked_outcome()
+        if self.masker:
+            outcome.result = self.masker.mask(outcome.result)
+            outcome.error = self.masker.mask(outcome.error)
+        return outcome
+
+    async def _unmasked_outcome(self) -> RunOutcome:
+        if self.budget.exceeded is not None:
+            return RunOutcome(OutcomeKind.FAILED, error=self.budget.exceeded)
         failed_stop = self.stopped_by_failure
         kind = self.control.kind
         interrupted = [k for k, s in self.steps.items() if s.status in _RERUN and s.attempt > 0]

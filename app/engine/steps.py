@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from app.auth.masking import Masker
 from app.engine import retry
 from app.engine.state import StepState, item_key, utcnow
 from app.engine.status import StepStatus
@@ -96,7 +97,9 @@ class StepExecutor:
         control: RunControl,
         steps: dict[str, StepState],
         rand: Callable[[], float] = random.random,
+        masker: Masker | None = None,
     ) -> None:
+        self.masker = masker or Masker()
         self.execution_id = execution_id
         self.services = services
         self.registry = registry
@@ -140,6 +143,8 @@ class StepExecutor:
                 return
             step.status = StepStatus.COMPLETED
             step.completed_at = utcnow()
+            if self.masker:
+                step.state = self.masker.mask(step.state)
             await self.observer.step_changed(
                 step, "step.completed", {"durationMs": step.duration_ms}, durable=durable
             )
@@ -171,9 +176,12 @@ class StepExecutor:
         return self._json_output(output)
 
     def _json_output(self, output: Any) -> Any:
-        """The step boundary: what a node returns becomes a step output only if it is JSON."""
+        """The step boundary: what a node returns becomes a step output only if it is JSON
+        (a secret's value in it, e.g. a peer's echo, becomes `***`)."""
         try:
-            return normalise(output, max_depth=self.services.settings.max_json_depth)
+            return self.masker.mask(
+                normalise(output, max_depth=self.services.settings.max_json_depth)
+            )
         except NotJSON as exc:
             raise OutputNotJSON(exc.describe("output")) from exc
 
@@ -181,14 +189,14 @@ class StepExecutor:
         step.status = StepStatus.WAITING
         step.state["waitReason"] = suspend.reason
         step.state["wakeAt"] = suspend.until.isoformat() if suspend.until else None
-        step.state["waitData"] = suspend.data
+        step.state["waitData"] = self.masker.mask(suspend.data)
         # A parked step is what lets the worker go: it must be on disk first.
         await self.observer.step_changed(step, None, {}, durable=True)
 
     async def _retry_or_fail(
         self, spec: StepSpec, step: StepState, exc: Exception, durable: bool
     ) -> bool:
-        error = error_dict(exc, spec.node_id)
+        error = self.masker.mask(error_dict(exc, spec.node_id))
         retryable = getattr(exc, "retryable", True)
         decision = retry.decide(spec.retry, step.attempt, retryable=retryable, rand=self.rand())
         step.error = error

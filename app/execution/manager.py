@@ -13,6 +13,7 @@ from app.config import Settings
 from app.engine.status import Status
 from app.errors import IdempotencyConflict, InputInvalid, WorkflowNotFound
 from app.execution.complexity import Complexity, ComplexityAnalyzer
+from app.execution.secrets import SecretResolver
 from app.execution.strategies import (
     ImmediateExecutionStrategy,
     QueuedExecutionStrategy,
@@ -45,6 +46,7 @@ class RunRequest:
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
+    namespace: str = "default"
 
     def fingerprint(self) -> str:
         """What an Idempotency-Key is bound to: the same key must come with the same body."""
@@ -94,10 +96,15 @@ class ExecutionManager:
         if request.idempotency_key:
             existing = await self.repo.get_by_idempotency_key(request.idempotency_key)
             if existing is not None:
+                # Another namespace's key is a conflict, not its execution (nothing leaks).
+                if existing.namespace != request.namespace:
+                    raise IdempotencyConflict("this Idempotency-Key is already in use")
                 self._check_same_request(existing.request_hash, fingerprint)
                 return _replay(existing)
         definition, workflow_id, version = await self._resolve(request)
         compiled = compile_workflow(definition, self.registry, max_nodes=self.settings.max_nodes)
+        resolver = SecretResolver(self.repo.engine, self.settings.secret_key)
+        await resolver.resolve(request.namespace, definition)  # an unknown secret is a 422
         problems = validate_input(compiled.definition.input_schema, request.input)
         if problems:
             raise InputInvalid(
@@ -124,6 +131,7 @@ class ExecutionManager:
             request_hash=fingerprint,
             timeout_ms=request.timeout_ms,
             progress_total=len(compiled.nodes),
+            namespace=request.namespace,
         )
         strategy = self.immediate if chosen == "immediate" else self.queued
         started = await strategy.start(new, compiled)
@@ -163,7 +171,9 @@ class ExecutionManager:
         if request.workflow is not None:
             return request.workflow, None, None
         assert request.workflow_id is not None
-        stored = await self.repo.get_workflow(request.workflow_id, request.version)
+        stored = await self.repo.get_workflow(
+            request.workflow_id, request.version, request.namespace
+        )
         if stored is None:
             raise WorkflowNotFound(
                 f"no registered workflow '{request.workflow_id}'"

@@ -14,8 +14,10 @@ from app.engine.runner import Runner
 from app.engine.state import OutcomeKind, RunOutcome, StepState, step_order, utcnow
 from app.engine.status import Status
 from app.engine.stops import RunControl, StopKind
+from app.errors import WorkflowInvalid
 from app.events.bus import EventBus
 from app.execution.recorder import Recorder
+from app.execution.secrets import SecretResolver
 from app.execution.steering import stop_at_rest
 from app.metrics import EXECUTIONS_SETTLED, RUN_SECONDS
 from app.nodes.registry import NodeRegistry
@@ -99,6 +101,7 @@ class ExecutionSession:
             progress_done=record.progress_done,
             progress_total=record.progress_total,
         )
+        secrets = await self._secrets(record)
         started = time.monotonic()
         timer = self._arm_timeout(record, control)
         recorder.start(steps)
@@ -111,6 +114,7 @@ class ExecutionSession:
                 control=control,
                 steps=steps,
                 attempt=record.attempt,
+                secrets=secrets,
             )
         finally:
             if timer is not None:
@@ -152,6 +156,15 @@ class ExecutionSession:
         await self.bus.publish(stored)
         EXECUTIONS_SETTLED.labels(status=str(Status.FAILED)).inc()
         return SessionResult(RunOutcome(OutcomeKind.FAILED, error=error), Status.FAILED)
+
+    async def _secrets(self, record: ExecutionRecord) -> dict[str, str]:
+        """Read at run time, never stored; a secret removed since submission reads as missing
+        (the step that needs it fails with an expression error)."""
+        resolver = SecretResolver(self.repo.engine, self.settings.secret_key)
+        try:
+            return await resolver.resolve(record.namespace, record.definition)
+        except WorkflowInvalid:
+            return {}
 
     @staticmethod
     def _arm_timeout(record: ExecutionRecord, control: RunControl) -> asyncio.TimerHandle | None:

@@ -186,7 +186,7 @@ class ExecutionControl:
         if version is not None:
             if record.workflow_id is None:
                 raise WorkflowNotFound("this execution did not come from a registered workflow")
-            stored_wf = await self.repo.get_workflow(record.workflow_id, version)
+            stored_wf = await self.repo.get_workflow(record.workflow_id, version, record.namespace)
             if stored_wf is None:
                 raise WorkflowNotFound(f"no version '{version}' of '{record.workflow_id}'")
             definition, new_version = stored_wf.definition, stored_wf.version

@@ -142,6 +142,7 @@ def execution_record(row: RowMapping | dict[str, Any]) -> ExecutionRecord:
         trace_context=row.get("trace_context"),
         idempotency_key=row["idempotency_key"],
         request_hash=row["request_hash"],
+        namespace=row.get("namespace") or "default",
     )
 
 

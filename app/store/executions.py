@@ -61,6 +61,7 @@ class ExecutionStore(StoreBase):
             "lease_expires_at": now + ms(new.lease_ms) if new.lease_owner else None,
             "last_seq": len(events),
             "trace_context": new.trace_context,
+            "namespace": new.namespace,
         }
         try:
             if self.dialect == "postgresql":
@@ -203,6 +204,8 @@ class ExecutionStore(StoreBase):
         return await self._read_events(query)
 
     def _filters(self, flt: ExecutionFilter) -> Iterable[Any]:
+        if flt.namespace:
+            yield workflow_executions.c.namespace == flt.namespace
         if flt.status:
             yield workflow_executions.c.status.in_(flt.status)
         if flt.workflow:

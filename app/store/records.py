@@ -48,6 +48,7 @@ class ExecutionRecord:
     steps: list[StepState] = field(default_factory=list)
     recoveries: int = 0
     trace_context: str | None = None
+    namespace: str = "default"
 
 
 @dataclass(slots=True)
@@ -106,6 +107,7 @@ class NewExecution:
     lease_ms: int | None = None
     # The trace the run belongs to: the current span's, where the execution is created.
     trace_context: str | None = field(default_factory=current_traceparent)
+    namespace: str = "default"
 
 
 @dataclass(slots=True)
@@ -117,6 +119,7 @@ class ExecutionFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     text: str | None = None  # a prefix of the id, or part of the idempotency key
+    namespace: str | None = None
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
     TypeDecorator,
     UniqueConstraint,
     Uuid,
@@ -95,6 +96,7 @@ workflow_executions = Table(
     Column("last_seq", BigInteger, nullable=False, server_default="0"),
     Column("progress_done", Integer, nullable=False, server_default="0"),
     Column("progress_total", Integer, nullable=False, server_default="0"),
+    Column("namespace", String(100), nullable=False, server_default="default"),
     CheckConstraint(
         f"status IN ({','.join(repr(str(s)) for s in Status)})",
         name="ck_workflow_executions_status",
@@ -105,6 +107,7 @@ workflow_executions = Table(
     Index("ix_workflow_executions_workflow", "workflow_name", "created_at"),
     # The analytics' rollup folds runs by when they ended (app/store/rollups.py).
     Index("ix_workflow_executions_completed", "completed_at"),
+    Index("ix_workflow_executions_namespace", "namespace", "created_at"),
 )
 
 execution_steps = Table(
@@ -144,9 +147,11 @@ workflows = Table(
     Column("version", String(100), nullable=False),
     Column("definition", JSONType, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
-    UniqueConstraint("name", "version", name="uq_workflows_name_version"),
+    Column("namespace", String(100), nullable=False, server_default="default"),
+    UniqueConstraint("namespace", "name", "version", name="uq_workflows_namespace_name_version"),
     Index("ix_workflows_name_created", "name", "created_at"),
 )
+
 
 # The statuses as the rollup columns name them (n_pending, ...), derived from the one list.
 EXECUTION_STATUSES = tuple(str(s) for s in Status)
@@ -193,15 +198,73 @@ analytics_watermark = Table(
     Column("folded_until", UTCDateTime(), nullable=False),
 )
 
+# Security (issue 15): keys and sessions (hashes only), the audit log, encrypted secrets.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("namespace", String(100), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("key_hint", String(12), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_used_at", UTCDateTime(), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+api_sessions = Table(
+    "api_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("key_id", Integer, nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index("ix_api_sessions_key", "key_id"),
+)
+
+AUDIT_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER keys only
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", AUDIT_ID, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("label", String(200), nullable=True),
+    Column("namespace", String(100), nullable=False),
+    Column("action", String(50), nullable=False),
+    Column("target", String(300), nullable=False),
+    Column("source", String(100), nullable=True),
+    Column("details", JSONType, nullable=True),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_target", "target"),
+)
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("namespace", String(100), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("value", Text, nullable=False),  # Fernet token
+    Column("updated_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("namespace", "name", name="pk_secrets"),
+)
+
 __all__ = [
     "EXECUTION_STATUSES",
     "HISTOGRAM_BUCKETS",
     "analytics_watermark",
+    "api_keys",
+    "api_sessions",
+    "audit_log",
     "execution_events",
     "execution_rollup_errors",
     "execution_rollups",
     "execution_steps",
     "metadata",
+    "secrets",
     "workflow_executions",
     "workflows",
 ]

@@ -18,7 +18,7 @@ class WorkflowStore(StoreBase):
     """The versioned workflow registry."""
 
     async def create_workflow(
-        self, name: str, version: str, definition: dict[str, Any]
+        self, name: str, version: str, definition: dict[str, Any], namespace: str = "default"
     ) -> WorkflowRecord | None:
         """Register a version; None if this name and version already exist."""
         record = WorkflowRecord(uuid4(), name, version, definition, utcnow())
@@ -33,6 +33,7 @@ class WorkflowStore(StoreBase):
                             "version": version,
                             "definition": definition,
                             "created_at": record.created_at,
+                            "namespace": namespace,
                         }
                     ],
                 )
@@ -40,9 +41,13 @@ class WorkflowStore(StoreBase):
             return None
         return record
 
-    async def get_workflow(self, name: str, version: str | None = None) -> WorkflowRecord | None:
+    async def get_workflow(
+        self, name: str, version: str | None = None, namespace: str = "default"
+    ) -> WorkflowRecord | None:
         """A given version, or the newest registered one."""
-        query = select(workflows).where(workflows.c.name == name)
+        query = select(workflows).where(
+            workflows.c.name == name, workflows.c.namespace == namespace
+        )
         if version is not None and version != "latest":
             query = query.where(workflows.c.version == version)
         query = query.order_by(workflows.c.created_at.desc()).limit(1)
@@ -50,8 +55,11 @@ class WorkflowStore(StoreBase):
             row = (await conn.execute(query)).mappings().first()
         return workflow_record(row) if row else None
 
-    async def list_workflows(self, name: str | None = None) -> list[WorkflowRecord]:
-        query = select(workflows).order_by(workflows.c.name, workflows.c.created_at.desc())
+    async def list_workflows(
+        self, name: str | None = None, namespace: str = "default"
+    ) -> list[WorkflowRecord]:
+        query = select(workflows).where(workflows.c.namespace == namespace)
+        query = query.order_by(workflows.c.name, workflows.c.created_at.desc())
         if name is not None:
             query = query.where(workflows.c.name == name)
         async with self.engine.connect() as conn:
@@ -59,7 +67,7 @@ class WorkflowStore(StoreBase):
         return [workflow_record(r) for r in rows]
 
     async def list_workflow_names(
-        self, *, limit: int, after: str | None = None
+        self, *, limit: int, after: str | None = None, namespace: str = "default"
     ) -> tuple[list[tuple[WorkflowRecord, int]], bool]:
         """Names in order, each with its newest version and how many it has; more to come?"""
         ranked = select(
@@ -72,6 +80,7 @@ class WorkflowStore(StoreBase):
             .label("rank"),
             func.count().over(partition_by=workflows.c.name).label("versions"),
         )
+        ranked = ranked.where(workflows.c.namespace == namespace)
         if after is not None:
             ranked = ranked.where(workflows.c.name > after)
         sub = ranked.subquery()
@@ -81,11 +90,13 @@ class WorkflowStore(StoreBase):
         items = [(workflow_record(r), int(r["versions"])) for r in rows[:limit]]
         return items, len(rows) > limit
 
-    async def delete_workflow(self, name: str, version: str | None = None) -> list[str]:
+    async def delete_workflow(
+        self, name: str, version: str | None = None, namespace: str = "default"
+    ) -> list[str]:
         """Unregister one version, or every version of a name; the versions deleted.
 
         Executions keep their own copy of the definition, so they are not touched."""
-        stmt = delete(workflows).where(workflows.c.name == name)
+        stmt = delete(workflows).where(workflows.c.name == name, workflows.c.namespace == namespace)
         if version is not None:
             stmt = stmt.where(workflows.c.version == version)
         async with self._write() as conn:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
+
+from app.api.deps import guard_execution
 
 STATIC = Path(__file__).parent / "static"
 
@@ -14,9 +16,11 @@ def install_dashboard(app: FastAPI) -> None:
     """Mount the pages, their vendored assets, `GET /` -> `/ui/`, and `GET /queue` (the JSON
     twin of the queue page)."""
     from app.api import queue
+    from app.ui import login
     from app.ui.pages import root, router
 
     app.include_router(queue.router)
-    app.include_router(router)
+    app.include_router(router, dependencies=[Depends(guard_execution)])
     app.include_router(root)
+    app.include_router(login.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")

@@ -10,7 +10,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from app.api.deps import HeartbeatsDep, QueueDep, RegistryDep, RepoDep, SettingsDep
+from app.api.deps import (
+    HeartbeatsDep,
+    QueueDep,
+    RegistryDep,
+    RepoDep,
+    SettingsDep,
+    get_namespace,
+)
 from app.api.queue import queue_overview
 from app.api.schemas import execution_resource, workflow_resource
 from app.engine.status import Status
@@ -56,9 +63,12 @@ def _list_query(
     return views.ListQuery(status or [], workflow, tag, mode, after, before, q)
 
 
-async def _rows(repo: RepoDep, query: views.ListQuery, cursor: str | None) -> dict[str, Any]:
+async def _rows(
+    repo: RepoDep, query: views.ListQuery, cursor: str | None, namespace: str = "default"
+) -> dict[str, Any]:
     try:
         flt = query.to_filter()
+        flt.namespace = namespace
         records, next_cursor = await repo.list_executions(flt, limit=PAGE, cursor=cursor)
     except (views.FilterInvalid, RequestInvalid) as exc:  # a bad time or cursor
         return {"rows": [], "next_cursor": None, "problem": str(exc)}
@@ -73,7 +83,7 @@ ListQueryDep = Annotated[views.ListQuery, Depends(_list_query)]
 async def executions_page(
     request: Request, repo: RepoDep, query: ListQueryDep, cursor: str | None = None
 ) -> HTMLResponse:
-    listing = await _rows(repo, query, cursor)
+    listing = await _rows(repo, query, cursor, get_namespace(request))
     context = {"query": query, "cursor": cursor, **listing}
     return templates.TemplateResponse(request, "executions.html", context)
 
@@ -81,7 +91,7 @@ async def executions_page(
 @router.get("/rows", response_class=Html)
 async def execution_rows(request: Request, repo: RepoDep, query: ListQueryDep) -> HTMLResponse:
     """The first page of rows (the list refreshes it when the feed says something changed)."""
-    listing = await _rows(repo, query, None)
+    listing = await _rows(repo, query, None, get_namespace(request))
     return templates.TemplateResponse(request, "_rows.html", {"query": query, **listing})
 
 
@@ -201,7 +211,7 @@ async def step_panel(
 @router.get("/workflows", response_class=Html)
 async def workflows_page(request: Request, repo: RepoDep) -> Html:
     named: dict[str, list[dict[str, Any]]] = {}
-    for record in await repo.list_workflows():
+    for record in await repo.list_workflows(namespace=get_namespace(request)):
         named.setdefault(record.name, []).append(workflow_resource(record))
     return templates.TemplateResponse(request, "workflows.html", {"workflows": named})
 
@@ -214,15 +224,16 @@ async def workflow_page(
     version: str | None = None,
     compare: str | None = None,
 ) -> Html:
-    record = await repo.get_workflow(name, version)
+    namespace = get_namespace(request)
+    record = await repo.get_workflow(name, version, namespace)
     if record is None:
         raise WorkflowNotFound(f"no registered workflow '{name}'")
-    versions = [workflow_resource(r) for r in await repo.list_workflows(name)]
-    other = await repo.get_workflow(name, compare) if compare else None
+    versions = [workflow_resource(r) for r in await repo.list_workflows(name, namespace)]
+    other = await repo.get_workflow(name, compare, namespace) if compare else None
     diff = views.diff_lines(other.definition, record.definition) if other else None
-    records, _ = await repo.list_executions(
-        views.ListQuery([], workflow=name).to_filter(), limit=100, cursor=None
-    )
+    flt = views.ListQuery([], workflow=name).to_filter()
+    flt.namespace = namespace
+    records, _ = await repo.list_executions(flt, limit=100, cursor=None)
     recent = [execution_resource(r, steps=False) for r in records]
     context = {
         "workflow": workflow_resource(record),
@@ -246,7 +257,7 @@ async def queue_page(
     heartbeats: HeartbeatsDep,
     part: bool = False,
 ) -> Html:
-    overview = await queue_overview(repo, queue, heartbeats)
+    overview = await queue_overview(repo, queue, heartbeats, get_namespace(request))
     rates = overview["throughput"]["perSecond"]
     context = {"queue": overview, "peak": max([*rates, 0.1])}
     return templates.TemplateResponse(request, "_queue.html" if part else "queue.html", context)

@@ -24,7 +24,7 @@ from app.workflows.model import NodeDefinition, WorkflowDefinition
 from app.workflows.problems import Loc, Problem
 
 ITEM_NAMES = frozenset({"item", "index"})  # defined only inside a foreach node template
-GLOBAL_NAMES = RESERVED_NAMES - ITEM_NAMES
+GLOBAL_NAMES = (RESERVED_NAMES - ITEM_NAMES) | {"secrets"}  # secrets: resolved at run time
 _NODE_LIST = TypeAdapter(list[NodeDefinition])
 _ID_RULE = "a node id starts with a letter or '_' and has only letters, digits and '_' (<= 128)"
 

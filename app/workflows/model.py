@@ -32,6 +32,18 @@ class NodeDefinition(CamelModel):
     name: str | None = Field(default=None, description="a label for people")
 
 
+class RunLimits(CamelModel):
+    """What one run may do; a limit not given takes the service-wide default."""
+
+    max_steps: int | None = Field(
+        default=None, ge=1, description="steps run, foreach items counted"
+    )
+    max_output_bytes: int | None = Field(
+        default=None, ge=1, description="bytes of step outputs (as JSON), all steps together"
+    )
+    max_duration_ms: int | None = Field(default=None, ge=1, description="wall time of a run")
+
+
 class WorkflowDefinition(CamelModel):
     """A whole workflow: nodes, output mapping, failure policy."""
 
@@ -49,6 +61,7 @@ class WorkflowDefinition(CamelModel):
         default="stop", description="stop: the first failure ends the run; continue: branches go on"
     )
     max_concurrency: int = Field(default=8, ge=1, le=1000, description="steps running at once")
+    limits: RunLimits | None = None
 
 
 def _unchanged(value: Any) -> Any:

@@ -13,6 +13,8 @@
   // Every write goes to the public API, as any client's would.
   T.call = async function (method, url, body) {
     const init = { method, headers: { "X-Actor": "dashboard", Accept: "application/json" } };
+    const csrf = T.csrfToken();
+    if (csrf) init.headers["X-CSRF-Token"] = csrf;
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -22,6 +24,16 @@
     try { data = await response.json(); } catch (e) { data = null; }
     return { ok: response.ok, status: response.status, data };
   };
+
+  // The session's CSRF token (a readable cookie; the session cookie itself is HttpOnly).
+  T.csrfToken = function () {
+    const found = document.cookie.split("; ").find((c) => c.startsWith("turnout_csrf="));
+    return found ? decodeURIComponent(found.slice("turnout_csrf=".length)) : "";
+  };
+  document.addEventListener("htmx:configRequest", (event) => {
+    const csrf = T.csrfToken();
+    if (csrf) event.detail.headers["X-CSRF-Token"] = csrf;
+  });
 
   T.errorText = function (data, status) {
     const err = data && data.error;

@@ -1,0 +1,1 @@
+"""Who may do what: API keys, scopes, namespaces (pure; no I/O)."""

@@ -1,0 +1,95 @@
+"""The audit log: append-only rows of who did what to which target, when and from where."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.store.tables import audit_log
+
+A = audit_log
+
+
+@dataclass
+class AuditEntry:
+    actor: str
+    namespace: str
+    action: str
+    target: str
+    source: str | None = None
+    label: str | None = None
+    details: dict[str, Any] | None = None
+
+
+@dataclass
+class AuditFilter:
+    actor: str | None = None
+    action: str | None = None
+    target: str | None = None
+    namespace: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _resource(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "at": row["at"].isoformat(),
+        "actor": row["actor"],
+        "label": row["label"],
+        "namespace": row["namespace"],
+        "action": row["action"],
+        "target": row["target"],
+        "source": row["source"],
+        "details": row["details"] or {},
+    }
+
+
+class AuditStore:
+    """Inserts and reads only: there is no update or delete of an audit row."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def append(self, entry: AuditEntry) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(A).values(
+                    at=datetime.now(UTC),
+                    actor=entry.actor,
+                    label=entry.label,
+                    namespace=entry.namespace,
+                    action=entry.action,
+                    target=entry.target[:300],
+                    source=entry.source,
+                    details=entry.details,
+                )
+            )
+
+    async def list(
+        self, flt: AuditFilter, *, limit: int, before_id: int | None = None
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Newest first; the cursor is the last id of the page."""
+        sql = select(A).order_by(A.c.id.desc()).limit(limit + 1)
+        for column, value in (
+            (A.c.actor, flt.actor),
+            (A.c.action, flt.action),
+            (A.c.target, flt.target),
+            (A.c.namespace, flt.namespace),
+        ):
+            if value is not None:
+                sql = sql.where(column == value)
+        if flt.since is not None:
+            sql = sql.where(A.c.at >= flt.since)
+        if flt.until is not None:
+            sql = sql.where(A.c.at < flt.until)
+        if before_id is not None:
+            sql = sql.where(A.c.id < before_id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(sql)).mappings().all()
+        page = [_resource(r) for r in rows[:limit]]
+        return page, (page[-1]["id"] if len(rows) > limit else None)

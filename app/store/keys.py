@@ -1,0 +1,154 @@
+"""API keys and dashboard sessions: only hashes are stored, never a key or a session token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.store.tables import api_keys, api_sessions
+
+K = api_keys
+SS = api_sessions
+
+
+@dataclass
+class KeyRecord:
+    id: int
+    name: str
+    namespace: str
+    scopes: list[str]
+    key_hash: str
+    key_hint: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    def public(self) -> dict[str, Any]:
+        """What `keys ls` and the API show: never the hash."""
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "scopes": self.scopes,
+            "hint": self.key_hint,
+            "createdAt": self.created_at.isoformat(),
+            "lastUsedAt": self.last_used_at.isoformat() if self.last_used_at else None,
+            "revokedAt": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
+
+def _key(row: Any) -> KeyRecord:
+    return KeyRecord(**{c: row[c] for c in KeyRecord.__dataclass_fields__})
+
+
+class KeyNameTaken(Exception):
+    """A key with this name already exists (revoked keys keep their names)."""
+
+
+class KeyStore:
+    """Keys are revoked, never deleted: a revoked key keeps auth on and its name in the audit."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def create(
+        self, name: str, namespace: str, scopes: list[str], key_hash: str, hint: str
+    ) -> KeyRecord:
+        now = datetime.now(UTC)
+        async with self.engine.begin() as conn:
+            taken = await conn.execute(select(K.c.id).where(K.c.name == name))
+            if taken.first() is not None:
+                raise KeyNameTaken(name)
+            await conn.execute(
+                insert(K).values(
+                    name=name,
+                    namespace=namespace,
+                    scopes=scopes,
+                    key_hash=key_hash,
+                    key_hint=hint,
+                    created_at=now,
+                )
+            )
+            row = (await conn.execute(select(K).where(K.c.name == name))).mappings().one()
+        return _key(row)
+
+    async def list(self) -> list[KeyRecord]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(K).order_by(K.c.name))).mappings().all()
+        return [_key(r) for r in rows]
+
+    async def revoke(self, name: str) -> bool:
+        """True when a live key of this name was revoked; its sessions end with it."""
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    update(K)
+                    .where(K.c.name == name, K.c.revoked_at.is_(None))
+                    .values(revoked_at=datetime.now(UTC))
+                    .returning(K.c.id)
+                )
+            ).first()
+            if row is None:
+                return False
+            await conn.execute(delete(SS).where(SS.c.key_id == row[0]))
+        return True
+
+    async def any_exist(self) -> bool:
+        """Auth stays on once a key was ever made, even after the last one is revoked."""
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(K.c.id).limit(1))).first() is not None
+
+    async def find_live(self, key_hash: str) -> KeyRecord | None:
+        async with self.engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(K).where(K.c.key_hash == key_hash, K.c.revoked_at.is_(None))
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return _key(row) if row is not None else None
+
+    async def create_session(self, token_hash: str, key_id: int, csrf: str, ttl: timedelta) -> None:
+        now = datetime.now(UTC)
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(SS).where(SS.c.expires_at < now))
+            await conn.execute(
+                insert(SS).values(
+                    token_hash=token_hash,
+                    key_id=key_id,
+                    csrf_token=csrf,
+                    created_at=now,
+                    expires_at=now + ttl,
+                )
+            )
+
+    async def find_session(self, token_hash: str) -> tuple[KeyRecord, str] | None:
+        """The live key behind a session and the session's CSRF token."""
+        now = datetime.now(UTC)
+        async with self.engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(K, SS.c.csrf_token)
+                        .join(SS, SS.c.key_id == K.c.id)
+                        .where(
+                            SS.c.token_hash == token_hash,
+                            SS.c.expires_at > now,
+                            K.c.revoked_at.is_(None),
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return (_key(row), row["csrf_token"]) if row is not None else None
+
+    async def end_session(self, token_hash: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(SS).where(SS.c.token_hash == token_hash))

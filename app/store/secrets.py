@@ -1,0 +1,53 @@
+"""Per-namespace secrets: Fernet tokens only (the vault encrypts; the store never sees values)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.store.tables import secrets
+
+T = secrets
+
+
+class SecretStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def put(self, namespace: str, name: str, token: str) -> None:
+        now = datetime.now(UTC)
+        async with self.engine.begin() as conn:
+            changed = await conn.execute(
+                update(T)
+                .where(T.c.namespace == namespace, T.c.name == name)
+                .values(value=token, updated_at=now)
+            )
+            if changed.rowcount == 0:
+                await conn.execute(
+                    insert(T).values(namespace=namespace, name=name, value=token, updated_at=now)
+                )
+
+    async def names(self, namespace: str) -> list[tuple[str, datetime]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(T.c.name, T.c.updated_at)
+                .where(T.c.namespace == namespace)
+                .order_by(T.c.name)
+            )
+            return [(r.name, r.updated_at) for r in rows]
+
+    async def tokens(self, namespace: str, names: set[str]) -> dict[str, str]:
+        if not names:
+            return {}
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(T.c.name, T.c.value).where(T.c.namespace == namespace, T.c.name.in_(names))
+            )
+            return {r.name: r.value for r in rows}
+
+    async def remove(self, namespace: str, name: str) -> bool:
+        async with self.engine.begin() as conn:
+            done = await conn.execute(delete(T).where(T.c.namespace == namespace, T.c.name == name))
+        return bool(done.rowcount)
