@@ -17,8 +17,8 @@ from app.execution.queue import ExecutionQueue
 from app.metrics import EXECUTIONS_RECOVERED
 from app.observability.retention import Retention
 from app.store.history import HistoryStore
-from app.store.rollups import RollupStore
 from app.store.repository import Repository
+from app.store.rollups import RollupStore
 
 log = logging.getLogger(__name__)
 

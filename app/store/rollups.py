@@ -113,14 +113,14 @@ def source_sql(dialect: str, where: str, bucket: str | None = None) -> str:
         FROM workflow_executions WHERE {where}) raw"""
 
 
-def aggregate_sql() -> str:
-    """The rollup's columns as aggregates over `source_sql` rows (aliased `r`)."""
-    return ", ".join(_aggregates())
-
-
-def _aggregates() -> list[str]:
-    parts = [f"SUM(CASE WHEN status = '{s}' THEN 1 ELSE 0 END) AS n_{s}" for s in EXECUTION_STATUSES]
-    parts += [
+def aggregate_sql(source: str, keys: str) -> str:
+    """The rollup's columns (SUM_COLUMNS, then dur_max) per `keys` over `source_sql` rows.
+    Two levels: per key and histogram bucket first, so the 128 bucket columns are pivoted
+    from a few rows per key instead of every run."""
+    partials = [
+        f"SUM(CASE WHEN status = '{s}' THEN 1 ELSE 0 END) AS n_{s}" for s in EXECUTION_STATUSES
+    ]
+    partials += [
         "COUNT(dur) AS dur_n",
         "COUNT(wait) AS wait_n",
         "COALESCE(SUM(wait), 0) AS wait_sum",
@@ -133,10 +133,19 @@ def _aggregates() -> list[str]:
         "COALESCE(SUM(bytes_received), 0) AS recv_sum",
         "MAX(dur) AS dur_max",
     ]
-    parts += [
-        f"SUM(CASE WHEN idx = {k} THEN 1 ELSE 0 END) AS h{k}" for k in range(HISTOGRAM_BUCKETS)
+    outer = [
+        f"SUM(CASE WHEN idx = {k} THEN dur_n ELSE 0 END)" if c.startswith("h") else f"SUM({c})"
+        for k, c in ((_bucket_of(c), c) for c in SUM_COLUMNS)
     ]
-    return parts
+    outer.append("MAX(dur_max)")
+    names = [*SUM_COLUMNS, "dur_max"]
+    return f"""SELECT {keys}, {", ".join(f"{e} AS {n}" for e, n in zip(outer, names, strict=True))}
+FROM (SELECT {keys}, idx, {", ".join(partials)} FROM ({source}) r GROUP BY {keys}, idx) p
+GROUP BY {keys}"""
+
+
+def _bucket_of(column: str) -> int:
+    return int(column[1:]) if column.startswith("h") else -1
 
 
 def _fold_statements(dialect: str, full: bool) -> list[str]:
@@ -151,7 +160,7 @@ def _fold_statements(dialect: str, full: bool) -> list[str]:
             "DELETE FROM execution_rollup_errors",
             "DELETE FROM execution_rollups",
             f"""INSERT INTO execution_rollups ({columns})
-SELECT w, v, b, {_ordered_aggregates()} FROM ({source_sql(dialect, folded)}) r GROUP BY w, v, b""",
+{aggregate_sql(source_sql(dialect, folded), "w, v, b")}""",
             f"""INSERT INTO execution_rollup_errors
   (workflow_name, workflow_version, bucket_start, code, n)
 SELECT w, v, b, code, COUNT(*) FROM ({source_sql(dialect, folded)}) r
@@ -179,19 +188,12 @@ WHERE code IS NOT NULL GROUP BY w, v, b, code""",
         + key_match.format(t="execution_rollup_errors"),
         "DELETE FROM execution_rollups WHERE " + key_match.format(t="execution_rollups"),
         f"""INSERT INTO execution_rollups ({columns})
-SELECT w, v, b, {_ordered_aggregates()}
-FROM ({source_sql(dialect, f"{folded} AND {in_dirty}")}) r GROUP BY w, v, b""",
+{aggregate_sql(source_sql(dialect, f"{folded} AND {in_dirty}"), "w, v, b")}""",
         f"""INSERT INTO execution_rollup_errors
   (workflow_name, workflow_version, bucket_start, code, n)
 SELECT w, v, b, code, COUNT(*) FROM ({source_sql(dialect, f"{folded} AND {in_dirty}")}) r
 WHERE code IS NOT NULL GROUP BY w, v, b, code""",
     ]
-
-
-def _ordered_aggregates() -> str:
-    """`aggregate_sql()` in the order of SUM_COLUMNS then dur_max."""
-    parts = {p.rsplit(" AS ", 1)[1]: p.rsplit(" AS ", 1)[0] for p in _aggregates()}
-    return ", ".join(parts[c] for c in (*SUM_COLUMNS, "dur_max"))
 
 
 def _temp_table(dialect: str) -> str:

@@ -193,12 +193,12 @@ analytics_watermark = Table(
 )
 
 __all__ = [
+    "EXECUTION_STATUSES",
     "HISTOGRAM_BUCKETS",
     "analytics_watermark",
+    "execution_events",
     "execution_rollup_errors",
     "execution_rollups",
-    "EXECUTION_STATUSES",
-    "execution_events",
     "execution_steps",
     "metadata",
     "workflow_executions",

@@ -43,9 +43,9 @@ def runs(n: int) -> list[dict[str, Any]]:
                 "created_at": created,
                 "updated_at": created,
                 "started_at": began,
-                "completed_at": None if i % 97 == 0 else began + timedelta(
-                    milliseconds=rnd.lognormvariate(5, 1.5)
-                ),
+                "completed_at": None
+                if i % 97 == 0
+                else began + timedelta(milliseconds=rnd.lognormvariate(5, 1.5)),
                 "input": {},
                 "definition": {},
                 "error": {"code": f"e{i % 4}"} if status == "failed" else None,
@@ -78,9 +78,7 @@ async def check_rollups_match_exact(engine: AsyncEngine) -> None:
             assert want["durationMs"][p] / RATIO <= got["durationMs"][p], p
             assert got["durationMs"][p] <= want["durationMs"][p] * RATIO, p
     series = Window(NOW - timedelta(days=2), NOW, "wf1")
-    exact_points = await AnalyticsStore(engine, exact_limit=10**9).workflow_timeseries(
-        series, 3600
-    )
+    exact_points = await AnalyticsStore(engine, exact_limit=10**9).workflow_timeseries(series, 3600)
     rolled_points = await AnalyticsStore(engine, exact_limit=0).workflow_timeseries(series, 3600)
     assert [p["start"] for p in rolled_points] == [p["start"] for p in exact_points]
     assert [p["counts"] for p in rolled_points] == [p["counts"] for p in exact_points]
