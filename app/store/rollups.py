@@ -148,9 +148,9 @@ def _bucket_of(column: str) -> int:
     return int(column[1:]) if column.startswith("h") else -1
 
 
-def _fold_statements(dialect: str, full: bool) -> list[str]:
-    """Recompute the rollup keys holding a run that ended in (:old, :new]; all keys if
-    `full`. Only runs ended at or before :new are folded."""
+def _fold_statements(dialect: str, full: bool, dirty: str | None = None) -> list[str]:
+    """Recompute the rollup keys holding a run that ended in (:old, :new] (or those `dirty`
+    selects); all keys if `full`. Only runs ended at or before :new are folded."""
     terminal = ", ".join(f"'{s}'" for s in TERMINAL)
     folded = f"status IN ({terminal}) AND completed_at <= :new"
     columns = ", ".join(("workflow_name", "workflow_version", "bucket_start", *SUM_COLUMNS))
@@ -169,9 +169,12 @@ WHERE code IS NOT NULL GROUP BY w, v, b, code""",
     # The keys to recompute, then each key's rows (by workflow and creation time: the
     # index on (workflow_name, created_at)).
     d = _dialect_sql(dialect)
-    dirty = f"""SELECT DISTINCT workflow_name AS w, COALESCE(workflow_version, '') AS v,
+    dirty = (
+        dirty
+        or f"""SELECT DISTINCT workflow_name AS w, COALESCE(workflow_version, '') AS v,
   {d["hour"]} AS b FROM workflow_executions
   WHERE status IN ({terminal}) AND completed_at > :old AND completed_at <= :new"""
+    )
     cast = "d.b"
     if dialect == "postgresql":
         upper = "d.b + interval '1 hour'"
@@ -273,6 +276,20 @@ class RollupStore(StoreBase):
                 text("INSERT INTO analytics_watermark (id, folded_until) VALUES (1, :new)"),
                 {"new": params["new"]},
             )
+
+    async def refold_through(self, cutoff: datetime) -> None:
+        """Recompute every key of an hour starting at or before `cutoff` from the rows still
+        stored (after retention deleted some): a key with no rows left disappears."""
+        async with self.engine.begin() as conn:
+            mark = await self.watermark(conn)
+            if mark is None:
+                return
+            await conn.execute(text(_temp_table(self.dialect)))
+            dirty = """SELECT workflow_name, workflow_version, bucket_start
+  FROM execution_rollups WHERE bucket_start <= :cutoff"""
+            params = _bind_params(self.dialect, {"new": mark, "cutoff": cutoff})
+            for sql in _fold_statements(self.dialect, full=False, dirty=dirty):
+                await conn.execute(text(sql), params)
 
 
 __all__ = ["RATIO", "RollupStore", "bucket_bounds", "percentile", "rebuild_sync"]
