@@ -18,7 +18,16 @@ from sqlalchemy.pool import NullPool
 from app.store.database import alembic_config, make_engine, upgrade_head, upgrade_schema
 from app.store.tables import metadata
 
-APP_TABLES = {"workflow_executions", "execution_steps", "execution_events", "workflows"}
+APP_TABLES = {
+    "workflow_executions",
+    "execution_steps",
+    "execution_events",
+    "workflows",
+    # The analytics' rollups (migration 0005).
+    "execution_rollups",
+    "execution_rollup_errors",
+    "analytics_watermark",
+}
 
 
 async def table_names(url: str) -> set[str]:
@@ -47,7 +56,7 @@ async def schema_diff(url: str) -> list[Any]:
         await engine.dispose()
 
 
-async def test_upgrade_head_creates_the_four_tables(empty_pg_url: str) -> None:
+async def test_upgrade_head_creates_the_app_tables(empty_pg_url: str) -> None:
     await upgrade_schema(empty_pg_url)
 
     assert await table_names(empty_pg_url) == APP_TABLES | {"alembic_version"}

@@ -3,6 +3,7 @@ within one histogram bucket), on Postgres and SQLite; a run that ends is folded 
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from alembic import command
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,7 +23,7 @@ from app.execution.queue import InProcessQueue
 from app.execution.reconciler import Reconciler
 from app.store.analytics import AnalyticsStore, Window
 from app.store.controls import ControlStore
-from app.store.database import make_engine, upgrade_schema
+from app.store.database import alembic_config, make_engine, upgrade_schema
 from app.store.repository import Repository
 from app.store.rollups import RATIO, RollupStore
 from app.store.tables import execution_rollups, workflow_executions
@@ -158,6 +160,21 @@ async def completed_in_rollup(engine: AsyncEngine, name: str) -> int:
     query = select(execution_rollups.c.n_completed).where(execution_rollups.c.workflow_name == name)
     async with engine.connect() as conn:
         return sum((await conn.execute(query)).scalars())
+
+
+async def test_the_migration_backfills_the_rollups_from_stored_runs(empty_pg_url: str) -> None:
+    config = alembic_config(empty_pg_url)
+    await asyncio.to_thread(command.upgrade, config, "0004_observability")
+    engine = make_engine(empty_pg_url)
+    try:
+        stored = [r for r in runs(200) if r["status"] == "completed"]
+        async with engine.begin() as conn:
+            await conn.execute(insert(workflow_executions), stored)
+        await asyncio.to_thread(command.upgrade, config, "head")
+        total = sum([await completed_in_rollup(engine, f"wf{i}") for i in range(3)])
+        assert total == len(stored)
+    finally:
+        await engine.dispose()
 
 
 async def test_rollup_analytics_match_the_exact_ones_on_postgres(engine: AsyncEngine) -> None:
