@@ -180,13 +180,16 @@ WHERE code IS NOT NULL GROUP BY w, v, b, code""",
         upper = "d.b + interval '1 hour'"
     else:
         upper = "strftime('%Y-%m-%d %H:%M:%S.000000', d.b, '+1 hour')"
-    in_dirty = f"""EXISTS (SELECT 1 FROM dirty_keys d WHERE d.w = workflow_name
-  AND d.v = COALESCE(workflow_version, '') AND created_at >= {cast} AND created_at < {upper})"""
+    # Driven from the few dirty keys, through the index on (workflow_name, created_at).
+    in_dirty = f"""id IN (SELECT e.id FROM dirty_keys d JOIN workflow_executions e
+  ON e.workflow_name = d.w AND e.created_at >= {cast} AND e.created_at < {upper}
+  WHERE COALESCE(e.workflow_version, '') = d.v)"""
     key_match = """EXISTS (SELECT 1 FROM dirty_keys d WHERE d.w = {t}.workflow_name
   AND d.v = {t}.workflow_version AND d.b = {t}.bucket_start)"""
     return [
         "DELETE FROM dirty_keys",
         f"INSERT INTO dirty_keys (w, v, b) {dirty}",
+        "SELECT COUNT(*) FROM dirty_keys",  # none: nothing to recompute (see _run)
         "DELETE FROM execution_rollup_errors WHERE "
         + key_match.format(t="execution_rollup_errors"),
         "DELETE FROM execution_rollups WHERE " + key_match.format(t="execution_rollups"),
@@ -269,8 +272,7 @@ class RollupStore(StoreBase):
                 await conn.execute(text(_temp_table(self.dialect)))
             raw = {"new": new} if full else {"new": new, "old": old}
             params = _bind_params(self.dialect, raw)
-            for sql in _fold_statements(self.dialect, full=full):
-                await conn.execute(text(sql), params)
+            await self._run(conn, _fold_statements(self.dialect, full=full), params)
             await conn.execute(text("DELETE FROM analytics_watermark"))
             await conn.execute(
                 text("INSERT INTO analytics_watermark (id, folded_until) VALUES (1, :new)"),
@@ -288,8 +290,16 @@ class RollupStore(StoreBase):
             dirty = """SELECT workflow_name, workflow_version, bucket_start
   FROM execution_rollups WHERE bucket_start <= :cutoff"""
             params = _bind_params(self.dialect, {"new": mark, "cutoff": cutoff})
-            for sql in _fold_statements(self.dialect, full=False, dirty=dirty):
-                await conn.execute(text(sql), params)
+            await self._run(conn, _fold_statements(self.dialect, full=False, dirty=dirty), params)
+
+    async def _run(self, conn: AsyncConnection, statements: list[str], params: Any) -> None:
+        for sql in statements:
+            result = await conn.execute(text(sql), params)
+            if sql.startswith("SELECT COUNT(*) FROM dirty_keys"):
+                if not result.scalar():
+                    return
+                if self.dialect == "postgresql":  # the temporary table has no statistics
+                    await conn.execute(text("ANALYZE dirty_keys"))
 
 
 __all__ = ["RATIO", "RollupStore", "bucket_bounds", "percentile", "rebuild_sync"]
