@@ -98,6 +98,8 @@ class RollupReader(StoreBase):
         if first >= last:
             return None  # no whole hour in the range
         async with self.engine.connect() as conn:
+            if self.dialect == "postgresql":  # one snapshot: the watermark and its rollups
+                conn = await conn.execution_options(isolation_level="REPEATABLE READ")
             mark = await RollupStore(self.engine).watermark(conn)
             if mark is None:
                 return None  # never folded
