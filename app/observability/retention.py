@@ -10,6 +10,7 @@ from app.config import Settings
 from app.engine.state import utcnow
 from app.metrics import RETENTION_DELETED
 from app.store.history import HistoryStore
+from app.store.rollups import RollupStore
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ class Retention:
             if n < self.batch:
                 break
         if deleted:
+            # The analytics' rollups describe the runs stored: drop what was deleted.
+            await RollupStore(self.store.engine).refold_through(cutoff)
             RETENTION_DELETED.inc(deleted)
             log.info("retention deleted executions", extra={"count": deleted})
         return deleted

@@ -1,6 +1,7 @@
 """Analytics over stored executions, computed in SQL: counts, success rate, duration
 percentiles (`percentile_cont` on Postgres; the same linear interpolation from window
-functions on SQLite), queue wait, retries, usage, top error codes; and time series."""
+functions on SQLite), queue wait, retries, usage, top error codes; and time series.
+Large ranges are read from the hourly rollups instead (app/store/rollup_reader.py)."""
 
 from __future__ import annotations
 

@@ -11,8 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.store.tables import audit_log
 
-A = audit_log
-
 
 @dataclass
 class AuditEntry:
@@ -58,7 +56,7 @@ class AuditStore:
     async def append(self, entry: AuditEntry) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(
-                insert(A).values(
+                insert(audit_log).values(
                     at=datetime.now(UTC),
                     actor=entry.actor,
                     label=entry.label,
@@ -74,21 +72,21 @@ class AuditStore:
         self, flt: AuditFilter, *, limit: int, before_id: int | None = None
     ) -> tuple[list[dict[str, Any]], int | None]:
         """Newest first; the cursor is the last id of the page."""
-        sql = select(A).order_by(A.c.id.desc()).limit(limit + 1)
+        sql = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit + 1)
         for column, value in (
-            (A.c.actor, flt.actor),
-            (A.c.action, flt.action),
-            (A.c.target, flt.target),
-            (A.c.namespace, flt.namespace),
+            (audit_log.c.actor, flt.actor),
+            (audit_log.c.action, flt.action),
+            (audit_log.c.target, flt.target),
+            (audit_log.c.namespace, flt.namespace),
         ):
             if value is not None:
                 sql = sql.where(column == value)
         if flt.since is not None:
-            sql = sql.where(A.c.at >= flt.since)
+            sql = sql.where(audit_log.c.at >= flt.since)
         if flt.until is not None:
-            sql = sql.where(A.c.at < flt.until)
+            sql = sql.where(audit_log.c.at < flt.until)
         if before_id is not None:
-            sql = sql.where(A.c.id < before_id)
+            sql = sql.where(audit_log.c.id < before_id)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(sql)).mappings().all()
         page = [_resource(r) for r in rows[:limit]]

@@ -11,9 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.store.tables import api_keys, api_sessions
 
-K = api_keys
-SS = api_sessions
-
 
 @dataclass
 class KeyRecord:
@@ -59,11 +56,11 @@ class KeyStore:
     ) -> KeyRecord:
         now = datetime.now(UTC)
         async with self.engine.begin() as conn:
-            taken = await conn.execute(select(K.c.id).where(K.c.name == name))
+            taken = await conn.execute(select(api_keys.c.id).where(api_keys.c.name == name))
             if taken.first() is not None:
                 raise KeyNameTaken(name)
             await conn.execute(
-                insert(K).values(
+                insert(api_keys).values(
                     name=name,
                     namespace=namespace,
                     scopes=scopes,
@@ -72,12 +69,16 @@ class KeyStore:
                     created_at=now,
                 )
             )
-            row = (await conn.execute(select(K).where(K.c.name == name))).mappings().one()
+            row = (
+                (await conn.execute(select(api_keys).where(api_keys.c.name == name)))
+                .mappings()
+                .one()
+            )
         return _key(row)
 
     async def list(self) -> list[KeyRecord]:
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(K).order_by(K.c.name))).mappings().all()
+            rows = (await conn.execute(select(api_keys).order_by(api_keys.c.name))).mappings().all()
         return [_key(r) for r in rows]
 
     async def revoke(self, name: str) -> bool:
@@ -85,28 +86,30 @@ class KeyStore:
         async with self.engine.begin() as conn:
             row = (
                 await conn.execute(
-                    update(K)
-                    .where(K.c.name == name, K.c.revoked_at.is_(None))
+                    update(api_keys)
+                    .where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
                     .values(revoked_at=datetime.now(UTC))
-                    .returning(K.c.id)
+                    .returning(api_keys.c.id)
                 )
             ).first()
             if row is None:
                 return False
-            await conn.execute(delete(SS).where(SS.c.key_id == row[0]))
+            await conn.execute(delete(api_sessions).where(api_sessions.c.key_id == row[0]))
         return True
 
     async def any_exist(self) -> bool:
         """Auth stays on once a key was ever made, even after the last one is revoked."""
         async with self.engine.connect() as conn:
-            return (await conn.execute(select(K.c.id).limit(1))).first() is not None
+            return (await conn.execute(select(api_keys.c.id).limit(1))).first() is not None
 
     async def find_live(self, key_hash: str) -> KeyRecord | None:
         async with self.engine.connect() as conn:
             row = (
                 (
                     await conn.execute(
-                        select(K).where(K.c.key_hash == key_hash, K.c.revoked_at.is_(None))
+                        select(api_keys).where(
+                            api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
+                        )
                     )
                 )
                 .mappings()
@@ -117,9 +120,9 @@ class KeyStore:
     async def create_session(self, token_hash: str, key_id: int, csrf: str, ttl: timedelta) -> None:
         now = datetime.now(UTC)
         async with self.engine.begin() as conn:
-            await conn.execute(delete(SS).where(SS.c.expires_at < now))
+            await conn.execute(delete(api_sessions).where(api_sessions.c.expires_at < now))
             await conn.execute(
-                insert(SS).values(
+                insert(api_sessions).values(
                     token_hash=token_hash,
                     key_id=key_id,
                     csrf_token=csrf,
@@ -135,12 +138,12 @@ class KeyStore:
             row = (
                 (
                     await conn.execute(
-                        select(K, SS.c.csrf_token)
-                        .join(SS, SS.c.key_id == K.c.id)
+                        select(api_keys, api_sessions.c.csrf_token)
+                        .join(api_sessions, api_sessions.c.key_id == api_keys.c.id)
                         .where(
-                            SS.c.token_hash == token_hash,
-                            SS.c.expires_at > now,
-                            K.c.revoked_at.is_(None),
+                            api_sessions.c.token_hash == token_hash,
+                            api_sessions.c.expires_at > now,
+                            api_keys.c.revoked_at.is_(None),
                         )
                     )
                 )
@@ -151,4 +154,4 @@ class KeyStore:
 
     async def end_session(self, token_hash: str) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(delete(SS).where(SS.c.token_hash == token_hash))
+            await conn.execute(delete(api_sessions).where(api_sessions.c.token_hash == token_hash))

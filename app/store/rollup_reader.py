@@ -98,6 +98,8 @@ class RollupReader(StoreBase):
         if first >= last:
             return None  # no whole hour in the range
         async with self.engine.connect() as conn:
+            if self.dialect == "postgresql":  # one snapshot: the watermark and its rollups
+                conn = await conn.execution_options(isolation_level="REPEATABLE READ")
             mark = await RollupStore(self.engine).watermark(conn)
             if mark is None:
                 return None  # never folded
@@ -134,7 +136,7 @@ class RollupReader(StoreBase):
         rolled_where = f"bucket_start >= :first AND bucket_start < :last{name}"
         sums = ", ".join(f"SUM({c}) AS {c}" for c in SUM_COLUMNS)
         return (
-            f"SELECT {group}, {aggregate_sql()} FROM ({raw}) r GROUP BY {group}",
+            aggregate_sql(raw, group),
             f"""SELECT {group}, {sums}, MAX(dur_max) AS dur_max FROM (
   SELECT {rolled_key}, * FROM execution_rollups WHERE {rolled_where}) r GROUP BY {group}""",
             f"""SELECT {group}, code, COUNT(*) AS n FROM ({raw}) r
@@ -179,11 +181,10 @@ GROUP BY {group}, code""",
             if "code" in row:
                 errors.setdefault(key, Counter())[row["code"]] += int(row["n"])
                 continue
-            acc = accs.setdefault(key, dict.fromkeys(SUM_COLUMNS, 0.0) | {"dur_max": None})
+            acc = accs.setdefault(key, dict.fromkeys((*SUM_COLUMNS, "dur_max"), 0.0))
             for column in SUM_COLUMNS:
                 acc[column] += float(row[column] or 0)
-            if row["dur_max"] is not None:
-                acc["dur_max"] = max(acc["dur_max"] or 0.0, float(row["dur_max"]))
+            acc["dur_max"] = max(acc["dur_max"], float(row["dur_max"] or 0))
 
 
 def _epoch(value: Any) -> int:

@@ -113,16 +113,14 @@ def source_sql(dialect: str, where: str, bucket: str | None = None) -> str:
         FROM workflow_executions WHERE {where}) raw"""
 
 
-def aggregate_sql() -> str:
-    """The rollup's columns as aggregates over `source_sql` rows (aliased `r`)."""
-    return ", ".join(_aggregates())
-
-
-def _aggregates() -> list[str]:
-    parts = [
+def aggregate_sql(source: str, keys: str) -> str:
+    """The rollup's columns (SUM_COLUMNS, then dur_max) per `keys` over `source_sql` rows.
+    Two levels: per key and histogram bucket first, so the 128 bucket columns are pivoted
+    from a few rows per key instead of every run."""
+    partials = [
         f"SUM(CASE WHEN status = '{s}' THEN 1 ELSE 0 END) AS n_{s}" for s in EXECUTION_STATUSES
     ]
-    parts += [
+    partials += [
         "COUNT(dur) AS dur_n",
         "COUNT(wait) AS wait_n",
         "COALESCE(SUM(wait), 0) AS wait_sum",
@@ -135,15 +133,24 @@ def _aggregates() -> list[str]:
         "COALESCE(SUM(bytes_received), 0) AS recv_sum",
         "MAX(dur) AS dur_max",
     ]
-    parts += [
-        f"SUM(CASE WHEN idx = {k} THEN 1 ELSE 0 END) AS h{k}" for k in range(HISTOGRAM_BUCKETS)
+    outer = [
+        f"SUM(CASE WHEN idx = {k} THEN dur_n ELSE 0 END)" if c.startswith("h") else f"SUM({c})"
+        for k, c in ((_bucket_of(c), c) for c in SUM_COLUMNS)
     ]
-    return parts
+    outer.append("MAX(dur_max)")
+    names = [*SUM_COLUMNS, "dur_max"]
+    return f"""SELECT {keys}, {", ".join(f"{e} AS {n}" for e, n in zip(outer, names, strict=True))}
+FROM (SELECT {keys}, idx, {", ".join(partials)} FROM ({source}) r GROUP BY {keys}, idx) p
+GROUP BY {keys}"""
 
 
-def _fold_statements(dialect: str, full: bool) -> list[str]:
-    """Recompute the rollup keys holding a run that ended in (:old, :new]; all keys if
-    `full`. Only runs ended at or before :new are folded."""
+def _bucket_of(column: str) -> int:
+    return int(column[1:]) if column.startswith("h") else -1
+
+
+def _fold_statements(dialect: str, full: bool, dirty: str | None = None) -> list[str]:
+    """Recompute the rollup keys holding a run that ended in (:old, :new] (or those `dirty`
+    selects); all keys if `full`. Only runs ended at or before :new are folded."""
     terminal = ", ".join(f"'{s}'" for s in TERMINAL)
     folded = f"status IN ({terminal}) AND completed_at <= :new"
     columns = ", ".join(("workflow_name", "workflow_version", "bucket_start", *SUM_COLUMNS))
@@ -153,7 +160,7 @@ def _fold_statements(dialect: str, full: bool) -> list[str]:
             "DELETE FROM execution_rollup_errors",
             "DELETE FROM execution_rollups",
             f"""INSERT INTO execution_rollups ({columns})
-SELECT w, v, b, {_ordered_aggregates()} FROM ({source_sql(dialect, folded)}) r GROUP BY w, v, b""",
+{aggregate_sql(source_sql(dialect, folded), "w, v, b")}""",
             f"""INSERT INTO execution_rollup_errors
   (workflow_name, workflow_version, bucket_start, code, n)
 SELECT w, v, b, code, COUNT(*) FROM ({source_sql(dialect, folded)}) r
@@ -162,38 +169,37 @@ WHERE code IS NOT NULL GROUP BY w, v, b, code""",
     # The keys to recompute, then each key's rows (by workflow and creation time: the
     # index on (workflow_name, created_at)).
     d = _dialect_sql(dialect)
-    dirty = f"""SELECT DISTINCT workflow_name AS w, COALESCE(workflow_version, '') AS v,
+    dirty = (
+        dirty
+        or f"""SELECT DISTINCT workflow_name AS w, COALESCE(workflow_version, '') AS v,
   {d["hour"]} AS b FROM workflow_executions
   WHERE status IN ({terminal}) AND completed_at > :old AND completed_at <= :new"""
+    )
     cast = "d.b"
     if dialect == "postgresql":
         upper = "d.b + interval '1 hour'"
     else:
         upper = "strftime('%Y-%m-%d %H:%M:%S.000000', d.b, '+1 hour')"
-    in_dirty = f"""EXISTS (SELECT 1 FROM dirty_keys d WHERE d.w = workflow_name
-  AND d.v = COALESCE(workflow_version, '') AND created_at >= {cast} AND created_at < {upper})"""
+    # Driven from the few dirty keys, through the index on (workflow_name, created_at).
+    in_dirty = f"""id IN (SELECT e.id FROM dirty_keys d JOIN workflow_executions e
+  ON e.workflow_name = d.w AND e.created_at >= {cast} AND e.created_at < {upper}
+  WHERE COALESCE(e.workflow_version, '') = d.v)"""
     key_match = """EXISTS (SELECT 1 FROM dirty_keys d WHERE d.w = {t}.workflow_name
   AND d.v = {t}.workflow_version AND d.b = {t}.bucket_start)"""
     return [
         "DELETE FROM dirty_keys",
         f"INSERT INTO dirty_keys (w, v, b) {dirty}",
+        "SELECT COUNT(*) FROM dirty_keys",  # none: nothing to recompute (see _run)
         "DELETE FROM execution_rollup_errors WHERE "
         + key_match.format(t="execution_rollup_errors"),
         "DELETE FROM execution_rollups WHERE " + key_match.format(t="execution_rollups"),
         f"""INSERT INTO execution_rollups ({columns})
-SELECT w, v, b, {_ordered_aggregates()}
-FROM ({source_sql(dialect, f"{folded} AND {in_dirty}")}) r GROUP BY w, v, b""",
+{aggregate_sql(source_sql(dialect, f"{folded} AND {in_dirty}"), "w, v, b")}""",
         f"""INSERT INTO execution_rollup_errors
   (workflow_name, workflow_version, bucket_start, code, n)
 SELECT w, v, b, code, COUNT(*) FROM ({source_sql(dialect, f"{folded} AND {in_dirty}")}) r
 WHERE code IS NOT NULL GROUP BY w, v, b, code""",
     ]
-
-
-def _ordered_aggregates() -> str:
-    """`aggregate_sql()` in the order of SUM_COLUMNS then dur_max."""
-    parts = {p.rsplit(" AS ", 1)[1]: p.rsplit(" AS ", 1)[0] for p in _aggregates()}
-    return ", ".join(parts[c] for c in (*SUM_COLUMNS, "dur_max"))
 
 
 def _temp_table(dialect: str) -> str:
@@ -266,13 +272,34 @@ class RollupStore(StoreBase):
                 await conn.execute(text(_temp_table(self.dialect)))
             raw = {"new": new} if full else {"new": new, "old": old}
             params = _bind_params(self.dialect, raw)
-            for sql in _fold_statements(self.dialect, full=full):
-                await conn.execute(text(sql), params)
+            await self._run(conn, _fold_statements(self.dialect, full=full), params)
             await conn.execute(text("DELETE FROM analytics_watermark"))
             await conn.execute(
                 text("INSERT INTO analytics_watermark (id, folded_until) VALUES (1, :new)"),
                 {"new": params["new"]},
             )
+
+    async def refold_through(self, cutoff: datetime) -> None:
+        """Recompute every key of an hour starting at or before `cutoff` from the rows still
+        stored (after retention deleted some): a key with no rows left disappears."""
+        async with self.engine.begin() as conn:
+            mark = await self.watermark(conn)
+            if mark is None:
+                return
+            await conn.execute(text(_temp_table(self.dialect)))
+            dirty = """SELECT workflow_name, workflow_version, bucket_start
+  FROM execution_rollups WHERE bucket_start <= :cutoff"""
+            params = _bind_params(self.dialect, {"new": mark, "cutoff": cutoff})
+            await self._run(conn, _fold_statements(self.dialect, full=False, dirty=dirty), params)
+
+    async def _run(self, conn: AsyncConnection, statements: list[str], params: Any) -> None:
+        for sql in statements:
+            result = await conn.execute(text(sql), params)
+            if sql.startswith("SELECT COUNT(*) FROM dirty_keys"):
+                if not result.scalar():
+                    return
+                if self.dialect == "postgresql":  # the temporary table has no statistics
+                    await conn.execute(text("ANALYZE dirty_keys"))
 
 
 __all__ = ["RATIO", "RollupStore", "bucket_bounds", "percentile", "rebuild_sync"]

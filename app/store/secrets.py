@@ -9,8 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.store.tables import secrets
 
-T = secrets
-
 
 class SecretStore:
     def __init__(self, engine: AsyncEngine) -> None:
@@ -20,21 +18,23 @@ class SecretStore:
         now = datetime.now(UTC)
         async with self.engine.begin() as conn:
             changed = await conn.execute(
-                update(T)
-                .where(T.c.namespace == namespace, T.c.name == name)
+                update(secrets)
+                .where(secrets.c.namespace == namespace, secrets.c.name == name)
                 .values(value=token, updated_at=now)
             )
             if changed.rowcount == 0:
                 await conn.execute(
-                    insert(T).values(namespace=namespace, name=name, value=token, updated_at=now)
+                    insert(secrets).values(
+                        namespace=namespace, name=name, value=token, updated_at=now
+                    )
                 )
 
     async def names(self, namespace: str) -> list[tuple[str, datetime]]:
         async with self.engine.connect() as conn:
             rows = await conn.execute(
-                select(T.c.name, T.c.updated_at)
-                .where(T.c.namespace == namespace)
-                .order_by(T.c.name)
+                select(secrets.c.name, secrets.c.updated_at)
+                .where(secrets.c.namespace == namespace)
+                .order_by(secrets.c.name)
             )
             return [(r.name, r.updated_at) for r in rows]
 
@@ -43,11 +43,15 @@ class SecretStore:
             return {}
         async with self.engine.connect() as conn:
             rows = await conn.execute(
-                select(T.c.name, T.c.value).where(T.c.namespace == namespace, T.c.name.in_(names))
+                select(secrets.c.name, secrets.c.value).where(
+                    secrets.c.namespace == namespace, secrets.c.name.in_(names)
+                )
             )
             return {r.name: r.value for r in rows}
 
     async def remove(self, namespace: str, name: str) -> bool:
         async with self.engine.begin() as conn:
-            done = await conn.execute(delete(T).where(T.c.namespace == namespace, T.c.name == name))
+            done = await conn.execute(
+                delete(secrets).where(secrets.c.namespace == namespace, secrets.c.name == name)
+            )
         return bool(done.rowcount)

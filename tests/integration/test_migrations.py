@@ -27,6 +27,10 @@ APP_TABLES = {
     "api_sessions",
     "audit_log",
     "secrets",
+    # The analytics' rollups (migration 0005).
+    "execution_rollups",
+    "execution_rollup_errors",
+    "analytics_watermark",
 }
 
 

@@ -3,6 +3,7 @@ within one histogram bucket), on Postgres and SQLite; a run that ends is folded 
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -10,13 +11,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from sqlalchemy import insert, select
+from alembic import command
+from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.config import Settings
 from app.engine.status import Status
+from app.execution.queue import InProcessQueue
+from app.execution.reconciler import Reconciler
 from app.store.analytics import AnalyticsStore, Window
-from app.store.database import make_engine, upgrade_schema
+from app.store.database import alembic_config, make_engine, upgrade_schema
+from app.store.repository import Repository
 from app.store.rollups import RATIO, RollupStore
 from app.store.steering import ControlStore
 from app.store.tables import execution_rollups, workflow_executions
@@ -120,6 +127,54 @@ async def cancelled_in_rollup(engine: AsyncEngine) -> list[int]:
     )
     async with engine.connect() as conn:
         return list((await conn.execute(query)).scalars())
+
+
+async def test_retention_takes_the_deleted_runs_out_of_the_rollup(
+    client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    flow = {"name": "kept-short", "nodes": [{"id": "a", "type": "transform", "params": {}}]}
+    for _ in range(3):
+        answer = await client.post("/workflow/run", json={"workflow": flow, "input": {}})
+        assert answer.status_code == 200, answer.text
+    async with engine.begin() as conn:  # they ran a month ago
+        await conn.execute(
+            text(
+                "UPDATE workflow_executions SET created_at = created_at - interval '31 days',"
+                " started_at = started_at - interval '31 days',"
+                " completed_at = completed_at - interval '31 days'"
+                " WHERE workflow_name = 'kept-short'"
+            )
+        )
+    await RollupStore(engine).fold(full=True)
+    assert await completed_in_rollup(engine, "kept-short") == 3
+
+    async def nothing(execution_id: uuid.UUID) -> None:
+        pass
+
+    policy = settings.model_copy(update={"retention_days": 30})
+    await Reconciler(policy, Repository(engine), InProcessQueue(nothing, 1)).run_once()
+    assert await completed_in_rollup(engine, "kept-short") == 0
+
+
+async def completed_in_rollup(engine: AsyncEngine, name: str) -> int:
+    query = select(execution_rollups.c.n_completed).where(execution_rollups.c.workflow_name == name)
+    async with engine.connect() as conn:
+        return sum((await conn.execute(query)).scalars())
+
+
+async def test_the_migration_backfills_the_rollups_from_stored_runs(empty_pg_url: str) -> None:
+    config = alembic_config(empty_pg_url)
+    await asyncio.to_thread(command.upgrade, config, "0004_observability")
+    engine = make_engine(empty_pg_url)
+    try:
+        stored = [r for r in runs(200) if r["status"] == "completed"]
+        async with engine.begin() as conn:
+            await conn.execute(insert(workflow_executions), stored)
+        await asyncio.to_thread(command.upgrade, config, "head")
+        total = sum([await completed_in_rollup(engine, f"wf{i}") for i in range(3)])
+        assert total == len(stored)
+    finally:
+        await engine.dispose()
 
 
 async def test_rollup_analytics_match_the_exact_ones_on_postgres(engine: AsyncEngine) -> None:
