@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.store.base import StoreBase
 from app.store.tables import audit_log
 
 
@@ -47,14 +47,11 @@ def _resource(row: Any) -> dict[str, Any]:
     }
 
 
-class AuditStore:
+class AuditStore(StoreBase):
     """Inserts and reads only: there is no update or delete of an audit row."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-
     async def append(self, entry: AuditEntry) -> None:
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(
                 insert(audit_log).values(
                     at=datetime.now(UTC),

@@ -85,7 +85,7 @@ class HistoryStore(StoreBase):
             .order_by(workflow_executions.c.created_at)
             .limit(batch)
         )
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             ids = list((await conn.execute(doomed)).scalars())
             if not ids:
                 return 0

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.store.base import StoreBase
 from app.store.tables import api_keys, api_sessions
 
 
@@ -45,17 +45,14 @@ class KeyNameTaken(Exception):
     """A key with this name already exists (revoked keys keep their names)."""
 
 
-class KeyStore:
+class KeyStore(StoreBase):
     """Keys are revoked, never deleted: a revoked key keeps auth on and its name in the audit."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
 
     async def create(
         self, name: str, namespace: str, scopes: list[str], key_hash: str, hint: str
     ) -> KeyRecord:
         now = datetime.now(UTC)
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             taken = await conn.execute(select(api_keys.c.id).where(api_keys.c.name == name))
             if taken.first() is not None:
                 raise KeyNameTaken(name)
@@ -83,7 +80,7 @@ class KeyStore:
 
     async def revoke(self, name: str) -> bool:
         """True when a live key of this name was revoked; its sessions end with it."""
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             row = (
                 await conn.execute(
                     update(api_keys)
@@ -119,7 +116,7 @@ class KeyStore:
 
     async def create_session(self, token_hash: str, key_id: int, csrf: str, ttl: timedelta) -> None:
         now = datetime.now(UTC)
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(delete(api_sessions).where(api_sessions.c.expires_at < now))
             await conn.execute(
                 insert(api_sessions).values(
@@ -153,5 +150,5 @@ class KeyStore:
         return (_key(row), row["csrf_token"]) if row is not None else None
 
     async def end_session(self, token_hash: str) -> None:
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(delete(api_sessions).where(api_sessions.c.token_hash == token_hash))

@@ -263,7 +263,7 @@ class RollupStore(StoreBase):
         """Fold every run that ended since the watermark (up to now - `lag`); `full`:
         rebuild every key."""
         new = utcnow() - lag
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             old = await self.watermark(conn)
             if old is not None and old >= new:
                 return
@@ -282,7 +282,7 @@ class RollupStore(StoreBase):
     async def refold_through(self, cutoff: datetime) -> None:
         """Recompute every key of an hour starting at or before `cutoff` from the rows still
         stored (after retention deleted some): a key with no rows left disappears."""
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             mark = await self.watermark(conn)
             if mark is None:
                 return

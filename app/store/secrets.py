@@ -5,18 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.store.base import StoreBase
 from app.store.tables import secrets
 
 
-class SecretStore:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-
+class SecretStore(StoreBase):
     async def put(self, namespace: str, name: str, token: str) -> None:
         now = datetime.now(UTC)
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             changed = await conn.execute(
                 update(secrets)
                 .where(secrets.c.namespace == namespace, secrets.c.name == name)
@@ -50,7 +47,7 @@ class SecretStore:
             return {r.name: r.value for r in rows}
 
     async def remove(self, namespace: str, name: str) -> bool:
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             done = await conn.execute(
                 delete(secrets).where(secrets.c.namespace == namespace, secrets.c.name == name)
             )
