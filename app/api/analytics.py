@@ -74,8 +74,8 @@ def _window(since: Any, until: Any, workflow: str | None = None) -> Window:
     since = since or until - DEFAULT_RANGE
     if since.tzinfo is None or until.tzinfo is None:
         raise RequestInvalid("from and to need a time zone, e.g. 2026-12-01T12:00:00Z")
-    if since >= until:
-        raise RequestInvalid("from must be before to")
+    if since > until:
+        raise RequestInvalid("from must not be after to")
     return Window(since, until, workflow)
 
 

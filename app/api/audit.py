@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from app.api.deps import RepoDep
 from app.api.errors import error_responses
 from app.api.executions import Timestamp
+from app.auth.keys import NAME
 from app.store.audit import AuditFilter, AuditStore
 
 router = APIRouter(tags=["audit"])
@@ -27,7 +28,8 @@ async def list_audit(
     action: Text = None,
     target: Text = None,
     namespace: Annotated[
-        str | None, Query(max_length=100, description="one namespace (default: every one)")
+        str | None,
+        Query(pattern=NAME.pattern, description="one namespace (default: every one)"),
     ] = None,
     since: Timestamp | None = None,
     until: Timestamp | None = None,
