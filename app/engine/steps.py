@@ -77,6 +77,50 @@ class StepSpec:
         self.timeout_ms = timeout_ms
 
 
+class _AttemptState(dict[str, Any]):
+    """The node's state during one attempt (`ctx.state`, also where the usage is recorded).
+    Each write revises the running step in the book, so a checkpoint taken mid-attempt holds
+    what the node has written so far (a delay's `dueAt`); `close` ends that and gives the
+    state the step keeps."""
+
+    __slots__ = ("_book", "_step")
+
+    def __init__(self, data: Mapping[str, Any], book: StepBook, step: StepState) -> None:
+        super().__init__(data)
+        self._book: StepBook | None = book
+        self._step = step
+
+    def close(self) -> dict[str, Any]:
+        self._book = None
+        return dict(self)
+
+    def _revised(self) -> None:
+        if self._book is not None:
+            self._book.revise(self._step.evolve(state=dict(self)))
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._revised()
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._revised()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._revised()
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        value = super().setdefault(key, default)
+        self._revised()
+        return value
+
+    def pop(self, key: str, *default: Any) -> Any:
+        value = super().pop(key, *default)
+        self._revised()
+        return value
+
+
 class StepExecutor:
     """Runs steps with retry and timeout; every transition is a new value in the book (which
     reports it to the observer)."""
@@ -128,25 +172,31 @@ class StepExecutor:
                 {"attempt": attempt},
                 durable=False,
             )
+            working = _AttemptState(state, self.steps, step)
             try:
-                with observe_step(self.execution_id, spec.node_type.name, step, state) as usage:
-                    output = await measured(self._attempt(spec, step, scope, state), usage)
+                with observe_step(self.execution_id, spec.node_type.name, step, working) as usage:
+                    output = await measured(self._attempt(spec, step, scope, working), usage)
                     usage.output_bytes = output_size(output)
             except Suspend as suspend:
-                return await self._park(step, state, suspend)
+                return await self._park(step, working.close(), suspend)
             except (asyncio.CancelledError, StepInterrupted):
-                self.steps.add(step.evolve(state=state))  # reported by whoever stops it
+                # As the attempt left it; reported by whoever stops it.
+                self.steps.revise(step.evolve(state=working.close()))
                 raise
             except Exception as exc:
                 if not isinstance(exc, StepError):
                     log.warning("step %s raised", step.key, exc_info=exc)
-                step, again = await self._retry_or_fail(spec, step.evolve(state=state), exc)
+                failed = step.evolve(state=working.close())
+                step, again = await self._retry_or_fail(spec, failed, exc)
                 state = dict(step.state)
                 if again:
                     continue
                 return step
             done = step.evolve(
-                status=StepStatus.COMPLETED, completed_at=utcnow(), output=output, state=state
+                status=StepStatus.COMPLETED,
+                completed_at=utcnow(),
+                output=output,
+                state=working.close(),
             )
             return await self.steps.change(
                 done, "step.completed", {"durationMs": done.duration_ms}, durable=durable

@@ -25,6 +25,7 @@ class KeepingObserver:
 
     def __init__(self) -> None:
         self.kept: list[tuple[str | None, StepState]] = []
+        self.revised: list[StepState] = []
 
     async def step_changed(
         self, step: StepState, event: str | None, data: dict[str, Any], *, durable: bool
@@ -32,7 +33,7 @@ class KeepingObserver:
         self.kept.append((event, step))
 
     def step_revised(self, step: StepState) -> None:
-        pass
+        self.revised.append(step)
 
 
 @pytest.fixture
@@ -77,3 +78,14 @@ async def test_the_steps_given_to_a_run_are_left_as_given(runner: Runner) -> Non
     assert given["f"].status == StepStatus.PENDING and given["f"].state == {}
     assert outcome.steps["f"].status == StepStatus.COMPLETED
     assert outcome.steps["f"].attempt == 2
+
+
+async def test_what_a_node_writes_mid_attempt_reaches_the_observer(runner: Runner) -> None:
+    """A checkpoint taken while a delay sleeps holds its due time (a re-run waits the rest)."""
+    observer = KeepingObserver()
+    workflow = {"nodes": [{"id": "d", "type": "delay", "params": {"ms": 20}}]}
+    compiled = compile_workflow(workflow, runner.registry, max_nodes=10)
+    await runner.run(compiled, {}, execution_id="exec-1", observer=observer)
+    mid = [s for s in observer.revised if s.status == StepStatus.RUNNING]
+    assert mid and "dueAt" in mid[0].state
+    assert "dueAt" in observer.kept[-1][1].state  # and the completed step keeps it
