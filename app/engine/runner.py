@@ -12,9 +12,9 @@ from typing import Any
 
 from app.auth.masking import Masker
 from app.engine.limits import Limits, RunBudget, step_cost
-from app.engine.state import OutcomeKind, RunOutcome, StepState, utcnow
+from app.engine.state import OutcomeKind, RunObserver, RunOutcome, StepBook, StepState, utcnow
 from app.engine.status import STEP_DONE, StepStatus
-from app.engine.steps import RunObserver, StepExecutor, StepInterrupted, StepSpec, error_dict
+from app.engine.steps import StepExecutor, StepInterrupted, StepSpec, error_dict
 from app.engine.stops import CANCELS_RUNNING, REQUEUES_RUNNING, RunControl, StopKind
 from app.errors import ExpressionError, OutputNotJSON
 from app.jsonvalue import NotJSON, normalise
@@ -52,10 +52,12 @@ class Runner:
         execution_id: str,
         observer: RunObserver,
         control: RunControl | None = None,
-        steps: dict[str, StepState] | None = None,
+        steps: Mapping[str, StepState] | None = None,
         attempt: int = 1,
         secrets: Mapping[str, str] | None = None,
     ) -> RunOutcome:
+        """Run to a resting point; the outcome carries every step as the run left it (the
+        steps given are values: they are not changed)."""
         walk = _Walk(
             self,
             workflow,
@@ -63,7 +65,7 @@ class Runner:
             execution_id=execution_id,
             observer=observer,
             control=control or RunControl(),
-            steps=steps if steps is not None else {},
+            steps=steps or {},
             attempt=attempt,
             secrets=secrets or {},
         )
@@ -81,7 +83,8 @@ def run_limits(workflow: CompiledWorkflow, settings: Any) -> Limits:
 
 
 class _Walk:
-    """The state of one run of the runner (one call to `Runner.run`)."""
+    """The state of one run of the runner (one call to `Runner.run`); its book holds the
+    current steps, which change only through it."""
 
     def __init__(
         self,
@@ -92,7 +95,7 @@ class _Walk:
         execution_id: str,
         observer: RunObserver,
         control: RunControl,
-        steps: dict[str, StepState],
+        steps: Mapping[str, StepState],
         attempt: int,
         secrets: Mapping[str, str],
     ) -> None:
@@ -101,7 +104,7 @@ class _Walk:
         self.workflow = workflow
         self.observer = observer
         self.control = control
-        self.steps = steps
+        self.steps = StepBook(steps, observer)
         self.scope: dict[str, Any] = {
             "input": input_data,
             "execution": {"id": execution_id, "attempt": attempt},
@@ -112,13 +115,12 @@ class _Walk:
             execution_id=execution_id,
             services=runner.services,
             registry=runner.registry,
-            observer=observer,
             control=control,
-            steps=steps,
+            steps=self.steps,
             rand=runner.rand,
             masker=self.masker,
         )
-        self.running: dict[asyncio.Task[None], str] = {}
+        self.running: dict[asyncio.Task[Any], str] = {}  # each ends with its step's last value
         self.ready: list[tuple[int, str]] = []
         self.missing: dict[str, int] = {}
         self.failed_first: dict[str, Any] | None = None
@@ -127,9 +129,7 @@ class _Walk:
 
     def _step(self, node_id: str) -> StepState:
         step = self.steps.get(node_id)
-        if step is None:
-            step = self.steps[node_id] = StepState(node_id, node_id)
-        return step
+        return step if step is not None else self.steps.add(StepState(node_id, node_id))
 
     def _prepare(self) -> None:
         """Count unmet dependencies; completed steps keep their outputs and never re-run."""
@@ -176,7 +176,9 @@ class _Walk:
             stop_task.cancel()
             if self.running:
                 await self._cancel_running()
-        return await self._outcome()
+        outcome = await self._outcome()
+        outcome.steps = self.steps.snapshot()
+        return outcome
 
     async def _schedule(self) -> None:
         limit = self.workflow.definition.max_concurrency
@@ -190,19 +192,19 @@ class _Walk:
                     if not node.when.evaluate(self.scope):
                         skip_reason = "condition"
                 except ExpressionError as exc:
-                    step.status = StepStatus.FAILED
-                    step.error = error_dict(exc, node_id)
-                    await self.observer.step_changed(
-                        step, "step.failed", {"error": step.error}, durable=True
-                    )
+                    error = error_dict(exc, node_id)
+                    failed = step.evolve(status=StepStatus.FAILED, error=error)
+                    await self.steps.change(failed, "step.failed", {"error": error}, durable=True)
                     await self._done(node_id)
                     continue
             if skip_reason is not None:
-                step.status = StepStatus.SKIPPED
-                step.state["skipReason"] = skip_reason
-                step.completed_at = utcnow()
-                await self.observer.step_changed(
-                    step, "step.skipped", {"reason": skip_reason}, durable=False
+                skipped = step.evolve(
+                    status=StepStatus.SKIPPED,
+                    state={**step.state, "skipReason": skip_reason},
+                    completed_at=utcnow(),
+                )
+                await self.steps.change(
+                    skipped, "step.skipped", {"reason": skip_reason}, durable=False
                 )
                 await self._done(node_id)
                 continue
@@ -234,17 +236,17 @@ class _Walk:
             definition.timeout,
         )
 
-    async def _finished(self, task: asyncio.Task[None]) -> None:
+    async def _finished(self, task: asyncio.Task[Any]) -> None:
         node_id = self.running.pop(task)
         step = self.steps[node_id]
         exc = task.exception() if not task.cancelled() else None
         if isinstance(exc, StepInterrupted) or task.cancelled():
-            step.status = StepStatus.PENDING
+            self.steps.revise(step.evolve(status=StepStatus.PENDING))
             return
         if exc is not None:  # a bug in the runner's own hooks: fail the step, keep going
             log.error("step %s crashed the runner hook", node_id, exc_info=exc)
-            step.status = StepStatus.FAILED
-            step.error = error_dict(exc, node_id)
+            error = error_dict(exc, node_id)
+            step = self.steps.revise(step.evolve(status=StepStatus.FAILED, error=error))
         if step.status in STEP_DONE:
             await self._done(node_id)
 
@@ -279,17 +281,16 @@ class _Walk:
                 log.warning("step %s ignored cancellation", self.running.get(task))
         self.running.clear()
         # Steps (and foreach items) that were in flight: ended, or kept to run again.
-        for step in self.steps.values():
+        for step in self.steps:
             if step.status != StepStatus.RUNNING:
                 continue
             if kind == StopKind.PAUSE_ABORT:
                 # Shown as cancelled while paused (never left `running`); it re-runs on
                 # resume as the same attempt.
-                step.state["interrupted"] = True
+                step = step.evolve(state={**step.state, "interrupted": True})
             if kind not in REQUEUES_RUNNING or kind == StopKind.PAUSE_ABORT:
-                step.status = StepStatus.CANCELLED
-                step.completed_at = utcnow()
-            await self.observer.step_changed(step, None, {}, durable=False)
+                step = step.evolve(status=StepStatus.CANCELLED, completed_at=utcnow())
+            await self.steps.change(step, None, {}, durable=False)
 
     def _cost(self, node_id: str) -> int:
         return step_cost(self.workflow.nodes[node_id].definition.type, self.steps[node_id].output)
@@ -311,7 +312,7 @@ class _Walk:
             return RunOutcome(OutcomeKind.FAILED, error=self.budget.exceeded)
         failed_stop = self.stopped_by_failure
         kind = self.control.kind
-        interrupted = [k for k, s in self.steps.items() if s.status in _RERUN and s.attempt > 0]
+        interrupted = [s.key for s in self.steps if s.status in _RERUN and s.attempt > 0]
         if failed_stop or (kind is None and self.failed_first is not None and self._all_done()):
             return RunOutcome(OutcomeKind.FAILED, error=self.failed_first)
         if kind == StopKind.CANCEL:
@@ -354,7 +355,7 @@ class _Walk:
         return RunOutcome(OutcomeKind.COMPLETED, result=result)
 
     def _waiting(self) -> RunOutcome:
-        waits = [s for s in self.steps.values() if s.status == StepStatus.WAITING]
+        waits = [s for s in self.steps if s.status == StepStatus.WAITING]
         wakes = [datetime.fromisoformat(s.state["wakeAt"]) for s in waits if s.state.get("wakeAt")]
         return RunOutcome(
             OutcomeKind.WAITING,

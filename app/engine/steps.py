@@ -6,13 +6,13 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
 from app.auth.masking import Masker
 from app.engine import retry
-from app.engine.state import StepState, item_key, utcnow
+from app.engine.state import RunObserver, StepBook, StepState, item_key, utcnow
 from app.engine.status import StepStatus
 from app.engine.stops import RunControl
 from app.errors import (
@@ -28,17 +28,11 @@ from app.nodes.base import NodeContext, NodeType, Services, Suspend
 from app.nodes.registry import NodeRegistry
 from app.nodes.template import RetryPolicy
 from app.observability.steps import observe_step
-from app.observability.usage import measured
+from app.observability.usage import measured, output_size
+
+__all__ = ["RunObserver", "StepExecutor", "StepInterrupted", "StepSpec", "error_dict"]
 
 log = logging.getLogger(__name__)
-
-
-class RunObserver(Protocol):
-    """Persistence and events hook into the runner here; `durable` asks for a flush now."""
-
-    async def step_changed(
-        self, step: StepState, event: str | None, data: dict[str, Any], *, durable: bool
-    ) -> None: ...
 
 
 class StepInterrupted(Exception):
@@ -84,8 +78,53 @@ class StepSpec:
         self.timeout_ms = timeout_ms
 
 
+class _AttemptState(dict[str, Any]):
+    """The node's state during one attempt (`ctx.state`, also where the usage is recorded).
+    Each write revises the running step in the book, so a checkpoint taken mid-attempt holds
+    what the node has written so far (a delay's `dueAt`); `close` ends that and gives the
+    state the step keeps."""
+
+    __slots__ = ("_book", "_step")
+
+    def __init__(self, data: Mapping[str, Any], book: StepBook, step: StepState) -> None:
+        super().__init__(data)
+        self._book: StepBook | None = book
+        self._step = step
+
+    def close(self) -> dict[str, Any]:
+        self._book = None
+        return dict(self)
+
+    def _revised(self) -> None:
+        if self._book is not None:
+            self._book.revise(self._step.evolve(state=dict(self)))
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._revised()
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._revised()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._revised()
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        value = super().setdefault(key, default)
+        self._revised()
+        return value
+
+    def pop(self, key: str, *default: Any) -> Any:
+        value = super().pop(key, *default)
+        self._revised()
+        return value
+
+
 class StepExecutor:
-    """Runs steps with retry and timeout and reports every change to the observer."""
+    """Runs steps with retry and timeout; every transition is a new value in the book (which
+    reports it to the observer)."""
 
     def __init__(
         self,
@@ -93,9 +132,8 @@ class StepExecutor:
         execution_id: str,
         services: Services,
         registry: NodeRegistry,
-        observer: RunObserver,
         control: RunControl,
-        steps: dict[str, StepState],
+        steps: StepBook,
         rand: Callable[[], float] = random.random,
         masker: Masker | None = None,
     ) -> None:
@@ -103,54 +141,73 @@ class StepExecutor:
         self.execution_id = execution_id
         self.services = services
         self.registry = registry
-        self.observer = observer
         self.control = control
         self.steps = steps
         self.rand = rand
 
-    async def run(self, spec: StepSpec, step: StepState, scope: Mapping[str, Any]) -> None:
-        """Run until the step completes, fails for good, or waits. Raises StepInterrupted."""
+    async def run(self, spec: StepSpec, step: StepState, scope: Mapping[str, Any]) -> StepState:
+        """Run until the step completes, fails for good, or waits: its last value. Raises
+        StepInterrupted (the book then holds the step as the interruption left it)."""
         durable = spec.node_type.external
+        # The node's own state for this attempt: written by the node and the usage record,
+        # it becomes the step's state when the attempt ends, however it ends.
+        state = dict(step.state)
         # Interrupted (shutdown, pause?abort) or parked (answered input, due delay): the same
         # attempt goes on.
         resumed_attempt = step.status in (StepStatus.RUNNING, StepStatus.WAITING) or bool(
-            step.state.pop("interrupted", False)
+            state.pop("interrupted", False)
         )
         while True:
-            if not resumed_attempt or step.attempt == 0:
-                step.attempt += 1
+            attempt = step.attempt
+            if not resumed_attempt or attempt == 0:
+                attempt += 1
             resumed_attempt = False
-            step.status = StepStatus.RUNNING
-            step.started_at = utcnow()
-            step.completed_at = None
-            step.error = None
-            await self.observer.step_changed(
-                step, "step.started", {"attempt": step.attempt}, durable=False
+            step = await self.steps.change(
+                step.evolve(
+                    status=StepStatus.RUNNING,
+                    attempt=attempt,
+                    started_at=utcnow(),
+                    completed_at=None,
+                    error=None,
+                    state=dict(state),
+                ),
+                "step.started",
+                {"attempt": attempt},
+                durable=False,
             )
+            working = _AttemptState(state, self.steps, step)
             try:
-                with observe_step(self.execution_id, spec.node_type.name, step) as usage:
-                    step.output = await measured(self._attempt(spec, step, scope), usage)
+                with observe_step(self.execution_id, spec.node_type.name, step, working) as usage:
+                    output = await measured(self._attempt(spec, step, scope, working), usage)
+                    usage.output_bytes = output_size(output)
             except Suspend as suspend:
-                await self._park(step, suspend)
-                return
+                return await self._park(step, working.close(), suspend)
             except (asyncio.CancelledError, StepInterrupted):
+                # As the attempt left it; reported by whoever stops it.
+                self.steps.revise(step.evolve(state=working.close()))
                 raise
             except Exception as exc:
                 if not isinstance(exc, StepError):
                     log.warning("step %s raised", step.key, exc_info=exc)
-                if await self._retry_or_fail(spec, step, exc, durable):
+                failed = step.evolve(state=working.close())
+                step, again = await self._retry_or_fail(spec, failed, exc)
+                state = dict(step.state)
+                if again:
                     continue
-                return
-            step.status = StepStatus.COMPLETED
-            step.completed_at = utcnow()
-            if self.masker:
-                step.state = self.masker.mask(step.state)
-            await self.observer.step_changed(
-                step, "step.completed", {"durationMs": step.duration_ms}, durable=durable
+                return step
+            done = step.evolve(
+                status=StepStatus.COMPLETED,
+                completed_at=utcnow(),
+                output=output,
+                state=self.masker.mask(working.close()) if self.masker else working.close(),
             )
-            return
+            return await self.steps.change(
+                done, "step.completed", {"durationMs": done.duration_ms}, durable=durable
+            )
 
-    async def _attempt(self, spec: StepSpec, step: StepState, scope: Mapping[str, Any]) -> Any:
+    async def _attempt(
+        self, spec: StepSpec, step: StepState, scope: Mapping[str, Any], state: dict[str, Any]
+    ) -> Any:
         rendered = spec.params.render(scope)
         if spec.raw_params:
             rendered = {**rendered, **spec.raw_params}
@@ -162,7 +219,7 @@ class StepExecutor:
             attempt=step.attempt,
             services=self.services,
             scope=scope,
-            state=step.state,
+            state=state,
         )
         if spec.node_type.loop:
             ctx.run_items = self._item_runner(spec.node_id, scope)
@@ -185,35 +242,36 @@ class StepExecutor:
         except NotJSON as exc:
             raise OutputNotJSON(exc.describe("output")) from exc
 
-    async def _park(self, step: StepState, suspend: Suspend) -> None:
-        step.status = StepStatus.WAITING
-        step.state["waitReason"] = suspend.reason
-        step.state["wakeAt"] = suspend.until.isoformat() if suspend.until else None
-        step.state["waitData"] = self.masker.mask(suspend.data)
+    async def _park(self, step: StepState, state: dict[str, Any], suspend: Suspend) -> StepState:
+        state["waitReason"] = suspend.reason
+        state["wakeAt"] = suspend.until.isoformat() if suspend.until else None
+        state["waitData"] = self.masker.mask(suspend.data)
+        parked = step.evolve(status=StepStatus.WAITING, state=state)
         # A parked step is what lets the worker go: it must be on disk first.
-        await self.observer.step_changed(step, None, {}, durable=True)
+        return await self.steps.change(parked, None, {}, durable=True)
 
     async def _retry_or_fail(
-        self, spec: StepSpec, step: StepState, exc: Exception, durable: bool
-    ) -> bool:
+        self, spec: StepSpec, step: StepState, exc: Exception
+    ) -> tuple[StepState, bool]:
+        """The step after a failed attempt, and whether it runs again."""
         error = self.masker.mask(error_dict(exc, spec.node_id))
         retryable = getattr(exc, "retryable", True)
         decision = retry.decide(spec.retry, step.attempt, retryable=retryable, rand=self.rand())
-        step.error = error
-        step.completed_at = utcnow()
+        step = step.evolve(error=error, completed_at=utcnow())
         if not decision.retry:
-            step.status = StepStatus.FAILED
-            await self.observer.step_changed(step, "step.failed", {"error": error}, durable=True)
-            return False
-        await self.observer.step_changed(
+            failed = step.evolve(status=StepStatus.FAILED)
+            return await self.steps.change(
+                failed, "step.failed", {"error": error}, durable=True
+            ), False
+        step = await self.steps.change(
             step,
             "step.retrying",
             {"error": error, "attempt": step.attempt, "delayMs": round(decision.delay_ms, 1)},
-            durable=durable,
+            durable=spec.node_type.external,
         )
         if await self.control.sleep(decision.delay_ms / 1000):
             raise StepInterrupted
-        return True
+        return step, True
 
     def _item_runner(
         self, node_id: str, scope: Mapping[str, Any]
@@ -247,8 +305,8 @@ class StepExecutor:
                 if self.control.stopping:
                     raise StepInterrupted
                 if step is None:
-                    step = self.steps[key] = StepState(key, node_id, item_index=index)
-                await self.run(spec, step, {**scope, "item": item, "index": index})
+                    step = self.steps.add(StepState(key, node_id, item_index=index))
+                step = await self.run(spec, step, {**scope, "item": item, "index": index})
             if step.status != StepStatus.COMPLETED:
                 message = (step.error or {}).get("message", "item did not complete")
                 raise StepError(f"item {index} failed: {message}")

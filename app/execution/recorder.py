@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -76,7 +76,7 @@ class Recorder:
         self._dirty_since: float | None = None
         self._keeper: asyncio.Task[None] | None = None
 
-    def start(self, steps: dict[str, StepState]) -> None:
+    def start(self, steps: Mapping[str, StepState]) -> None:
         self._counted = {
             k for k, s in steps.items() if s.item_index is None and s.status in STEP_DONE
         }
@@ -109,6 +109,10 @@ class Recorder:
         if durable:
             await self.flush()
 
+    def step_revised(self, step: StepState) -> None:
+        if step.key in self._dirty:  # not written yet: the batch takes the newer value
+            self._dirty[step.key] = step
+
     async def flush(
         self,
         *,
@@ -121,10 +125,9 @@ class Recorder:
         if self.lost:
             return []
         async with self._lock:
-            # Snapshot: steps keep changing while the transaction is in flight.
-            steps = [dataclasses.replace(s, state=dict(s.state)) for s in self._dirty.values()]
+            # Step values are frozen: the batch needs no copy while the write is in flight.
             cp = Checkpoint(
-                steps=steps,
+                steps=list(self._dirty.values()),
                 events=self._events + (events or []),
                 event_times=self._event_times,
                 status=status,

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,7 +126,7 @@ class ExecutionSession:
                 return await self.fail(record, owner, recorder.write_error)
             return SessionResult(outcome, None)
         elapsed = record.elapsed_ms + int((time.monotonic() - started) * 1000)
-        return await self._settle(record, recorder, outcome, control, elapsed, steps)
+        return await self._settle(record, recorder, outcome, control, elapsed)
 
     async def fail(
         self, record: ExecutionRecord, owner: str, error: dict[str, Any]
@@ -184,8 +185,8 @@ class ExecutionSession:
         outcome: RunOutcome,
         control: RunControl,
         elapsed_ms: int,
-        steps: dict[str, StepState],
     ) -> SessionResult:
+        steps = outcome.steps
         now = utcnow()
         values: dict[str, Any] = {
             "elapsed_ms": elapsed_ms,
@@ -253,7 +254,7 @@ def settled_record(
     values: dict[str, Any],
     stored: list[EventRecord],
     progress_done: int,
-    steps: dict[str, StepState],
+    steps: Mapping[str, StepState],
 ) -> ExecutionRecord:
     """The row as the last checkpoint wrote it, built in memory (no read-back)."""
     columns = {k: v for k, v in values.items() if k in _RECORD_FIELDS}

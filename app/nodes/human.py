@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self
 
@@ -48,7 +49,7 @@ def deadline(state: dict[str, Any], timeout_ms: int | None, now: datetime) -> da
     return expires
 
 
-def human_view(state: dict[str, Any]) -> dict[str, Any] | None:
+def human_view(state: Mapping[str, Any]) -> dict[str, Any] | None:
     """What a client needs to answer a `human.input` step (and who answered it), from its
     stored state; None for any other step."""
     wait = state.get("waitData")

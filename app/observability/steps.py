@@ -5,20 +5,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from app.engine.state import StepState
 from app.logs import log_context
 from app.metrics import STEP_CPU_SECONDS, STEP_SECONDS
 from app.nodes.base import Suspend
 from app.observability import tracing
-from app.observability.usage import StepUsage, output_size
+from app.observability.usage import StepUsage
 
 
 @contextmanager
-def observe_step(execution_id: str, node_type: str, step: StepState) -> Iterator[StepUsage]:
-    """Yields the attempt's usage (fill it with `usage.measured`); on exit records it in the
-    step's state (`usage`, shown by the API), ends the span and observes the histogram."""
-    usage = StepUsage.carried(step.state.get("usage"), step.attempt)
+def observe_step(
+    execution_id: str, node_type: str, step: StepState, state: dict[str, Any]
+) -> Iterator[StepUsage]:
+    """Yields the attempt's usage (fill it with `usage.measured`, and `output_bytes`); on
+    exit records it in `state`, the attempt's state that becomes the step's (`usage`, shown
+    by the API), ends the span and observes the histogram."""
+    usage = StepUsage.carried(state.get("usage"), step.attempt)
     wall_before, cpu_before = usage.wall_s, usage.cpu_s
     status, error = "completed", None
     with (
@@ -46,9 +50,7 @@ def observe_step(execution_id: str, node_type: str, step: StepState) -> Iterator
             error = None if status == "interrupted" else error_dict(exc, step.node_id)
             raise
         finally:
-            if status == "completed":
-                usage.output_bytes = output_size(step.output)
-            step.state["usage"] = usage.as_dict(step.attempt)
+            state["usage"] = usage.as_dict(step.attempt)
             tracing.end_step(span, status, error)
             # The metrics count this slice only (an earlier one was counted when it ended).
             wall = usage.wall_s - wall_before

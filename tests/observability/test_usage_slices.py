@@ -20,34 +20,37 @@ async def spin(ms: float) -> None:
     await asyncio.sleep(0)
 
 
-async def attempt(step: StepState, ms: float) -> float:
-    with observe_step("exec", "test.spin", step) as usage:
+async def attempt(step: StepState, state: dict[str, Any], ms: float) -> float:
+    with observe_step("exec", "test.spin", step, state) as usage:
         await measured(spin(ms), usage)
-    return float(step.state["usage"]["cpuMs"])
+    return float(state["usage"]["cpuMs"])
 
 
 async def test_a_resumed_attempt_adds_up_and_a_new_attempt_starts_again() -> None:
     step = StepState("a", "a", attempt=1)
-    first = await attempt(step, 30)
+    state: dict[str, Any] = {}
+    first = await attempt(step, state, 30)
     assert first >= 30
-    resumed = await attempt(step, 30)  # the same attempt, woken again
+    resumed = await attempt(step, state, 30)  # the same attempt, woken again
     assert resumed >= first + 30
-    step.attempt = 2
-    retried = await attempt(step, 30)
+    step = step.evolve(attempt=2)
+    retried = await attempt(step, state, 30)
     assert 30 <= retried < resumed
-    assert step.state["usage"]["attempt"] == 2
+    assert state["usage"]["attempt"] == 2
 
 
 async def test_cpu_is_charged_to_the_step_that_ran_not_to_its_neighbour() -> None:
     busy, idle = StepState("busy", "busy", attempt=1), StepState("idle", "idle", attempt=1)
+    busy_state: dict[str, Any] = {}
+    idle_state: dict[str, Any] = {}
 
     async def sleeper() -> None:
         await asyncio.sleep(0.2)
 
-    async def run(step: StepState, work: Coroutine[Any, Any, None]) -> None:
-        with observe_step("exec", "t", step) as usage:
+    async def run(step: StepState, state: dict[str, Any], work: Coroutine[Any, Any, None]) -> None:
+        with observe_step("exec", "t", step, state) as usage:
             await measured(work, usage)
 
-    await asyncio.gather(run(busy, spin(150)), run(idle, sleeper()))
-    assert busy.state["usage"]["cpuMs"] >= 150
-    assert idle.state["usage"]["cpuMs"] < 10
+    await asyncio.gather(run(busy, busy_state, spin(150)), run(idle, idle_state, sleeper()))
+    assert busy_state["usage"]["cpuMs"] >= 150
+    assert idle_state["usage"]["cpuMs"] < 10

@@ -85,6 +85,9 @@ class MemoryObserver:
         if durable:
             self.durable_flushes += 1
 
+    def step_revised(self, step: StepState) -> None:
+        pass
+
     def types(self, key: str) -> list[str]:
         return [t for t, d in self.events if d["stepKey"] == key]
 

@@ -55,7 +55,7 @@ async def run(
         control=control,
         steps=steps,
     )
-    return outcome, observer, steps
+    return outcome, observer, outcome.steps
 
 
 def sleep(node_id: str, ms: int, value: Any = None, **extra: Any) -> dict[str, Any]:
