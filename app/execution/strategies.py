@@ -93,9 +93,11 @@ class ImmediateExecutionStrategy:
             finished = record.status not in (Status.PENDING, Status.RUNNING)
             return Started(record, finished=finished, created=False)
         await self.bus.publish(first_events(record, events))
-        budget_ms = self.settings.immediate_budget_ms
-        if record.timeout_ms is not None:
-            budget_ms = min(budget_ms, record.timeout_ms)
+        # A run whose own timeout comes no later than the budget is never promoted: the
+        # timeout ends it (both timers on one deadline would race for the run).
+        budget_ms: int | None = self.settings.immediate_budget_ms
+        if record.timeout_ms is not None and record.timeout_ms <= self.settings.immediate_budget_ms:
+            budget_ms = None
         result = await self.held.run(record, RunControl(), budget_ms=budget_ms, compiled=compiled)
         final = result.record or await self.repo.get_execution(record.id)
         return Started(final, finished=result.status not in (Status.PENDING, None))

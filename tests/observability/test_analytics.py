@@ -127,7 +127,7 @@ async def test_analytics_refuse_an_unknown_bucket_and_a_reversed_range(
         params={"from": "2026-12-02T00:00:00Z", "to": "2026-12-01T00:00:00Z"},
     )
     assert reversed_range.status_code == 422
-    assert "before" in reversed_range.json()["error"]["message"]
+    assert "after" in reversed_range.json()["error"]["message"]
 
 
 @pytest.fixture
