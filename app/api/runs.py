@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
@@ -14,7 +15,6 @@ from app.api.schemas import (
     NamePath,
     RegisteredRunBody,
     RunBody,
-    RunOptions,
     accepted_resource,
     execution_resource,
 )
@@ -28,6 +28,7 @@ RUN_RESPONSES: dict[int | str, dict[str, Any]] = {
     **error_responses(404, 409, 413, 415, 422),
 }
 
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 
 
@@ -40,50 +41,39 @@ async def _submit(manager: ExecutionManager, request: RunRequest) -> JSONRespons
     return JSONResponse(accepted_resource(record, complexity), status_code=202)
 
 
-def _request(options: RunOptions, key: str | None, **fields: Any) -> RunRequest:
+def _request(body: RegisteredRunBody, key: str | None, namespace: str, **fields: Any) -> RunRequest:
+    """What both run routes submit: the body's shared fields, plus the route's own."""
     return RunRequest(
-        timeout_ms=options.timeout,
-        priority=options.priority,
-        tags=options.tags,
+        timeout_ms=body.options.timeout,
+        priority=body.options.priority,
+        tags=body.options.tags,
         idempotency_key=key,
+        version=body.version,
+        input=body.input,
+        mode=body.mode,
+        metadata=body.metadata,
+        namespace=namespace,
         **fields,
     )
 
 
-@router.post(
-    "/workflow/run",
-    summary="Run a workflow",
-    response_model=None,
-    responses=RUN_RESPONSES,
-)
+def _run_route(path: str, summary: str) -> Callable[[Endpoint], Endpoint]:
+    """Both run routes answer alike: 200 with the execution, or 202 when it is queued."""
+    return router.post(path, summary=summary, response_model=None, responses=RUN_RESPONSES)
+
+
+@_run_route("/workflow/run", "Run a workflow")
 async def run_workflow(
     body: RunBody,
     manager: ManagerDep,
     namespace: NamespaceDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    return await _submit(
-        manager,
-        _request(
-            body.options,
-            idempotency_key,
-            workflow=body.workflow,
-            workflow_id=body.workflow_id,
-            version=body.version,
-            input=body.input,
-            mode=body.mode,
-            metadata=body.metadata,
-            namespace=namespace,
-        ),
-    )
+    fields = {"workflow": body.workflow, "workflow_id": body.workflow_id}
+    return await _submit(manager, _request(body, idempotency_key, namespace, **fields))
 
 
-@router.post(
-    "/workflows/{name}/run",
-    summary="Run a registered workflow",
-    response_model=None,
-    responses=RUN_RESPONSES,
-)
+@_run_route("/workflows/{name}/run", "Run a registered workflow")
 async def run_registered(
     name: NamePath,
     body: RegisteredRunBody,
@@ -91,16 +81,4 @@ async def run_registered(
     namespace: NamespaceDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    return await _submit(
-        manager,
-        _request(
-            body.options,
-            idempotency_key,
-            workflow_id=name,
-            version=body.version,
-            input=body.input,
-            mode=body.mode,
-            metadata=body.metadata,
-            namespace=namespace,
-        ),
-    )
+    return await _submit(manager, _request(body, idempotency_key, namespace, workflow_id=name))

@@ -48,32 +48,27 @@ class RunOptions(CamelModel):
     tags: list[str] = Field(default_factory=list, max_length=50)
 
 
-class RunBody(JSONBody):
-    """`POST /workflow/run`: an inline workflow, or a registered one by name."""
+class RegisteredRunBody(JSONBody):
+    """`POST /workflows/{name}/run` (and what `POST /workflow/run` adds to)."""
 
-    workflow: WorkflowBody | None = None
-    workflow_id: str | None = Field(default=None, max_length=200)
     version: str | None = Field(default=None, max_length=100)
     input: Any = Field(default_factory=dict)
     mode: Literal["auto", "immediate", "queued"] = "auto"
     options: RunOptions = Field(default_factory=RunOptions)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunBody(RegisteredRunBody):
+    """`POST /workflow/run`: an inline workflow, or a registered one by name."""
+
+    workflow: WorkflowBody | None = None
+    workflow_id: str | None = Field(default=None, max_length=200)
 
     @model_validator(mode="after")
     def _one_workflow(self) -> RunBody:
         if (self.workflow is None) == (self.workflow_id is None):
             raise ValueError("give exactly one of 'workflow' or 'workflowId'")
         return self
-
-
-class RegisteredRunBody(JSONBody):
-    """`POST /workflows/{name}/run`."""
-
-    version: str | None = Field(default=None, max_length=100)
-    input: Any = Field(default_factory=dict)
-    mode: Literal["auto", "immediate", "queued"] = "auto"
-    options: RunOptions = Field(default_factory=RunOptions)
-    metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 def iso(value: Any) -> str | None:

@@ -8,14 +8,11 @@ from typing import Annotated, Any
 
 import typer
 
+from app.commands.options import ApiKey, ExecutionId, Format, Output, Server
 from app.commands.output import (
     FAILED,
     OK,
     USAGE,
-    ApiKey,
-    Format,
-    Output,
-    Server,
     connected,
     emit,
     emit_line,
@@ -122,7 +119,7 @@ def resume(
 
 
 def retry(
-    execution_id: Annotated[str, typer.Argument(metavar="ID")],
+    execution_id: ExecutionId,
     from_: Annotated[
         str, typer.Option("--from", help="failed (keep completed steps) or start")
     ] = "failed",
@@ -141,7 +138,7 @@ def retry(
 
 
 def give_input(
-    execution_id: Annotated[str, typer.Argument(metavar="ID")],
+    execution_id: ExecutionId,
     node: Annotated[str, typer.Argument(metavar="NODE", help="the waiting human.input node")],
     data: Annotated[str, typer.Option("--data", help="JSON, or @file (@- for stdin)")],
     server: Server = None,

@@ -14,7 +14,8 @@ import typer
 from rich.table import Table
 
 from app.auth.keys import KeyInvalid, check_name, hash_token, new_token, parse_scopes
-from app.commands.output import Format, Output, emit, emit_all, note, stdout
+from app.commands.options import Format, Output
+from app.commands.output import emit, emit_all, note, stdout
 from app.config import Settings, get_settings
 from app.store.audit import AuditEntry, AuditStore
 from app.store.database import create_engine

@@ -11,7 +11,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from app.commands.output import Format, emit_line, stderr
+from app.commands.options import Format
+from app.commands.output import emit_line, stderr
 from app.commands.render import event_line, ms, status_text
 from turnout import Client, Event, Execution, WaitTimeout
 

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from app.commands.output import USAGE, Format, Output, emit, emit_line, load_json, note, stdout
+from app.commands.options import Format, Output
+from app.commands.output import USAGE, emit, emit_line, load_json, note, stdout
 from app.commands.render import print_to
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""What every command shares: its options, where output goes, and the exit codes.
+"""What every command shares: where output goes, and the exit codes.
 
 Only JSON goes to stdout with `-o json|jsonl`; progress, logs and errors go to stderr."""
 
@@ -8,13 +8,13 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from rich.console import Console
 
+from app.commands.options import Format
 from turnout import (
     ApiError,
     Client,
@@ -32,26 +32,6 @@ TIMED_OUT = 3  # waiting for the end took longer than --wait-timeout
 UNREACHABLE = 4  # the server could not be reached (or stayed unavailable)
 
 WIDE = 100_000  # piped output is never wrapped or truncated
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
-
-
-Server = Annotated[
-    str | None,
-    typer.Option(
-        "--server", envvar="TURNOUT_URL", help="Turnout's URL [default: http://127.0.0.1:8000]"
-    ),
-]
-ApiKey = Annotated[
-    str | None, typer.Option("--api-key", envvar="TURNOUT_API_KEY", help="Bearer API key")
-]
-Output = Annotated[
-    Format, typer.Option("--output", "-o", help="table (for people), json, or jsonl")
-]
 
 
 def stdout() -> Console:

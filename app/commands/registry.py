@@ -9,18 +9,8 @@ from typing import Annotated
 import typer
 from rich.syntax import Syntax
 
-from app.commands.output import (
-    ApiKey,
-    Format,
-    Output,
-    Server,
-    connected,
-    emit,
-    emit_all,
-    emit_line,
-    load_json,
-    stdout,
-)
+from app.commands.options import ApiKey, Format, Output, Server
+from app.commands.output import connected, emit, emit_all, emit_line, load_json, stdout
 from app.commands.render import print_to, workflows_table
 
 workflows = typer.Typer(help="The workflow registry: register, list and show versions.")

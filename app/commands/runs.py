@@ -8,11 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from app.commands.live import follow
+from app.commands.options import ApiKey, ExecutionId, Format, Output, Server
 from app.commands.output import (
-    ApiKey,
-    Format,
-    Output,
-    Server,
     connected,
     emit,
     emit_all,
@@ -101,7 +98,7 @@ def run(
 
 
 def get(
-    execution_id: Annotated[str, typer.Argument(metavar="ID")],
+    execution_id: ExecutionId,
     server: Server = None,
     api_key: ApiKey = None,
     output: Output = Format.table,
@@ -112,7 +109,7 @@ def get(
 
 
 def wait(
-    execution_id: Annotated[str, typer.Argument(metavar="ID")],
+    execution_id: ExecutionId,
     timeout: Annotated[str | None, typer.Option(help="give up after (exit 3): 30s, 5m")] = None,
     server: Server = None,
     api_key: ApiKey = None,
@@ -143,7 +140,7 @@ def ls(
 
 
 def events(
-    execution_id: Annotated[str, typer.Argument(metavar="ID")],
+    execution_id: ExecutionId,
     follow_: Annotated[
         bool, typer.Option("--follow", "-f", help="keep following until the execution ends")
     ] = False,
@@ -154,7 +151,7 @@ def events(
     output: Output = Format.table,
 ) -> None:
     """An execution's events (with --follow: live, until it ends; exit code as `run`)."""
-    seconds = parse_duration(timeout, "--timeout")
+    seconds = parse_duration(timeout, "--timeout") if follow_ else None
     with connected(server, api_key, output) as client:
         if not follow_:
             stored = client.events(execution_id, after=after or None)

@@ -14,7 +14,8 @@ from rich.table import Table
 from app.auth.keys import KeyInvalid, check_name
 from app.auth.vault import Vault, VaultUnavailable
 from app.commands.keys import cli_entry
-from app.commands.output import Format, Output, emit_all, note, stdout
+from app.commands.options import Format, Output
+from app.commands.output import emit_all, note, stdout
 from app.config import get_settings
 from app.store.audit import AuditStore
 from app.store.database import create_engine
