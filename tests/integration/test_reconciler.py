@@ -63,7 +63,7 @@ async def lease_expired(repo: Repository, execution_id: uuid.UUID) -> None:
 
 async def forget_jobs(queue: ArqQueue) -> None:
     """Delete this test's queue, its jobs and their markers, and nothing else: the Redis
-    server is shared, so no FLUSHDB."""
+    server is shared, so nothing is flushed wholesale."""
     job_ids = [m.decode() for m in await queue.pool.zrange(queue.queue_name, 0, -1)]
     markers = [key async for key in queue.pool.scan_iter(match=f"{queue.queue_name}:job:*")]
     keys = [job_key_prefix + j for j in job_ids] + [in_progress_key_prefix + j for j in job_ids]
