@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import time
 import uuid
@@ -27,6 +26,7 @@ from sqlalchemy.pool import NullPool
 
 from app.store.database import make_engine
 from bench.config import Progress
+from bench.report import write_results
 from bench.services import DEFAULT_PG, DEFAULT_REDIS, Namespace, Services, bench_database
 from bench.stats import percentile
 from bench.streams import Stream, create_pending
@@ -177,9 +177,7 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     results = asyncio.run(main(args))
-    print(json.dumps(results, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    write_results(results, args.json)
     return 0 if all(results["targets"].values()) else 1
 
 

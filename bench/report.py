@@ -60,3 +60,11 @@ def machine() -> dict[str, Any]:
 def write_json(path: Path, metrics: list[Metric], argv: list[str]) -> None:
     body = {"machine": machine(), "command": argv, "metrics": [m.to_json() for m in metrics]}
     path.write_text(json.dumps(body, indent=2))
+
+
+def write_results(results: dict[str, Any], path: Path | None) -> None:
+    """A side benchmark's results: JSON on stdout, and in `path` when given."""
+    text = json.dumps(results, indent=2)
+    print(text)
+    if path:
+        path.write_text(text)

@@ -34,6 +34,7 @@ from app.store.database import make_engine
 from app.store.records import NewExecution
 from app.store.repository import Repository
 from bench.config import Progress
+from bench.report import write_results
 from bench.services import DEFAULT_PG, DEFAULT_REDIS, Namespace, Services, bench_database
 from bench.stats import percentile
 
@@ -251,9 +252,7 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     results = asyncio.run(main(args))
-    print(json.dumps(results, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    write_results(results, args.json)
     return 0
 
 

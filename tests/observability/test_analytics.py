@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import statistics
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +14,6 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.store.analytics import AnalyticsStore, Window
-from app.store.database import make_engine, upgrade_schema
 from app.store.tables import workflow_executions
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -128,17 +125,6 @@ async def test_analytics_refuse_an_unknown_bucket_and_a_reversed_range(
     )
     assert reversed_range.status_code == 422
     assert "after" in reversed_range.json()["error"]["message"]
-
-
-@pytest.fixture
-async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'analytics.db'}"
-    await upgrade_schema(url)
-    engine = make_engine(url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def test_sqlite_computes_the_same_analytics(sqlite_engine: AsyncEngine) -> None:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,7 +20,7 @@ from app.engine.status import Status
 from app.execution.queue import InProcessQueue
 from app.execution.reconciler import Reconciler
 from app.store.analytics import AnalyticsStore, Window
-from app.store.database import alembic_config, make_engine, upgrade_schema
+from app.store.database import alembic_config, make_engine
 from app.store.repository import Repository
 from app.store.rollups import RATIO, RollupStore
 from app.store.steering import ControlStore
@@ -185,17 +183,6 @@ async def test_a_run_that_ends_is_folded_into_the_rollup_on_postgres(
     engine: AsyncEngine,
 ) -> None:
     await check_an_ended_run_is_folded(engine)
-
-
-@pytest.fixture
-async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'rollups.db'}"
-    await upgrade_schema(url)
-    engine = make_engine(url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def test_rollup_analytics_match_the_exact_ones_on_sqlite(

@@ -6,17 +6,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import Settings
-from app.main import create_app
-from tests.servers import run_server
+from tests.api.conftest import api_settings, api_url, client  # noqa: F401 (fixtures)
 
 TURNOUT = str(Path(sys.executable).with_name("turnout"))
 TRANSFORM = {"nodes": [{"id": "a", "type": "transform", "params": {"n": "{{ input.n }}"}}]}
@@ -52,25 +47,8 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-@pytest.fixture
-def api_settings(settings: Settings) -> Settings:
-    return settings
-
-
-@pytest.fixture
-def api_url(api_settings: Settings, engine: AsyncEngine) -> Iterator[str]:
-    with run_server(create_app(api_settings)) as url:
-        yield url
-
-
-@pytest.fixture
-async def client(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as c:
-        yield c
-
-
-async def run(client: httpx.AsyncClient, key: str, workflow: Any = None, **body: Any) -> Any:
-    answer = await client.post(
+async def run(http: httpx.AsyncClient, key: str, workflow: Any = None, **body: Any) -> Any:
+    answer = await http.post(
         "/workflow/run",
         json={"workflow": workflow or TRANSFORM, "mode": "immediate", "input": {"n": 1}, **body},
         headers=bearer(key),
