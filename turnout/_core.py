@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -113,8 +114,8 @@ def list_params(
     workflow: str | None = None,
     mode: str | None = None,
     tag: str | None = None,
-    created_after: str | None = None,
-    created_before: str | None = None,
+    created_after: datetime | str | None = None,
+    created_before: datetime | str | None = None,
 ) -> list[tuple[str, str]]:
     params: list[tuple[str, str]] = []
     statuses = [status] if isinstance(status, str) else list(status or ())
@@ -123,12 +124,45 @@ def list_params(
         ("workflow", workflow),
         ("mode", mode),
         ("tag", tag),
-        ("createdAfter", created_after),
-        ("createdBefore", created_before),
+        ("createdAfter", _iso(created_after)),
+        ("createdBefore", _iso(created_before)),
     ):
         if value is not None:
             params.append((name, value))
     return params
+
+
+def _iso(value: datetime | str | None) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+class Pager:
+    """Walks `GET /executions` page by page: each page's query, and what of it to keep."""
+
+    def __init__(self, params: list[tuple[str, str]], page_size: int, limit: int | None) -> None:
+        self.params = params
+        self.page_size = page_size
+        self.limit = limit
+        self.cursor: str | None = None
+        self.seen = 0
+        self.done = False
+
+    def next_query(self) -> list[tuple[str, str]] | None:
+        """The next page's query; None when every wanted item was taken."""
+        if self.done or (self.limit is not None and self.seen >= self.limit):
+            return None
+        left = None if self.limit is None else self.limit - self.seen
+        size = self.page_size if left is None else min(self.page_size, left)
+        cursor = [("cursor", self.cursor)] if self.cursor else []
+        return [*self.params, ("limit", str(size)), *cursor]
+
+    def take(self, body: Any) -> list[dict[str, Any]]:
+        """The items of one answered page to hand out (never past `limit`)."""
+        items, self.cursor = items_and_cursor(body)
+        kept = items[: None if self.limit is None else self.limit - self.seen]
+        self.seen += len(kept)
+        self.done = not self.cursor or not items
+        return kept
 
 
 def parse_answer(response: httpx.Response) -> Any:

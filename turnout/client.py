@@ -140,22 +140,13 @@ class Client:
             workflow=workflow,
             mode=mode,
             tag=tag,
-            created_after=_iso(created_after),
-            created_before=_iso(created_before),
+            created_after=created_after,
+            created_before=created_before,
         )
-        cursor: str | None = None
-        seen = 0
-        while limit is None or seen < limit:
-            size = page_size if limit is None else min(page_size, limit - seen)
-            query = [*params, ("limit", str(size))] + ([("cursor", cursor)] if cursor else [])
-            items, cursor = _core.items_and_cursor(
-                self._request("GET", "/executions", params=query)
-            )
-            for item in items[: None if limit is None else limit - seen]:
-                seen += 1
+        pager = _core.Pager(params, page_size, limit)
+        while (query := pager.next_query()) is not None:
+            for item in pager.take(self._request("GET", "/executions", params=query)):
                 yield Execution.from_dict(item)
-            if not cursor or not items:
-                return
 
     def stream(
         self,
@@ -316,7 +307,3 @@ class Client:
 
 class _Quiet(Exception):
     """The stream sent nothing for the `events` settle time: the replay is over."""
-
-
-def _iso(value: datetime | str | None) -> str | None:
-    return value.isoformat() if isinstance(value, datetime) else value
