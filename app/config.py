@@ -64,6 +64,16 @@ class Settings(BaseSettings):
     reconcile_interval_ms: int = 1_000
     reconcile_pending_grace_ms: int = 3_000
     reconcile_batch: int = 500
+    # Schedules (README, Schedules): how often each process looks for due slots (0: never),
+    # how many schedules one pass takes, the catch-up window of a schedule that sets none,
+    # the most missed slots one catch-up fires, the lateness always tolerated, and how many
+    # `nextFires` a schedule shows.
+    schedule_tick_ms: int = 500
+    schedule_batch: int = 100
+    schedule_catchup_window_ms: int = 60_000
+    schedule_max_catchup: int = 10
+    schedule_grace_ms: int = 2_000
+    schedule_next_fires: int = 5
     # A run whose lease expired this many times in a row (takeovers of one attempt) fails
     # with `recovery_exhausted` instead of being claimed again.
     max_recoveries: int = 5

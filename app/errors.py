@@ -156,3 +156,9 @@ class StepTimeout(StepError):
     """A step ran longer than its timeout."""
 
     code = "step_timeout"
+
+
+class ScheduleNotFound(TurnoutError):
+    """No such schedule."""
+
+    code = "schedule_not_found"

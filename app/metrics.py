@@ -45,3 +45,8 @@ LEASE_TAKEOVERS = Counter(
 RETENTION_DELETED = Counter(
     "turnout_retention_deleted_total", "Executions deleted by the retention policy."
 )
+SCHEDULE_FIRES = Counter(
+    "turnout_schedule_slots_total",
+    "Schedule slots handled by this process, by outcome (fired, skipped).",
+    ["outcome"],
+)

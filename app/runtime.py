@@ -27,6 +27,7 @@ from app.execution.manager import ExecutionManager
 from app.execution.queue import ArqQueue, InProcessQueue, arq_pool
 from app.execution.reconciler import Reconciler
 from app.execution.run import HeldRuns
+from app.execution.scheduler import Scheduler
 from app.execution.session import ExecutionSession
 from app.execution.signals import LocalSignals, RedisSignals
 from app.execution.steering import ExecutionControl
@@ -38,6 +39,7 @@ from app.observability.sampler import Sampler
 from app.store.database import create_engine, upgrade_schema
 from app.store.history import HistoryStore
 from app.store.repository import Repository
+from app.store.schedules import ScheduleStore
 from app.store.schema import SchemaCheck
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,8 @@ class Runtime:
     reconciler: Reconciler | None
     heartbeat: Heartbeat | None
     sampler: Sampler
+    # Every process fires due schedule slots; the database lets one execution per slot in.
+    scheduler: Scheduler
     _draining: asyncio.Future[None] | None = field(default=None, init=False)
 
     async def start(self) -> None:
@@ -102,6 +106,7 @@ class Runtime:
         if self.heartbeat is not None:
             self.heartbeat.start()
         self.sampler.start()
+        self.scheduler.start()
         log.info(
             "runtime started",
             extra={"role": self.role, "owner": self.owner, "embedded_queue": self.redis is None},
@@ -120,12 +125,14 @@ class Runtime:
         return asyncio.shield(self._draining)
 
     async def close(self) -> None:
+        await self.scheduler.close()
         await self.sampler.close()
         if self.reconciler is not None:
             await self.reconciler.close()
         if self.heartbeat is not None:
             await self.heartbeat.close()
         await self.shutdown_runs()
+        await self.scheduler.settle(self.settings.cancel_grace_ms / 1000)
         if isinstance(self.signals, RedisSignals):
             await self.signals.close()
         if isinstance(self.queue, InProcessQueue):
@@ -202,6 +209,14 @@ def build_runtime(
     )
     heartbeats = WorkerHeartbeats(redis, settings.key_prefix)
     runs_queued_work = role == "worker" or redis is None
+    control = ExecutionControl(settings=settings, repo=repo, bus=bus, queue=queue, signals=signals)
+    scheduler = Scheduler(
+        settings=settings,
+        store=ScheduleStore(engine),
+        manager=manager,
+        control=control,
+        owner=owner,
+    )
     return Runtime(
         settings=settings,
         role=role,
@@ -218,12 +233,11 @@ def build_runtime(
         heartbeats=heartbeats,
         jobs=jobs,
         manager=manager,
-        control=ExecutionControl(
-            settings=settings, repo=repo, bus=bus, queue=queue, signals=signals
-        ),
+        control=control,
         reconciler=Reconciler(settings, repo, queue) if runs_queued_work else None,
         heartbeat=(
             Heartbeat(heartbeats, owner, role, lambda: len(active)) if runs_queued_work else None
         ),
         sampler=Sampler(settings, HistoryStore(engine)),
+        scheduler=scheduler,
     )

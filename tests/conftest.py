@@ -34,6 +34,7 @@ TABLES = (
     "api_sessions",
     "audit_log",
     "secrets",
+    "schedules",
 )
 CONNECT_TIMEOUT_S = 5
 

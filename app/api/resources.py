@@ -64,6 +64,13 @@ class Step(Resource):
     usage: Usage | None = None
 
 
+class ScheduleFire(Resource):
+    """The schedule fire that started an execution: its schedule and nominal slot time."""
+
+    id: str
+    slot: str
+
+
 class ExecutionSummary(Resource):
     execution_id: str = Field(alias="executionId")
     workflow_id: str | None = Field(alias="workflowId")
@@ -87,6 +94,9 @@ class ExecutionSummary(Resource):
     progress: Progress
     metadata: dict[str, Any]
     wake_at: str | None = Field(default=None, alias="wakeAt")
+    schedule: ScheduleFire | None = Field(
+        default=None, description="set when a schedule started it"
+    )
 
 
 class Execution(ExecutionSummary):

@@ -128,6 +128,8 @@ def execution_resource(record: ExecutionRecord, *, steps: bool = True) -> dict[s
     }
     if record.wake_at is not None:
         out["wakeAt"] = iso(record.wake_at)
+    if record.schedule_id is not None:
+        out["schedule"] = {"id": str(record.schedule_id), "slot": iso(record.schedule_slot)}
     if steps:
         out["steps"] = [step_resource(s) for s in record.steps]
         out["usage"] = usage_totals([s.state.get("usage") or {} for s in record.steps])

@@ -7,6 +7,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from app.config import Settings
@@ -47,6 +48,9 @@ class RunRequest:
     metadata: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
     namespace: str = "default"
+    # Set by the scheduler: the fire this run is (one execution per schedule and slot).
+    schedule_id: uuid.UUID | None = None
+    schedule_slot: datetime | None = None
 
     def fingerprint(self) -> str:
         """What an Idempotency-Key is bound to: the same key must come with the same body."""
@@ -132,6 +136,8 @@ class ExecutionManager:
             timeout_ms=request.timeout_ms,
             progress_total=len(compiled.nodes),
             namespace=request.namespace,
+            schedule_id=request.schedule_id,
+            schedule_slot=request.schedule_slot,
         )
         strategy = self.immediate if chosen == "immediate" else self.queued
         started = await strategy.start(new, compiled)

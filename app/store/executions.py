@@ -62,6 +62,8 @@ class ExecutionStore(StoreBase):
             "last_seq": len(events),
             "trace_context": new.trace_context,
             "namespace": new.namespace,
+            "schedule_id": new.schedule_id,
+            "schedule_slot": new.schedule_slot,
         }
         try:
             if self.dialect == "postgresql":
@@ -77,9 +79,7 @@ class ExecutionStore(StoreBase):
                         conn, numbered_events(new.id, len(events), events, now)
                     )
         except IntegrityError:
-            if new.idempotency_key is None:
-                raise
-            existing = await self.get_by_idempotency_key(new.idempotency_key)
+            existing = await self._same_request(new)
             if existing is None:  # the conflict was something else
                 raise
             return existing, False
@@ -97,6 +97,27 @@ class ExecutionStore(StoreBase):
             }
         )
         return record, True
+
+    async def _same_request(self, new: NewExecution) -> ExecutionRecord | None:
+        """The execution an insert collided with: same idempotency key, or same schedule slot."""
+        if new.idempotency_key is not None:
+            found = await self.get_by_idempotency_key(new.idempotency_key)
+            if found is not None:
+                return found
+        if new.schedule_id is not None and new.schedule_slot is not None:
+            return await self.get_by_schedule_slot(new.schedule_id, new.schedule_slot)
+        return None
+
+    async def get_by_schedule_slot(
+        self, schedule_id: UUID, slot: datetime
+    ) -> ExecutionRecord | None:
+        query = select(workflow_executions).where(
+            workflow_executions.c.schedule_id == schedule_id,
+            workflow_executions.c.schedule_slot == slot,
+        )
+        async with self.engine.connect() as conn:
+            found = (await conn.execute(query)).mappings().first()
+        return execution_record(found) if found else None
 
     async def get_by_idempotency_key(self, key: str) -> ExecutionRecord | None:
         async with self.engine.connect() as conn:

@@ -49,6 +49,8 @@ class ExecutionRecord:
     recoveries: int = 0
     trace_context: str | None = None
     namespace: str = "default"
+    schedule_id: UUID | None = None
+    schedule_slot: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -108,6 +110,9 @@ class NewExecution:
     # The trace the run belongs to: the current span's, where the execution is created.
     trace_context: str | None = field(default_factory=current_traceparent)
     namespace: str = "default"
+    # The schedule fire that starts it (unique together: a second fire of a slot is refused).
+    schedule_id: UUID | None = None
+    schedule_slot: datetime | None = None
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -97,6 +99,10 @@ workflow_executions = Table(
     Column("progress_done", Integer, nullable=False, server_default="0"),
     Column("progress_total", Integer, nullable=False, server_default="0"),
     Column("namespace", String(100), nullable=False, server_default="default"),
+    # The schedule fire that started it: one execution per (schedule, slot), whoever fires.
+    Column("schedule_id", Uuid, nullable=True),
+    Column("schedule_slot", UTCDateTime(), nullable=True),
+    UniqueConstraint("schedule_id", "schedule_slot", name="uq_workflow_executions_schedule_slot"),
     CheckConstraint(
         f"status IN ({','.join(repr(str(s)) for s in Status)})",
         name="ck_workflow_executions_status",
@@ -268,3 +274,37 @@ __all__ = [
     "workflow_executions",
     "workflows",
 ]
+
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("namespace", String(100), nullable=False),
+    Column("workflow_name", String(200), nullable=False),
+    Column("workflow_version", String(100), nullable=True),  # NULL: the latest at each fire
+    Column("cron", String(200), nullable=True),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
+    Column("every_ms", BigInteger, nullable=True),
+    Column("input", JSONType, nullable=False),
+    Column("mode", String(20), nullable=False, server_default="auto"),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("tags", JSONType, nullable=False, server_default="[]"),
+    Column("overlap", String(20), nullable=False, server_default="skip"),
+    Column("catchup_window_ms", BigInteger, nullable=False),
+    Column("jitter_ms", BigInteger, nullable=False, server_default="0"),
+    Column("paused", Boolean, nullable=False, server_default=false()),
+    # The next slot not yet handled; processes advance it with a guarded update.
+    Column("next_slot", UTCDateTime(), nullable=False),
+    Column("buffered_slot", UTCDateTime(), nullable=True),  # overlap buffer_one's held slot
+    Column("revision", Integer, nullable=False, server_default="1"),
+    Column("fired", BigInteger, nullable=False, server_default="0"),
+    Column("skipped", BigInteger, nullable=False, server_default="0"),
+    Column("last_slot", UTCDateTime(), nullable=True),
+    Column("last_error", JSONType, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("(cron IS NULL) <> (every_ms IS NULL)", name="ck_schedules_one_calendar"),
+    Index("ix_schedules_due", "paused", "next_slot"),
+    Index("ix_schedules_namespace", "namespace", "created_at"),
+)
