@@ -139,6 +139,18 @@ class Workflow(Resource):
     definition: dict[str, Any]
 
 
+class AutoStarted(Resource):
+    """The run an `autoStart` version started (or why it did not)."""
+
+    execution_id: str | None = Field(default=None, alias="executionId")
+    created: bool | None = Field(default=None, description="false: it had started already")
+    error: ProblemInfo | None = None
+
+
+class RegisteredWorkflow(Workflow):
+    auto_start: AutoStarted | None = Field(default=None, alias="autoStart")
+
+
 class WorkflowWithVersions(Workflow):
     versions: list[str] = Field(description="every registered version, newest first")
 

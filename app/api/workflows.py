@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from app.api.deps import NamespaceDep, RegistryDep, RepoDep, SettingsDep
+from app.api.deps import ManagerDep, NamespaceDep, RegistryDep, RepoDep, SettingsDep
 from app.api.errors import error_responses
 from app.api.resources import (
-    Workflow,
+    RegisteredWorkflow,
     WorkflowDeleted,
     WorkflowPage,
     WorkflowVersions,
@@ -18,6 +18,7 @@ from app.api.resources import (
 )
 from app.api.schemas import NO_NUL, NamePath, iso, workflow_resource
 from app.errors import RequestInvalid, WorkflowNotFound, WorkflowVersionExists
+from app.execution.autostart import auto_start, check_auto_start
 from app.jsonvalue import NotJSON, normalise, path_text
 from app.workflows.graph import compile_workflow
 
@@ -33,7 +34,7 @@ Version = Annotated[
     status_code=201,
     summary="Register a workflow version",
     response_model=None,
-    responses={201: {"model": Workflow}, **error_responses(409, 413, 415, 422)},
+    responses={201: {"model": RegisteredWorkflow}, **error_responses(409, 413, 415, 422)},
 )
 async def register_workflow(
     definition: dict[str, Any],
@@ -41,6 +42,7 @@ async def register_workflow(
     registry: RegistryDep,
     settings: SettingsDep,
     namespace: NamespaceDep,
+    manager: ManagerDep,
 ) -> JSONResponse:
     try:
         definition = normalise(definition, max_depth=settings.max_json_depth)
@@ -54,11 +56,15 @@ async def register_workflow(
     name, version = compiled.definition.name, compiled.definition.version
     if not version:
         raise RequestInvalid("a registered workflow needs a 'version'")
+    check_auto_start(compiled)
     stored = compiled.definition.model_dump(by_alias=True, exclude_none=True)
     record = await repo.create_workflow(name, version, stored, namespace)
     if record is None:
         raise WorkflowVersionExists(f"workflow '{name}' version '{version}' already exists")
-    return JSONResponse(workflow_resource(record), status_code=201)
+    answer = workflow_resource(record)
+    if compiled.definition.auto_start:
+        answer["autoStart"] = await auto_start(manager, namespace, name, version)
+    return JSONResponse(answer, status_code=201)
 
 
 @router.get(

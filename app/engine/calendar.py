@@ -105,6 +105,6 @@ def plan_due(
     if len(due) > max_catchup:
         skipped += len(due) - max_catchup
         due = due[len(due) - max_catchup :]
-    if at <= now:  # more than `limit` slots behind: jump to the present
+    if len(due) + skipped >= limit and at <= now:  # too far behind: jump to the present
         at = calendar.next_after(now)
     return Due(due, skipped, at)

@@ -62,6 +62,9 @@ class WorkflowDefinition(CamelModel):
     )
     max_concurrency: int = Field(default=8, ge=1, le=1000, description="steps running at once")
     limits: RunLimits | None = None
+    auto_start: bool | None = Field(
+        default=None, description="registered: run this version once (input {}) when registered"
+    )
 
 
 def _unchanged(value: Any) -> Any:
