@@ -106,6 +106,8 @@ class Authenticator:
         if action == "workflow.register":
             body = answer.json()
             target = f"workflow/{body.get('name')}@{body.get('version')}"
+        elif action == "schedule.post":
+            target = f"schedules/{answer.json().get('id')}"
         client = scope.get("client")
         entry = AuditEntry(
             principal.name if principal.authenticated else (principal.label or principal.name),
