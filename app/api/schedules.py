@@ -263,12 +263,10 @@ def _changes(record: ScheduleRecord, body: ScheduleChange) -> dict[str, Any]:
     calendar_changed = (cron, every_ms, timezone) != (record.cron, record.every_ms, record.timezone)
     resumed = values.get("paused") is False and record.paused
     if calendar_changed:
-        values.update(cron=cron, every_ms=every_ms, timezone=timezone, buffered_slot=None)
-    if calendar_changed or resumed:
+        values.update(cron=cron, every_ms=every_ms, timezone=timezone)
+    if calendar_changed or resumed:  # a slot held or missed meanwhile is not run late
         calendar = Calendar(cron=cron, timezone=timezone, every_ms=every_ms)
-        values["next_slot"] = calendar.next_after(utcnow())
-    elif values.get("paused") is True:
-        values["buffered_slot"] = None
+        values.update(next_slot=calendar.next_after(utcnow()), buffered_slot=None)
     return values
 
 

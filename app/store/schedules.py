@@ -105,11 +105,15 @@ class ScheduleStore(StoreBase):
     async def update(
         self, schedule_id: UUID, namespace: str, values: dict[str, Any]
     ) -> ScheduleRecord | None:
-        """A user's change: always applied (a revision bump makes racing advances retry)."""
+        """A user's change: always applied. One that moves the slots bumps the revision, so a
+        pass racing it does not move them again; one that does not (input, pause) leaves the
+        racing pass to finish its count."""
+        moves = {"next_slot", "buffered_slot"} & values.keys()
+        bump = {"revision": schedules.c.revision + 1} if moves else {}
         sql = (
             update(schedules)
             .where(schedules.c.id == schedule_id, schedules.c.namespace == namespace)
-            .values(**values, revision=schedules.c.revision + 1, updated_at=utcnow())
+            .values(**values, **bump, updated_at=utcnow())
         )
         async with self._write() as conn:
             changed = (await conn.execute(sql)).rowcount

@@ -170,3 +170,36 @@ async def test_another_namespaces_schedule_is_404(client: httpx.AsyncClient, db_
     assert (await client.get(path, headers=bearer(acme))).json()["paused"] is False
     runner = make_key(db_url, "acme-runner", "read,run", namespace="acme")
     assert (await client.get("/schedules", headers=bearer(runner))).status_code == 403
+
+
+AUTO = {
+    "name": "warmup",
+    "version": "1",
+    "autoStart": True,
+    "nodes": [{"id": "a", "type": "transform", "params": {"ok": True}}],
+}
+
+
+async def test_an_auto_start_version_runs_once_when_registered(client: httpx.AsyncClient) -> None:
+    made = await client.post("/workflows", json=AUTO)
+    assert made.status_code == 201, made.text
+    started = made.json()["autoStart"]
+    assert started["created"] is True
+    execution = (await client.get(f"/execution/{started['executionId']}")).json()
+    assert execution["workflowVersion"] == "1" and execution["metadata"]["autoStart"] is True
+    assert (await client.post("/workflows", json=AUTO)).status_code == 409
+    second = await client.post("/workflows", json={**AUTO, "version": "2"})
+    assert second.json()["autoStart"]["executionId"] != started["executionId"]
+    items = (await client.get("/executions", params={"workflow": "warmup"})).json()["items"]
+    assert sorted(i["workflowVersion"] for i in items) == ["1", "2"]
+    plain = await client.post("/workflows", json={**AUTO, "version": "3", "autoStart": False})
+    assert "autoStart" not in plain.json()
+
+
+async def test_an_auto_start_that_needs_input_is_refused_and_not_registered(
+    client: httpx.AsyncClient,
+) -> None:
+    needs = {**AUTO, "inputSchema": {"type": "object", "required": ["region"]}}
+    answer = await client.post("/workflows", json=needs)
+    assert answer.status_code == 422 and problem(answer)[0] == "input_invalid"
+    assert (await client.get("/workflows/warmup")).status_code == 404

@@ -136,3 +136,28 @@ async def test_killing_the_process_that_fired_the_last_slot_loses_no_slot(
     assert len(after_kill) >= 2
     assert set(after_kill) <= set(slots), (after_kill, slots)
     assert all(by != last_by for slot, by in rows if slot > killed_at + timedelta(seconds=1))
+
+
+async def test_auto_start_runs_once_with_two_processes_registering_at_once(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    definition = {**WORKFLOW, "name": "boot", "autoStart": True}
+    with (
+        api_process(settings, **ENV) as (_, first),
+        api_process(settings, **ENV) as (_, second),
+    ):
+
+        async def register(base: str) -> int:
+            async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+                return (await client.post("/workflows", json=definition)).status_code
+
+        for _ in range(3):  # a redeploy registering again starts nothing more
+            statuses = await asyncio.gather(*(register(b) for b in (first, second, first)))
+            assert sorted(statuses) in ([201, 409, 409], [409, 409, 409])
+    async with engine.connect() as conn:
+        keys = (
+            await conn.scalars(
+                text("SELECT idempotency_key FROM workflow_executions WHERE workflow_id = 'boot'")
+            )
+        ).all()
+    assert keys == ["autostart:default:boot:1"]
