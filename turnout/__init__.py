@@ -18,6 +18,7 @@ from turnout.errors import (
     WaitTimeout,
 )
 from turnout.models import ErrorInfo, Event, Execution, Problem, Progress, Step, Workflow
+from turnout.schedules import Schedule
 
 __all__ = [
     "ApiError",
@@ -32,6 +33,7 @@ __all__ = [
     "Problem",
     "Progress",
     "RateLimited",
+    "Schedule",
     "Step",
     "TurnoutError",
     "Unauthorized",

@@ -16,6 +16,7 @@ from httpx_sse import aconnect_sse
 from turnout import _core
 from turnout.errors import ApiError, NotFound, WaitTimeout
 from turnout.models import Event, Execution, Workflow
+from turnout.schedules import Schedule, schedule_body, schedule_path
 
 
 class AsyncClient:
@@ -283,6 +284,50 @@ class AsyncClient:
             return tuple(Workflow(name=name, version=v) for v in latest.versions)
         items, _ = _core.items_and_cursor(body)
         return tuple(Workflow.from_dict({"name": name, **item}) for item in items)
+
+    # Schedules
+
+    async def create_schedule(self, workflow: str, **fields: Any) -> Schedule:
+        """`cron=` (+ `timezone=`) or `every_ms=`; `input`, `mode`, `priority`, `tags`,
+        `overlap`, `catchup_window_ms`, `jitter_ms`, `paused`, `version` as the API has them."""
+        body = schedule_body(workflow=workflow, **fields)
+        return Schedule.from_dict(await self._request("POST", schedule_path(), json=body))
+
+    async def schedule(self, schedule_id: str) -> Schedule:
+        return Schedule.from_dict(await self._request("GET", schedule_path(schedule_id)))
+
+    async def schedules(
+        self, *, workflow: str | None = None, page_size: int = 100
+    ) -> tuple[Schedule, ...]:
+        """Every schedule (of this key's namespace), across every page."""
+        found: tuple[Schedule, ...] = ()
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": page_size}
+            if workflow:
+                params["workflow"] = workflow
+            if cursor:
+                params["cursor"] = cursor
+            items, cursor = _core.items_and_cursor(
+                await self._request("GET", schedule_path(), params=params)
+            )
+            found += tuple(Schedule.from_dict(item) for item in items)
+            if not cursor or not items:
+                return found
+
+    async def update_schedule(self, schedule_id: str, **fields: Any) -> Schedule:
+        body = schedule_body(**fields)
+        path = schedule_path(schedule_id)
+        return Schedule.from_dict(await self._request("PATCH", path, json=body))
+
+    async def pause_schedule(self, schedule_id: str) -> Schedule:
+        return await self.update_schedule(schedule_id, paused=True)
+
+    async def resume_schedule(self, schedule_id: str) -> Schedule:
+        return await self.update_schedule(schedule_id, paused=False)
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        await self._request("DELETE", schedule_path(schedule_id))
 
     async def health(self) -> bool:
         await self._request("GET", "/healthz")

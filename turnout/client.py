@@ -15,6 +15,7 @@ from httpx_sse import connect_sse
 from turnout import _core
 from turnout.errors import ApiError, NotFound, WaitTimeout
 from turnout.models import Event, Execution, Workflow
+from turnout.schedules import Schedule, schedule_body, schedule_path
 
 
 class Client:
@@ -298,6 +299,50 @@ class Client:
             return tuple(Workflow(name=name, version=v) for v in latest.versions)
         items, _ = _core.items_and_cursor(body)
         return tuple(Workflow.from_dict({"name": name, **item}) for item in items)
+
+    # Schedules
+
+    def create_schedule(self, workflow: str, **fields: Any) -> Schedule:
+        """`cron=` (+ `timezone=`) or `every_ms=`; `input`, `mode`, `priority`, `tags`,
+        `overlap`, `catchup_window_ms`, `jitter_ms`, `paused`, `version` as the API has them."""
+        body = schedule_body(workflow=workflow, **fields)
+        return Schedule.from_dict(self._request("POST", schedule_path(), json=body))
+
+    def schedule(self, schedule_id: str) -> Schedule:
+        return Schedule.from_dict(self._request("GET", schedule_path(schedule_id)))
+
+    def schedules(
+        self, *, workflow: str | None = None, page_size: int = 100
+    ) -> tuple[Schedule, ...]:
+        """Every schedule (of this key's namespace), across every page."""
+        found: tuple[Schedule, ...] = ()
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": page_size}
+            if workflow:
+                params["workflow"] = workflow
+            if cursor:
+                params["cursor"] = cursor
+            items, cursor = _core.items_and_cursor(
+                self._request("GET", schedule_path(), params=params)
+            )
+            found += tuple(Schedule.from_dict(item) for item in items)
+            if not cursor or not items:
+                return found
+
+    def update_schedule(self, schedule_id: str, **fields: Any) -> Schedule:
+        body = schedule_body(**fields)
+        path = schedule_path(schedule_id)
+        return Schedule.from_dict(self._request("PATCH", path, json=body))
+
+    def pause_schedule(self, schedule_id: str) -> Schedule:
+        return self.update_schedule(schedule_id, paused=True)
+
+    def resume_schedule(self, schedule_id: str) -> Schedule:
+        return self.update_schedule(schedule_id, paused=False)
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        self._request("DELETE", schedule_path(schedule_id))
 
     def health(self) -> bool:
         """True when the server answers `/healthz`; Unreachable otherwise."""
