@@ -18,9 +18,11 @@ def install_dashboard(app: FastAPI) -> None:
     from app.api import queue
     from app.ui import login
     from app.ui.pages import root, router
+    from app.ui.schedules import router as schedules_router
 
     app.include_router(queue.router)
     app.include_router(router, dependencies=[Depends(guard_execution)])
+    app.include_router(schedules_router)
     app.include_router(root)
     app.include_router(login.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")

@@ -119,6 +119,7 @@ def row(resource: dict[str, Any]) -> dict[str, Any]:
         "progress": f"{progress.get('done', 0)}/{progress.get('total', 0)}",
         "inputs": key_inputs(resource.get("input")),
         "terminal": resource["status"] in TERMINAL,
+        "schedule": resource.get("schedule"),
     }
 
 

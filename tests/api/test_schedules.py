@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -203,3 +204,30 @@ async def test_an_auto_start_that_needs_input_is_refused_and_not_registered(
     answer = await client.post("/workflows", json=needs)
     assert answer.status_code == 422 and problem(answer)[0] == "input_invalid"
     assert (await client.get("/workflows/warmup")).status_code == 404
+
+
+async def test_dashboard_lists_schedules_next_fires_runs_and_a_pause_button(
+    client: httpx.AsyncClient, registered: None
+) -> None:
+    made = (await client.post("/schedules", json={**BODY, "everyMs": 1000})).json()
+    for _ in range(100):
+        runs = (await client.get(f"/schedules/{made['id']}")).json()["recentExecutions"]
+        if runs:
+            break
+        await asyncio.sleep(0.1)
+    assert runs, "the schedule did not fire"
+    page = await client.get("/ui/schedules")
+    assert page.status_code == 200
+    html = page.text
+    assert f'href="/ui/schedules/{made["id"]}"' in html and "every 1 s" in html
+    assert f'href="/ui/executions/{runs[-1]["executionId"]}"' in html
+    assert 'class="schedule-toggle"' in html and ">Pause</button>" in html
+    await client.patch(f"/schedules/{made['id']}", json={"paused": True})
+    one = await client.get(f"/ui/schedules/{made['id']}")
+    assert one.status_code == 200 and ">Resume</button>" in one.text
+    assert runs[-1]["executionId"][:8] in one.text
+    listing = await client.get("/ui/")
+    assert f'href="/ui/schedules/{made["id"]}"' in listing.text  # the run is marked scheduled
+    execution = await client.get(f"/ui/executions/{runs[-1]['executionId']}")
+    assert "scheduled by" in execution.text
+    assert (await client.get(f"/ui/schedules/{uuid.uuid4()}")).status_code == 404
