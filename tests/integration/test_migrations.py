@@ -31,6 +31,8 @@ APP_TABLES = {
     "execution_rollups",
     "execution_rollup_errors",
     "analytics_watermark",
+    # Schedules (migration 0007).
+    "schedules",
 }
 
 
