@@ -107,7 +107,18 @@ async def test_three_processes_fire_every_slot_exactly_once(
     expected = expected_slots(created, paused_at)
     assert len(expected) >= 9
     assert slots in (expected, expected[:-1]), (slots, expected)
-    print("fired by", {by.split(":")[2] for _, by in rows})
+    async with engine.connect() as conn:
+        late = (
+            await conn.execute(
+                text(
+                    "SELECT max(created_at - schedule_slot), avg(created_at - schedule_slot) "
+                    "FROM workflow_executions WHERE schedule_id = :id"
+                ),
+                {"id": UUID(schedule["id"])},
+            )
+        ).one()
+    pids = sorted({by.split(":")[2] for _, by in rows})
+    print(f"fired by pids {pids}; late max {late[0]} avg {late[1]}")
 
 
 async def test_killing_the_process_that_fired_the_last_slot_loses_no_slot(
