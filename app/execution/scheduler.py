@@ -19,6 +19,7 @@ from app.config import Settings
 from app.engine.calendar import Calendar, jitter_offset, plan_due
 from app.engine.state import utcnow
 from app.errors import TurnoutError
+from app.execution.autostart import auto_start
 from app.execution.manager import ExecutionManager, RunRequest
 from app.execution.steering import ExecutionControl
 from app.metrics import SCHEDULE_FIRES
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 _BACKOFF_MAX_S = 10.0
 # How often a fire re-reads whether its execution exists while an immediate run goes on.
 _CREATED_POLL_S = 0.05
+# How often a process looks for autoStart versions left unstarted, and how far back.
+_AUTO_START_SWEEP_S = 10.0
+_AUTO_START_WINDOW = timedelta(hours=1)
 
 
 def calendar_of(record: ScheduleRecord) -> Calendar:
@@ -67,6 +71,7 @@ class Scheduler:
         self.interval_s = settings.schedule_tick_ms / 1000
         self._task: asyncio.Task[None] | None = None
         self._runs: set[asyncio.Task[object]] = set()
+        self._swept_at = 0.0
 
     def start(self) -> None:
         if self.settings.schedule_tick_ms > 0 and self._task is None:
@@ -106,7 +111,24 @@ class Scheduler:
         fired = 0
         for record in await self.store.due(now, self.settings.schedule_batch):
             fired += await self._pass(record, now)
+        await self._sweep_auto_starts(now)
         return fired
+
+    async def _sweep_auto_starts(self, now: datetime) -> None:
+        """Start the autoStart versions whose registering process died before it started the
+        run (their Idempotency-Key makes a race with it, or with another sweep, harmless)."""
+        clock = asyncio.get_running_loop().time()
+        if clock - self._swept_at < _AUTO_START_SWEEP_S:
+            return
+        self._swept_at = clock
+        for namespace, name, version in await self.store.unstarted_auto_starts(
+            now - _AUTO_START_WINDOW
+        ):
+            started = await auto_start(self.manager, namespace, name, version)
+            log.info(
+                "autoStart recovered",
+                extra={"workflow": name, "version": version, "started": started},
+            )
 
     async def _pass(self, record: ScheduleRecord, now: datetime) -> int:
         calendar = calendar_of(record)

@@ -7,14 +7,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, exists, func, insert, literal, select, update
 from sqlalchemy.engine import RowMapping
 
 from app.engine.state import utcnow
 from app.engine.status import TERMINAL
 from app.store.base import StoreBase, execution_record
 from app.store.records import ExecutionRecord
-from app.store.tables import schedules, workflow_executions
+from app.store.tables import schedules, workflow_executions, workflows
 
 
 @dataclass(slots=True)
@@ -192,3 +192,24 @@ class ScheduleStore(StoreBase):
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [execution_record(r) for r in rows]
+
+    async def unstarted_auto_starts(
+        self, since: datetime, limit: int = 100
+    ) -> list[tuple[str, str, str]]:
+        """`autoStart` versions registered since `since` whose run does not exist (the process
+        that registered one died before starting it): (namespace, name, version)."""
+        w = workflows
+        key = literal("autostart:") + w.c.namespace + ":" + w.c.name + ":" + w.c.version
+        started = exists().where(workflow_executions.c.idempotency_key == key)
+        query = (
+            select(w.c.namespace, w.c.name, w.c.version)
+            .where(
+                w.c.created_at >= since,
+                w.c.definition["autoStart"].as_boolean().is_(True),
+                ~started,
+            )
+            .order_by(w.c.created_at)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [(r.namespace, r.name, r.version) for r in await conn.execute(query)]

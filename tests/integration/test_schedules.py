@@ -196,3 +196,19 @@ async def test_a_slot_whose_execution_exists_is_counted_not_fired_again(
     assert list(await slots_of(runtime, schedule.id)) == [T0]
     after = await current(runtime, schedule.id)
     assert (after.fired, after.next_slot) == (1, T0 + 60 * SECOND)
+
+
+async def test_an_auto_start_left_unstarted_by_a_dead_process_is_started_once(
+    runtime: Runtime,
+) -> None:
+    """The registering process died between the registration and the start: any process's
+    scheduler starts the run, once, however many passes look."""
+    definition = {**WORKFLOW, "name": "boot", "autoStart": True}
+    await runtime.repo.create_workflow("boot", "1", definition)
+    for _ in range(3):
+        runtime.scheduler._swept_at = 0.0  # each pass sweeps (as after the sweep interval)
+        await runtime.scheduler.run_once()
+    started = await runtime.repo.get_by_idempotency_key("autostart:default:boot:1")
+    assert started is not None and started.workflow_version == "1"
+    store = ScheduleStore(runtime.repo.engine)
+    assert await store.unstarted_auto_starts(datetime.now(UTC) - timedelta(hours=1)) == []

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 from sqlalchemy import text
 
 from app.main import create_app
+from app.runtime import build_runtime
 from app.store.database import make_engine
+from app.store.schedules import ScheduleStore
 from tests.conftest import IsolatedSettings
 from tests.servers import run_server_async
 
@@ -57,3 +59,20 @@ async def test_embedded_schedule_fires_every_slot_once_and_runs_it(tmp_path: Pat
     for _, group in itertools.groupby(rows, key=lambda r: r[0]):
         slots = [datetime.fromisoformat(str(slot)) for _, slot in group]
         assert all(b - a == timedelta(seconds=1) for a, b in itertools.pairwise(slots))
+
+
+async def test_embedded_auto_start_sweep_reads_the_definition_flag(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'turnout.db'}"
+    settings = IsolatedSettings(DATABASE_URL=url, log_json=False, schedule_tick_ms=0)
+    runtime = build_runtime(settings, "api")
+    await runtime.start()
+    try:
+        await runtime.repo.create_workflow("plain", "1", WORKFLOW)
+        await runtime.repo.create_workflow("boot", "1", {**WORKFLOW, "autoStart": True})
+        store = ScheduleStore(runtime.repo.engine)
+        since = datetime.now(UTC) - timedelta(hours=1)
+        assert await store.unstarted_auto_starts(since) == [("default", "boot", "1")]
+        await runtime.scheduler.run_once()
+        assert await store.unstarted_auto_starts(since) == []
+    finally:
+        await runtime.close()
