@@ -17,6 +17,7 @@ from app.api import (
     analytics,
     audit,
     control,
+    events,
     executions,
     export,
     health,
@@ -92,7 +93,19 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         )
     schema = [Depends(health.require_schema), Depends(guard_execution)]
     app.add_middleware(TraceMiddleware)
-    for module in (runs, executions, control, streams, workflows, seed, analytics, export, audit):
+    routers = (
+        runs,
+        executions,
+        control,
+        streams,
+        workflows,
+        seed,
+        analytics,
+        export,
+        audit,
+        events,
+    )
+    for module in routers:
         app.include_router(module.router, dependencies=schema)
     app.include_router(health.router)
     app.include_router(node_types.router)

@@ -34,6 +34,8 @@ TABLES = (
     "api_sessions",
     "audit_log",
     "secrets",
+    "events",
+    "event_waits",
 )
 CONNECT_TIMEOUT_S = 5
 

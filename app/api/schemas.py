@@ -13,6 +13,7 @@ from app.engine.state import StepState
 from app.jsonvalue import NotJSON, normalise
 from app.nodes.human import human_view
 from app.nodes.template import MAX_DURATION_MS
+from app.nodes.workflow import child_view
 from app.observability.usage import totals as usage_totals
 from app.store.records import MAX_PRIORITY, ExecutionRecord, WorkflowRecord
 from app.workflows.model import CamelModel, WorkflowBody
@@ -96,6 +97,9 @@ def step_resource(step: StepState) -> dict[str, Any]:
     human = human_view(step.state)
     if human is not None:
         out["humanInput"] = human
+    child = child_view(step.state)
+    if child is not None:
+        out["child"] = child
     return out
 
 
@@ -128,6 +132,7 @@ def execution_resource(record: ExecutionRecord, *, steps: bool = True) -> dict[s
     }
     if record.wake_at is not None:
         out["wakeAt"] = iso(record.wake_at)
+    out["parent"] = record.parent.to_dict() if record.parent else None
     if steps:
         out["steps"] = [step_resource(s) for s in record.steps]
         out["usage"] = usage_totals([s.state.get("usage") or {} for s in record.steps])

@@ -22,7 +22,7 @@ from app.execution.strategies import (
 from app.metrics import EXECUTIONS_SUBMITTED
 from app.nodes.registry import NodeRegistry
 from app.store.history import HistoryStore
-from app.store.records import ExecutionRecord, NewExecution
+from app.store.records import ExecutionRecord, NewExecution, ParentLink
 from app.store.repository import Repository
 from app.workflows.graph import compile_workflow
 from app.workflows.problems import validate_input
@@ -47,6 +47,7 @@ class RunRequest:
     metadata: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
     namespace: str = "default"
+    parent: ParentLink | None = None  # set when a `workflow` step starts this run
 
     def fingerprint(self) -> str:
         """What an Idempotency-Key is bound to: the same key must come with the same body."""
@@ -132,6 +133,7 @@ class ExecutionManager:
             timeout_ms=request.timeout_ms,
             progress_total=len(compiled.nodes),
             namespace=request.namespace,
+            parent=request.parent,
         )
         strategy = self.immediate if chosen == "immediate" else self.queued
         started = await strategy.start(new, compiled)

@@ -63,6 +63,13 @@ class ExecutionStore(StoreBase):
             "trace_context": new.trace_context,
             "namespace": new.namespace,
         }
+        if new.parent is not None:
+            values.update(
+                parent_execution_id=new.parent.execution_id,
+                parent_step_key=new.parent.step_key,
+                parent_attempt=new.parent.attempt,
+                child_depth=new.parent.depth,
+            )
         try:
             if self.dialect == "postgresql":
                 sql = pg_statements.create_sql(tuple(values))

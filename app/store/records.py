@@ -49,6 +49,20 @@ class ExecutionRecord:
     recoveries: int = 0
     trace_context: str | None = None
     namespace: str = "default"
+    parent: ParentLink | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParentLink:
+    """The step of another execution that started this one as its child."""
+
+    execution_id: UUID
+    step_key: str
+    attempt: int
+    depth: int  # 1 for a child of a top-level run
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"executionId": str(self.execution_id), "stepId": self.step_key}
 
 
 @dataclass(slots=True)
@@ -108,6 +122,7 @@ class NewExecution:
     # The trace the run belongs to: the current span's, where the execution is created.
     trace_context: str | None = field(default_factory=current_traceparent)
     namespace: str = "default"
+    parent: ParentLink | None = None
 
 
 @dataclass(slots=True)

@@ -1,0 +1,45 @@
+"""Child workflows on the embedded default (SQLite, in-process queue)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.main import create_app
+from tests.composition.flows import CHILD, parent, register, start, wait_for
+from tests.conftest import IsolatedSettings
+from tests.servers import run_server_async
+
+
+@pytest.fixture
+async def embedded(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    settings = IsolatedSettings(
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'turnout.db'}", log_json=False
+    )
+    async with (
+        run_server_async(create_app(settings)) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
+        yield client
+
+
+async def test_parent_waits_for_child_and_gets_its_result_on_sqlite(
+    embedded: httpx.AsyncClient,
+) -> None:
+    await register(embedded, CHILD)
+    parent_id = await start(embedded, parent("child"), n=21)
+    done = await wait_for(embedded, parent_id, {"completed", "failed", "cancelled"})
+    assert done["status"] == "completed", done
+    assert done["result"] == {"doubled": 42}
+    assert done["mode"] == "queued"  # the analyzer queues a run that waits on a child
+    [child] = done["children"]
+    assert child["stepId"] == "call" and child["status"] == "completed"
+    step = next(s for s in done["steps"] if s["nodeId"] == "call")
+    assert step["output"] == {"doubled": 42}
+    assert step["child"]["executionId"] == child["executionId"]
+    child_body = (await embedded.get(f"/execution/{child['executionId']}")).json()
+    assert child_body["parent"] == {"executionId": parent_id, "stepId": "call"}
+    assert child_body["workflowName"] == "child"
