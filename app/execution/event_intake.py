@@ -63,7 +63,7 @@ class EventIntake:
             extra={
                 "event_id": event.event_id,
                 "event_name": name,
-                "created": created,
+                "new_event": created,
                 "runs": len(answer.runs),
             },
         )
