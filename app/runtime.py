@@ -151,9 +151,7 @@ def build_runtime(
     engine = create_engine(settings)
     repo = Repository(engine)
     redis = arq_pool(settings) if settings.redis_url else None
-    fanout: EventBus = (
-        RedisBus(redis, settings.key_prefix) if redis is not None else InProcessBus()
-    )
+    fanout: EventBus = RedisBus(redis, settings.key_prefix) if redis is not None else InProcessBus()
     # One shared client; its cookie jar stores nothing, so no run sees another's cookies.
     http = httpx.AsyncClient(
         timeout=settings.http_default_timeout_ms / 1000,

@@ -43,3 +43,41 @@ async def test_parent_waits_for_child_and_gets_its_result_on_sqlite(
     child_body = (await embedded.get(f"/execution/{child['executionId']}")).json()
     assert child_body["parent"] == {"executionId": parent_id, "stepId": "call"}
     assert child_body["workflowName"] == "child"
+
+
+async def test_immediate_parent_parks_as_waiting_and_continues_queued(
+    embedded: httpx.AsyncClient,
+) -> None:
+    """As with human input: the request answers with the waiting run; the queue finishes it."""
+    await register(embedded, CHILD)
+    answer = await embedded.post(
+        "/workflow/run", json={"workflow": parent("child"), "input": {"n": 5}, "mode": "immediate"}
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["mode"] == "immediate" and body["status"] in ("waiting", "completed")
+    done = await wait_for(embedded, body["executionId"], {"completed", "failed"})
+    assert done["status"] == "completed" and done["result"] == {"doubled": 10}
+
+
+async def test_wait_event_and_trigger_on_sqlite(embedded: httpx.AsyncClient) -> None:
+    waiting = {
+        "nodes": [{"id": "e", "type": "wait.event", "params": {"name": "ping"}}],
+        "output": "{{ e.data }}",
+    }
+    triggered = {
+        "name": "on-ping",
+        "version": "1",
+        "on": {"event": "ping"},
+        "nodes": [{"id": "t", "type": "transform", "params": {"v": "{{ input.data.v }}"}}],
+        "output": "{{ t.v }}",
+    }
+    await register(embedded, triggered)
+    execution_id = await start(embedded, waiting)
+    await wait_for(embedded, execution_id, {"waiting"})
+    sent = (await embedded.post("/events", json={"name": "ping", "data": {"v": 3}})).json()
+    done = await wait_for(embedded, execution_id, {"completed", "failed"})
+    assert done["status"] == "completed" and done["result"] == {"v": 3}
+    [run] = sent["runs"]
+    triggered_run = await wait_for(embedded, run["executionId"], {"completed", "failed"})
+    assert triggered_run["result"] == 3
