@@ -17,7 +17,16 @@ from turnout.errors import (
     ValidationFailed,
     WaitTimeout,
 )
-from turnout.models import ErrorInfo, Event, Execution, Problem, Progress, Step, Workflow
+from turnout.models import (
+    ErrorInfo,
+    Event,
+    Execution,
+    Problem,
+    Progress,
+    SentEvent,
+    Step,
+    Workflow,
+)
 
 __all__ = [
     "ApiError",
@@ -32,6 +41,7 @@ __all__ = [
     "Problem",
     "Progress",
     "RateLimited",
+    "SentEvent",
     "Step",
     "TurnoutError",
     "Unauthorized",
