@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from fastapi import Path
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -15,6 +16,7 @@ from app.nodes.human import human_view
 from app.nodes.template import MAX_DURATION_MS
 from app.nodes.workflow import child_view
 from app.observability.usage import totals as usage_totals
+from app.store.composition import CompositionStore
 from app.store.records import MAX_PRIORITY, ExecutionRecord, WorkflowRecord
 from app.workflows.model import CamelModel, WorkflowBody
 
@@ -137,6 +139,19 @@ def execution_resource(record: ExecutionRecord, *, steps: bool = True) -> dict[s
         out["steps"] = [step_resource(s) for s in record.steps]
         out["usage"] = usage_totals([s.state.get("usage") or {} for s in record.steps])
     return out
+
+
+async def child_refs(store: CompositionStore, execution_id: UUID) -> list[dict[str, Any]]:
+    """The executions this one's `workflow` steps started, oldest first."""
+    return [
+        {
+            "executionId": str(child.id),
+            "stepId": child.parent_step_key,
+            "workflowName": child.workflow_name,
+            "status": child.status,
+        }
+        for child in await store.children(execution_id)
+    ]
 
 
 def accepted_resource(record: ExecutionRecord, complexity: dict[str, Any] | None) -> dict[str, Any]:

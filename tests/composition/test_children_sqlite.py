@@ -81,3 +81,18 @@ async def test_wait_event_and_trigger_on_sqlite(embedded: httpx.AsyncClient) -> 
     [run] = sent["runs"]
     triggered_run = await wait_for(embedded, run["executionId"], {"completed", "failed"})
     assert triggered_run["result"] == 3
+
+
+async def test_dashboard_links_parent_and_child(embedded: httpx.AsyncClient) -> None:
+    await register(embedded, CHILD)
+    parent_id = await start(embedded, parent("child"), n=2)
+    done = await wait_for(embedded, parent_id, {"completed", "failed"})
+    child_id = done["children"][0]["executionId"]
+    page = await embedded.get(f"/ui/executions/{parent_id}")
+    assert page.status_code == 200
+    assert f'data-child-id="{child_id}"' in page.text
+    assert f'href="/ui/executions/{child_id}"' in page.text
+    step = await embedded.get(f"/ui/executions/{parent_id}/steps/call")
+    assert f'href="/ui/executions/{child_id}"' in step.text
+    child_page = await embedded.get(f"/ui/executions/{child_id}")
+    assert f'data-parent-id="{parent_id}"' in child_page.text
