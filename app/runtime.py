@@ -229,7 +229,9 @@ def build_runtime(
         manager=manager,
         control=control,
         events=EventIntake(composition, bus, manager.submit),
-        reconciler=Reconciler(settings, repo, queue) if runs_queued_work else None,
+        reconciler=(
+            Reconciler(settings, repo, queue, sweeps=[bus.sweep]) if runs_queued_work else None
+        ),
         heartbeat=(
             Heartbeat(heartbeats, owner, role, lambda: len(active)) if runs_queued_work else None
         ),

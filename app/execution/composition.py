@@ -254,6 +254,17 @@ class CompositionBus:
         count = await self.store.count_events_since(facts.namespace, str(wait.get("event")), start)
         return count > int(wait.get("seen") or 0)
 
+    async def sweep(self, grace_ms: int, limit: int) -> int:
+        """Wake the runs whose wake-up was lost (a process died between its commit and the
+        wake-up); the reconciler calls it on each pass."""
+        woken = 0
+        for execution_id, data in await self.store.missed_wakeups(grace_ms, limit):
+            if await self.wake(execution_id, {**data, "recovered": True}):
+                woken += 1
+        if woken:
+            log.warning("woke runs whose wake-up was lost", extra={"count": woken})
+        return woken
+
     async def wake(self, execution_id: UUID, data: dict[str, Any]) -> bool:
         """Make a waiting run runnable and queue it; False when it was not waiting."""
         stored = await self.store.wake(execution_id, data)

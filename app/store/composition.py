@@ -8,15 +8,21 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
 from app.engine.state import utcnow
-from app.engine.status import TERMINAL, Status
-from app.store.base import StoreBase
+from app.engine.status import TERMINAL, Status, StepStatus
+from app.store.base import StoreBase, ms
 from app.store.records import EventRecord, WorkflowRecord, numbered_events
-from app.store.tables import event_waits, events, workflow_executions, workflows
+from app.store.tables import (
+    event_waits,
+    events,
+    execution_steps,
+    workflow_executions,
+    workflows,
+)
 
 _OPEN = [str(s) for s in Status if s not in TERMINAL]
 
@@ -240,6 +246,66 @@ class CompositionStore(StoreBase):
         )
         async with self.engine.connect() as conn:
             return list((await conn.execute(query)).scalars().all())
+
+    async def missed_wakeups(self, grace_ms: int, limit: int) -> list[tuple[UUID, dict[str, Any]]]:
+        """Waiting runs that should have been woken more than `grace_ms` ago and were not (the
+        process that ended the child, or stored the event, died before waking them): a child
+        of the waiting step ended after the run parked, or an event of a name it waits on
+        arrived after it parked."""
+        stale = utcnow() - ms(grace_ms)
+        parent = workflow_executions.alias("p")
+        child = workflow_executions.alias("c")
+        children = (
+            select(parent.c.id, child.c.id.label("child_id"), child.c.parent_step_key)
+            .join(child, child.c.parent_execution_id == parent.c.id)
+            .join(
+                execution_steps,
+                and_(
+                    execution_steps.c.execution_id == parent.c.id,
+                    execution_steps.c.step_key == child.c.parent_step_key,
+                    execution_steps.c.attempt == child.c.parent_attempt,
+                ),
+            )
+            .where(
+                parent.c.status == Status.WAITING,
+                execution_steps.c.status == StepStatus.WAITING,
+                child.c.status.in_([str(s) for s in TERMINAL]),
+                child.c.completed_at < stale,
+                parent.c.updated_at < stale,
+            )
+            .limit(limit)
+        )
+        arrived = (
+            select(event_waits.c.execution_id, event_waits.c.step_key, event_waits.c.name)
+            .join(parent, parent.c.id == event_waits.c.execution_id)
+            .where(
+                parent.c.status == Status.WAITING,
+                exists().where(
+                    events.c.namespace == event_waits.c.namespace,
+                    events.c.name == event_waits.c.name,
+                    events.c.received_at > parent.c.updated_at,
+                    events.c.received_at < stale,
+                ),
+            )
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            found: list[tuple[UUID, dict[str, Any]]] = [
+                (
+                    r.id,
+                    {
+                        "reason": "child_ended",
+                        "nodeId": r.parent_step_key,
+                        "childExecutionId": str(r.child_id),
+                    },
+                )
+                for r in await conn.execute(children)
+            ]
+            found += [
+                (r.execution_id, {"reason": "event", "nodeId": r.step_key, "event": r.name})
+                for r in await conn.execute(arrived)
+            ]
+        return found
 
     async def triggered_by(self, namespace: str, name: str) -> list[WorkflowRecord]:
         """The newest version of each workflow whose newest version declares

@@ -155,3 +155,30 @@ async def test_unknown_child_workflow_fails_the_step_without_retrying(
     assert done["status"] == "failed"
     assert done["error"]["code"] == "workflow_not_found"
     assert next(s for s in done["steps"] if s["nodeId"] == "call")["attempt"] == 1
+
+
+async def test_a_lost_wake_up_is_recovered_by_the_reconciler(
+    client: httpx.AsyncClient, settings: Settings, engine: AsyncEngine
+) -> None:
+    """The child ends behind the service's back (as if the process that ended it died before
+    waking the parent): the reconciler's pass wakes the parent after the grace."""
+    await register(client, SLOW_CHILD)
+    quick = settings.model_copy(update={"reconcile_pending_grace_ms": 300})
+    async with running_worker(quick, ctx={"settings": quick}):
+        parent_id = await start(client, parent("slow"))
+        waiting = await wait_for(client, parent_id, {"waiting"})
+        child_id = waiting["children"][0]["executionId"]
+        await wait_for(client, child_id, {"waiting"})
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE workflow_executions SET status = 'completed', completed_at = now(), "
+                    "result = '{\"doubled\": 1}' WHERE id = :id"
+                ),
+                {"id": child_id},
+            )
+        done = await wait_for(client, parent_id, ENDED, timeout=15)
+    assert done["status"] == "completed" and done["result"] == {"doubled": 1}
+    frames = await stream_types(client, parent_id)
+    resumed = [f["data"] for f in frames if f["type"] == "execution.resumed"]
+    assert resumed and resumed[0]["recovered"] is True

@@ -187,3 +187,21 @@ async def test_trigger_runs_once_per_event_id_across_two_api_processes(
         events = await conn.scalar(text("SELECT count(*) FROM events"))
     assert [(r.e, r.n) for r in rows] == [(f"e{i}", 1) for i in range(10)]
     assert events == 10
+
+
+async def test_an_event_whose_wake_up_was_lost_is_delivered_by_the_reconciler(
+    client: httpx.AsyncClient, settings: Settings, engine: AsyncEngine
+) -> None:
+    quick = settings.model_copy(update={"reconcile_pending_grace_ms": 300})
+    async with running_worker(quick, ctx={"settings": quick}):
+        execution_id = await run(client, waiter())
+        await wait_for(client, execution_id, {"waiting"})
+        async with engine.begin() as conn:  # stored, but nobody woken: as if the API died
+            await conn.execute(
+                text(
+                    "INSERT INTO events (namespace, event_id, name, data, received_at) "
+                    "VALUES ('default', 'lost-1', 'order.paid', '{\"amount\": 4}', now())"
+                )
+            )
+        done = await wait_for(client, execution_id, ENDED, timeout=15)
+    assert done["status"] == "completed" and done["result"] == 4
