@@ -53,6 +53,12 @@ def _view(facts: RunFacts) -> ChildView:
     )
 
 
+def _run_attempt(ctx: NodeContext) -> int:
+    execution = ctx.scope.get("execution")
+    attempt = execution.get("attempt") if isinstance(execution, dict) else None
+    return attempt if isinstance(attempt, int) else 1
+
+
 class Composer:
     """The `Composition` the `workflow` and `wait.event` nodes use."""
 
@@ -92,8 +98,9 @@ class Composer:
             input=input_data,
             mode="queued",
             priority=parent.priority,
-            # One child per parent step attempt, whatever the number of re-runs of it.
-            idempotency_key=f"child:{parent.id}:{ctx.step_key}:{ctx.attempt}",
+            # One child per attempt of the step (in this attempt of the run), whatever the
+            # number of re-runs of it after crashes or hand-overs.
+            idempotency_key=f"child:{parent.id}:{_run_attempt(ctx)}:{ctx.step_key}:{ctx.attempt}",
             namespace=parent.namespace,
             parent=ParentLink(parent.id, ctx.step_key, ctx.attempt, depth),
         )
@@ -202,17 +209,19 @@ class CompositionBus:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _ended(self, execution_id: UUID) -> None:
-        facts = await self.store.facts(execution_id)
-        if facts is None:
+        ended = await self.store.ended(execution_id)  # one read, whatever the run was
+        if ended is None:
             return
-        if facts.parent_id is not None:
+        if ended.parent_id is not None:
             data = {
                 "reason": "child_ended",
-                "nodeId": facts.parent_step_key,
-                "childExecutionId": str(facts.id),
-                "childStatus": facts.status,
+                "nodeId": ended.parent_step_key,
+                "childExecutionId": str(execution_id),
+                "childStatus": ended.status,
             }
-            await self.wake(facts.parent_id, data)
+            await self.wake(ended.parent_id, data)
+        if not ended.open_children:
+            return
         for child in await self.store.open_children(execution_id):
             # Temporal's default parent-close policy: the children of an ended run end too.
             with contextlib.suppress(InvalidTransition):

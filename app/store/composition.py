@@ -45,6 +45,16 @@ class RunFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class Ended:
+    """What the end of a run means for others: a parent to wake, children to cancel."""
+
+    status: str
+    parent_id: UUID | None
+    parent_step_key: str | None
+    open_children: bool
+
+
+@dataclass(frozen=True, slots=True)
 class StoredEvent:
     seq: int
     namespace: str
@@ -108,6 +118,27 @@ class CompositionStore(StoreBase):
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).mappings().first()
         return _facts(row) if row else None
+
+    async def ended(self, execution_id: UUID) -> Ended | None:
+        child = workflow_executions.alias("c")
+        has_open = (
+            exists()
+            .where(child.c.parent_execution_id == workflow_executions.c.id)
+            .where(child.c.status.in_(_OPEN))
+        )
+        query = select(
+            workflow_executions.c.status,
+            workflow_executions.c.parent_execution_id,
+            workflow_executions.c.parent_step_key,
+            has_open.label("open_children"),
+        ).where(workflow_executions.c.id == execution_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return Ended(
+            row.status, row.parent_execution_id, row.parent_step_key, bool(row.open_children)
+        )
 
     async def children(self, execution_id: UUID) -> list[RunFacts]:
         """The executions started by this one's steps, oldest first."""

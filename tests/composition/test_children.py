@@ -182,3 +182,19 @@ async def test_a_lost_wake_up_is_recovered_by_the_reconciler(
     frames = await stream_types(client, parent_id)
     resumed = [f["data"] for f in frames if f["type"] == "execution.resumed"]
     assert resumed and resumed[0]["recovered"] is True
+
+
+async def test_retrying_the_parent_execution_starts_a_new_child(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    await register(client, FAILING_CHILD)
+    async with running_worker(settings):
+        parent_id = await start(client, parent("flaky"))
+        first = await wait_for(client, parent_id, ENDED)
+        assert first["status"] == "failed" and len(first["children"]) == 1
+        retried = await client.post(f"/execution/{parent_id}/retry", json={"from": "failed"})
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["status"] not in ENDED  # the answer shows the new attempt
+        second = await wait_for(client, parent_id, ENDED)
+    assert second["status"] == "failed" and second["attempt"] == 2
+    assert len({c["executionId"] for c in second["children"]}) == 2

@@ -205,3 +205,23 @@ async def test_an_event_whose_wake_up_was_lost_is_delivered_by_the_reconciler(
             )
         done = await wait_for(client, execution_id, ENDED, timeout=15)
     assert done["status"] == "completed" and done["result"] == 4
+
+
+async def test_trigger_when_is_checked_at_registration(client: httpx.AsyncClient) -> None:
+    for on in (
+        {"event": "x", "when": "event.("},
+        {"event": "x", "when": "input.a == 1"},
+        {"event": ""},
+        {"when": "true"},
+    ):
+        answer = await client.post("/workflows", json={**TRIGGERED, "version": "9", "on": on})
+        assert answer.status_code == 422, (on, answer.text)
+    listed = (await client.get("/workflows")).json()["items"]
+    assert listed == []
+
+
+async def test_node_types_lists_the_composing_types(client: httpx.AsyncClient) -> None:
+    items = {i["name"]: i for i in (await client.get("/node-types")).json()["items"]}
+    assert items["workflow"]["complexity"]["external"] is True
+    assert set(items["workflow"]["paramsSchema"]["properties"]) == {"workflow", "version", "input"}
+    assert set(items["wait.event"]["paramsSchema"]["properties"]) == {"name", "match", "timeout"}
