@@ -45,6 +45,12 @@ class WorkflowNode(BaseNode):
     waits: ClassVar[bool] = True
     default_estimate_ms: ClassVar[float] = 1000.0
 
+    @staticmethod
+    def event_facts(state: Mapping[str, Any]) -> dict[str, Any]:
+        """The step's `completed`, `failed` and `retrying` events name its child."""
+        child = child_view(state)
+        return {"childExecutionId": child["executionId"]} if child else {}
+
     async def run(self, ctx: NodeContext, params: WorkflowParams) -> Any:
         comp = composition(ctx, self.name)
         version = None if params.version == "latest" else params.version

@@ -56,6 +56,9 @@ async def test_parent_waits_on_a_worker_process_and_gets_the_child_result(
     assert waiting["data"]["waitingFor"][0]["childExecutionId"] == child["executionId"]
     resumed = next(f for f in frames if f["type"] == "execution.resumed")
     assert resumed["data"]["childExecutionId"] == child["executionId"]
+    completed = next(f for f in frames if f["type"] == "step.completed")
+    assert completed["data"]["nodeId"] == "call"
+    assert completed["data"]["childExecutionId"] == child["executionId"]
 
 
 async def test_parent_frees_a_one_job_worker_while_its_child_runs(
@@ -88,6 +91,11 @@ async def test_failed_child_fails_the_step_and_a_retry_starts_a_new_child(
     step = next(s for s in done["steps"] if s["nodeId"] == "call")
     assert step["attempt"] == 2
     assert step["child"]["executionId"] == children[1]["executionId"]
+    frames = await stream_types(client, parent_id)
+    retrying = next(f["data"] for f in frames if f["type"] == "step.retrying")
+    failed = next(f["data"] for f in frames if f["type"] == "step.failed")
+    assert retrying["childExecutionId"] == children[0]["executionId"]
+    assert failed["childExecutionId"] == children[1]["executionId"]
 
 
 async def test_cancelling_the_parent_cancels_its_running_child(
