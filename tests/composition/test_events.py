@@ -225,3 +225,30 @@ async def test_node_types_lists_the_composing_types(client: httpx.AsyncClient) -
     assert items["workflow"]["complexity"]["external"] is True
     assert set(items["workflow"]["paramsSchema"]["properties"]) == {"workflow", "version", "input"}
     assert set(items["wait.event"]["paramsSchema"]["properties"]) == {"name", "match", "timeout"}
+
+
+async def test_waiters_on_two_worker_processes_get_events_sent_to_another_api_process(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    from tests.support.workers import worker_process
+
+    match = "event.data.orderId == input.orderId"
+    with worker_process(settings), worker_process(settings), api_process(settings) as (_, other):
+        ids = {
+            order: await run(client, waiter(match=match), {"orderId": order})
+            for order in ("o1", "o2", "o3", "o4")
+        }
+        for execution_id in ids.values():
+            await wait_for(client, execution_id, {"waiting"})
+        async with httpx.AsyncClient(base_url=other, timeout=30) as sender:
+            for amount, order in enumerate(ids, start=1):
+                answer = await sender.post(
+                    "/events",
+                    json={"name": "order.paid", "data": {"orderId": order, "amount": amount}},
+                )
+                assert answer.status_code == 200, answer.text
+        results = {
+            order: (await wait_for(client, execution_id, ENDED))["result"]
+            for order, execution_id in ids.items()
+        }
+    assert results == {"o1": 1, "o2": 2, "o3": 3, "o4": 4}
