@@ -39,9 +39,7 @@ async def test_an_event_reaches_only_its_own_namespace(
         acme_client = httpx.AsyncClient(base_url=str(client.base_url), headers=bearer(acme))
         async with acme_client:
             await wait_for(acme_client, execution_id, {"waiting"})
-            refused = await client.post(
-                "/events", json={"name": "deploy"}, headers=bearer(reader)
-            )
+            refused = await client.post("/events", json={"name": "deploy"}, headers=bearer(reader))
             assert refused.status_code == 403, refused.text
             other = await client.post(
                 "/events", json={"name": "deploy", "data": "beta", "id": "d1"},
