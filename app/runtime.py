@@ -21,7 +21,7 @@ from app.events.bus import EventBus, InProcessBus
 from app.events.redis_bus import RedisBus
 from app.execution.active import ActiveRuns, drain
 from app.execution.complexity import ComplexityAnalyzer, ComplexityThresholds
-from app.execution.composition import Composer, CompositionBus
+from app.execution.composition import Composer, CompositionBus, EventRetention
 from app.execution.event_intake import EventIntake
 from app.execution.heartbeats import Heartbeat, WorkerHeartbeats
 from app.execution.jobs import JobRunner
@@ -230,7 +230,11 @@ def build_runtime(
         control=control,
         events=EventIntake(composition, bus, manager.submit),
         reconciler=(
-            Reconciler(settings, repo, queue, sweeps=[bus.sweep]) if runs_queued_work else None
+            Reconciler(
+                settings, repo, queue, sweeps=[bus.sweep, EventRetention(settings, composition)]
+            )
+            if runs_queued_work
+            else None
         ),
         heartbeat=(
             Heartbeat(heartbeats, owner, role, lambda: len(active)) if runs_queued_work else None

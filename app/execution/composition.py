@@ -154,6 +154,20 @@ class Composer:
         await self.store.remove_waiter(UUID(ctx.execution_id), ctx.step_key)
 
 
+class EventRetention:
+    """Events older than TURNOUT_RETENTION_DAYS go with the executions of that age (a batch
+    per reconciler pass); without it they are kept."""
+
+    def __init__(self, settings: Settings, store: CompositionStore) -> None:
+        self.days = settings.retention_days
+        self.store = store
+
+    async def __call__(self, grace_ms: int, limit: int) -> int:
+        if self.days is None:
+            return 0
+        return await self.store.delete_events_before(utcnow() - timedelta(days=self.days), limit)
+
+
 class CompositionBus:
     """The event bus, plus the wake-ups that follow what it carries: a run that ended wakes
     its parent and cancels its open children; a run that parked on a child or an event looks
@@ -294,4 +308,4 @@ class CompositionBus:
         await self.inner.close()
 
 
-__all__ = ["Composer", "CompositionBus"]
+__all__ = ["Composer", "CompositionBus", "EventRetention"]

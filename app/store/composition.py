@@ -242,6 +242,15 @@ class CompositionStore(StoreBase):
         async with self.engine.connect() as conn:
             return int(await conn.scalar(query) or 0)
 
+    async def delete_events_before(self, cutoff: datetime, limit: int) -> int:
+        """Retention: events received before `cutoff`, oldest first, `limit` at most."""
+        oldest = (
+            select(events.c.seq).where(events.c.received_at < cutoff).order_by(events.c.seq)
+        ).limit(limit)
+        async with self._write() as conn:
+            result = await conn.execute(delete(events).where(events.c.seq.in_(oldest)))
+        return int(result.rowcount or 0)
+
     async def add_waiter(
         self, execution_id: UUID, step_key: str, namespace: str, name: str
     ) -> None:
