@@ -53,7 +53,9 @@ else:  # the statuses as a Literal, so the OpenAPI schema lists them
 async def get_execution(execution_id: UUID, repo: RepoDep, queue: QueueDep) -> dict[str, Any]:
     record = await repo.get_execution(execution_id)
     resource = execution_resource(record)
-    resource["children"] = await child_refs(CompositionStore(repo.engine), record.id)
+    children = await child_refs(CompositionStore(repo.engine), record.id)
+    if children:  # absent otherwise, as in the answers of runs and control verbs
+        resource["children"] = children
     if record.status == Status.PENDING:
         # 1 = the next to be picked up; null when its job is not in the queue right now.
         resource["queuePosition"] = await queue.position(execution_id)

@@ -117,7 +117,8 @@ class Execution(ExecutionSummary):
 
     steps: list[Step]
     children: list[ChildRef] = Field(
-        default_factory=list, description="the runs its `workflow` steps started"
+        default_factory=list,
+        description="the runs its `workflow` steps started (absent when none)",
     )
     usage: Usage | None = Field(default=None, description="the steps' usage, summed")
     queue_position: int | None = Field(default=None, alias="queuePosition")

@@ -100,7 +100,9 @@ async def _execution(repo: Repository, queue: ExecutionQueue, execution_id: UUID
     """`GET /execution/{id}` as the API answers it, and the human input it waits for."""
     record = await repo.get_execution(execution_id)
     resource = execution_resource(record)
-    resource["children"] = await child_refs(CompositionStore(repo.engine), execution_id)
+    children = await child_refs(CompositionStore(repo.engine), execution_id)
+    if children:
+        resource["children"] = children
     if record.status == Status.PENDING:
         resource["queuePosition"] = await queue.position(execution_id)
     return {
