@@ -31,6 +31,9 @@ APP_TABLES = {
     "execution_rollups",
     "execution_rollup_errors",
     "analytics_watermark",
+    # Composition (migration 0008): events and the steps waiting for them.
+    "events",
+    "event_waits",
 }
 
 
