@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     retention_days: float | None = Field(default=None, gt=0)
     retention_batch: int = Field(default=1_000, ge=1)
 
+    # Composition (README, Composition): how deep child workflows may nest, and how long an
+    # event is kept for a `wait.event` that parks just after it arrived.
+    max_child_depth: int = Field(default=5, ge=0, le=100)
+    event_keep_ms: int = Field(default=60_000, ge=0)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -23,6 +23,13 @@ SUMMARIES: dict[str, str] = {
     "brings data valid against `schema`.",
     "noop": "Passes a value through (tests, benchmarks, joins).",
     "transform": "Builds an object from templates: the evaluated params are the output.",
+    "wait.event": "Parks the execution in `waiting` until `POST /events` brings an event of "
+    "`name` for which `match` holds; events received up to `TURNOUT_EVENT_KEEP_MS` before the "
+    "step first ran count too. Queued by the analyzer (a durable wait).",
+    "workflow": "Runs a registered workflow of the same namespace as a child execution "
+    "(queued) and parks until it ends, freeing the worker; one child per attempt, so the "
+    "step's `retry` starts a new child. Nesting is bounded by `TURNOUT_MAX_CHILD_DEPTH`. "
+    "Counts as an external call and queues the run (a durable wait).",
 }
 
 PARAM_NOTES: dict[str, dict[str, str]] = {
@@ -65,6 +72,17 @@ PARAM_NOTES: dict[str, dict[str, str]] = {
         "value": "the output; without it the output is the execution's input",
     },
     "transform": {},
+    "wait.event": {
+        "name": "the event name (`POST /events` `name`)",
+        "match": "a bare expression (no `{{ }}`) over `event` (`{id, name, data, receivedAt}`) "
+        "and the run's scope (`input`, finished nodes); none: the first event of `name`",
+        "timeout": "ms to wait; then the step fails with `event_timeout` (none: no end)",
+    },
+    "workflow": {
+        "workflow": "the registered workflow's name (same namespace)",
+        "version": "a registered version, or `latest` (the newest when the step starts)",
+        "input": "the child's input (templates are evaluated)",
+    },
     # Shared definitions inside a params schema ($defs).
     "NodeTemplate": {
         "type": "the item node's type",
@@ -92,4 +110,7 @@ OUTPUTS: dict[str, str] = {
     "human.input": "the `data` given to `POST /execution/{id}/input`",
     "noop": "`value`, or the execution's input",
     "transform": "the params, evaluated: any object of templates",
+    "wait.event": "the event: `{id, name, data, receivedAt}`",
+    "workflow": "the child execution's result (a failed or cancelled child fails the step "
+    "with `child_failed`)",
 }

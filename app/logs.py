@@ -30,6 +30,16 @@ def log_context(**fields: Any) -> Iterator[None]:
         _step_fields.reset(token)
 
 
+@contextmanager
+def no_log_context() -> Iterator[None]:
+    """Work done inside a step for another execution (a child's submission) logs as itself."""
+    token = _step_fields.set(None)
+    try:
+        yield
+    finally:
+        _step_fields.reset(token)
+
+
 def _trace_id() -> str | None:
     from app.observability.tracing import current_trace_id
 

@@ -17,6 +17,7 @@ from app.api import (
     analytics,
     audit,
     control,
+    events,
     executions,
     export,
     health,
@@ -93,7 +94,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         )
     schema = [Depends(health.require_schema), Depends(guard_execution)]
     app.add_middleware(TraceMiddleware)
-    for module in (
+    routers = (
         runs,
         executions,
         control,
@@ -104,7 +105,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         export,
         audit,
         schedules,
-    ):
+        events,
+    )
+    for module in routers:
         app.include_router(module.router, dependencies=schema)
     app.include_router(health.router)
     app.include_router(node_types.router)

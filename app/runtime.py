@@ -21,6 +21,8 @@ from app.events.bus import EventBus, InProcessBus
 from app.events.redis_bus import RedisBus
 from app.execution.active import ActiveRuns, drain
 from app.execution.complexity import ComplexityAnalyzer, ComplexityThresholds
+from app.execution.composition import Composer, CompositionBus, EventRetention
+from app.execution.event_intake import EventIntake
 from app.execution.heartbeats import Heartbeat, WorkerHeartbeats
 from app.execution.jobs import JobRunner
 from app.execution.manager import ExecutionManager
@@ -36,6 +38,7 @@ from app.nodes.base import Services
 from app.nodes.registry import NodeRegistry, default_registry
 from app.observability import tracing
 from app.observability.sampler import Sampler
+from app.store.composition import CompositionStore
 from app.store.database import create_engine, upgrade_schema
 from app.store.history import HistoryStore
 from app.store.repository import Repository
@@ -70,6 +73,7 @@ class Runtime:
     jobs: JobRunner
     manager: ExecutionManager
     control: ExecutionControl
+    events: EventIntake  # POST /events (composition: README, Composition)
     # Whoever runs queued work also recovers orphans and beats: the workers, or this process
     # when it is its own worker (embedded default).
     reconciler: Reconciler | None
@@ -154,7 +158,7 @@ def build_runtime(
     engine = create_engine(settings)
     repo = Repository(engine)
     redis = arq_pool(settings) if settings.redis_url else None
-    bus: EventBus = RedisBus(redis, settings.key_prefix) if redis is not None else InProcessBus()
+    fanout: EventBus = RedisBus(redis, settings.key_prefix) if redis is not None else InProcessBus()
     # One shared client; its cookie jar stores nothing, so no run sees another's cookies.
     http = httpx.AsyncClient(
         timeout=settings.http_default_timeout_ms / 1000,
@@ -162,10 +166,12 @@ def build_runtime(
         cookies=httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))),
     )
     active = ActiveRuns()
+    composition = CompositionStore(engine)
+    composer = Composer(settings, composition, lambda request: manager.submit(request))
 
     def session(queued: bool) -> ExecutionSession:
         runner = Runner(
-            Services(settings, http, queued=queued),
+            Services(settings, http, queued=queued, composition=composer),
             registry,
             cancel_grace_s=settings.cancel_grace_ms / 1000,
         )
@@ -180,6 +186,14 @@ def build_runtime(
         queue = InProcessQueue(
             lambda execution_id: jobs.run(execution_id), settings.worker_concurrency_embedded
         )
+    signals: LocalSignals | RedisSignals = (
+        RedisSignals(redis, settings.key_prefix, active)
+        if redis is not None
+        else LocalSignals(active)
+    )
+    # Every writer publishes through it: what a run's end or park means for others follows.
+    bus = CompositionBus(fanout, composition, queue, lambda: control)
+    control = ExecutionControl(settings=settings, repo=repo, bus=bus, queue=queue, signals=signals)
     jobs = JobRunner(
         repo=repo,
         bus=bus,
@@ -201,11 +215,6 @@ def build_runtime(
         ),
         immediate=immediate,
         queued=QueuedExecutionStrategy(repo, bus, queue),
-    )
-    signals: LocalSignals | RedisSignals = (
-        RedisSignals(redis, settings.key_prefix, active)
-        if redis is not None
-        else LocalSignals(active)
     )
     heartbeats = WorkerHeartbeats(redis, settings.key_prefix)
     runs_queued_work = role == "worker" or redis is None
@@ -234,7 +243,14 @@ def build_runtime(
         jobs=jobs,
         manager=manager,
         control=control,
-        reconciler=Reconciler(settings, repo, queue) if runs_queued_work else None,
+        events=EventIntake(composition, bus, manager.submit),
+        reconciler=(
+            Reconciler(
+                settings, repo, queue, sweeps=[bus.sweep, EventRetention(settings, composition)]
+            )
+            if runs_queued_work
+            else None
+        ),
         heartbeat=(
             Heartbeat(heartbeats, owner, role, lambda: len(active)) if runs_queued_work else None
         ),

@@ -35,6 +35,8 @@ TABLES = (
     "audit_log",
     "secrets",
     "schedules",
+    "events",
+    "event_waits",
 )
 CONNECT_TIMEOUT_S = 5
 

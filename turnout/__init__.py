@@ -17,7 +17,16 @@ from turnout.errors import (
     ValidationFailed,
     WaitTimeout,
 )
-from turnout.models import ErrorInfo, Event, Execution, Problem, Progress, Step, Workflow
+from turnout.models import (
+    ErrorInfo,
+    Event,
+    Execution,
+    Problem,
+    Progress,
+    SentEvent,
+    Step,
+    Workflow,
+)
 from turnout.schedules import Schedule
 
 __all__ = [
@@ -34,6 +43,7 @@ __all__ = [
     "Progress",
     "RateLimited",
     "Schedule",
+    "SentEvent",
     "Step",
     "TurnoutError",
     "Unauthorized",

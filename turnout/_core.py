@@ -6,6 +6,7 @@ import email.utils
 import json
 import os
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -268,3 +269,8 @@ def items_and_cursor(body: Any) -> tuple[list[dict[str, Any]], str | None]:
     items = [i for i in body.get("items") or () if isinstance(i, dict)]
     cursor = body.get("nextCursor")
     return items, str(cursor) if cursor else None
+
+
+def event_body(name: str, data: Any, event_id: str | None) -> dict[str, Any]:
+    """`POST /events`: without an id one is made here, so a retried send stays one event."""
+    return {"name": name, "data": data, "id": event_id or uuid.uuid4().hex}

@@ -15,7 +15,7 @@ from httpx_sse import aconnect_sse
 
 from turnout import _core
 from turnout.errors import ApiError, NotFound, WaitTimeout
-from turnout.models import Event, Execution, Workflow
+from turnout.models import Event, Execution, SentEvent, Workflow
 from turnout.schedules import Schedule, schedule_body, schedule_path
 
 
@@ -250,6 +250,14 @@ class AsyncClient:
     ) -> Execution:
         path = _core.execution_path(execution_id, verb)
         return Execution.from_dict(await self._request("POST", path, json=json, params=params))
+
+    # Events
+
+    async def send_event(self, name: str, data: Any = None, *, id: str | None = None) -> SentEvent:
+        """Send an event to the `wait.event` steps and `on` triggers of its name; the same
+        `id` again is the same event (nothing new happens)."""
+        body = _core.event_body(name, data, id)
+        return SentEvent.from_dict(await self._request("POST", "/events", json=body))
 
     # Registry
 

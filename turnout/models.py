@@ -258,3 +258,31 @@ class Workflow:
             ),
             raw=data,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SentEvent:
+    """An event as `POST /events` stored it (the first one, for a repeated id), and the runs
+    its triggers started (`(workflow, executionId)` pairs)."""
+
+    id: str
+    name: str
+    data: Any = None
+    received_at: datetime | None = None
+    runs: tuple[tuple[str, str], ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SentEvent:
+        return cls(
+            id=str(data.get("id", "")),
+            name=str(data.get("name", "")),
+            data=data.get("data"),
+            received_at=_time(data.get("receivedAt")),
+            runs=tuple(
+                (str(r.get("workflow")), str(r.get("executionId")))
+                for r in data.get("runs") or ()
+                if isinstance(r, dict)
+            ),
+            raw=data,
+        )

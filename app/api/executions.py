@@ -12,8 +12,9 @@ from pydantic import BeforeValidator
 from app.api.deps import NamespaceDep, QueueDep, RepoDep
 from app.api.errors import error_responses
 from app.api.resources import Execution, ExecutionPage
-from app.api.schemas import NO_NUL, execution_resource
+from app.api.schemas import NO_NUL, child_refs, execution_resource
 from app.engine.status import Status
+from app.store.composition import CompositionStore
 from app.store.records import ExecutionFilter
 
 router = APIRouter(tags=["executions"])
@@ -52,6 +53,9 @@ else:  # the statuses as a Literal, so the OpenAPI schema lists them
 async def get_execution(execution_id: UUID, repo: RepoDep, queue: QueueDep) -> dict[str, Any]:
     record = await repo.get_execution(execution_id)
     resource = execution_resource(record)
+    children = await child_refs(CompositionStore(repo.engine), record.id)
+    if children:  # absent otherwise, as in the answers of runs and control verbs
+        resource["children"] = children
     if record.status == Status.PENDING:
         # 1 = the next to be picked up; null when its job is not in the queue right now.
         resource["queuePosition"] = await queue.position(execution_id)

@@ -62,6 +62,26 @@ class Step(Resource):
     item_index: int | None = Field(default=None, alias="itemIndex")
     skip_reason: str | None = Field(default=None, alias="skipReason")
     usage: Usage | None = None
+    child: StepChild | None = Field(default=None, description="a `workflow` step's child run")
+
+
+class StepChild(Resource):
+    execution_id: str = Field(alias="executionId")
+    workflow: str | None = None
+    version: str | None = None
+    attempt: int | None = None
+
+
+class ParentRef(Resource):
+    execution_id: str = Field(alias="executionId")
+    step_id: str = Field(alias="stepId")
+
+
+class ChildRef(Resource):
+    execution_id: str = Field(alias="executionId")
+    step_id: str = Field(alias="stepId")
+    workflow_name: str = Field(alias="workflowName")
+    status: str
 
 
 class ScheduleFire(Resource):
@@ -97,12 +117,19 @@ class ExecutionSummary(Resource):
     schedule: ScheduleFire | None = Field(
         default=None, description="set when a schedule started it"
     )
+    parent: ParentRef | None = Field(
+        default=None, description="the `workflow` step that started this run as its child"
+    )
 
 
 class Execution(ExecutionSummary):
     """The execution with its steps (`queuePosition` while pending: 1 = next)."""
 
     steps: list[Step]
+    children: list[ChildRef] = Field(
+        default_factory=list,
+        description="the runs its `workflow` steps started (absent when none)",
+    )
     usage: Usage | None = Field(default=None, description="the steps' usage, summed")
     queue_position: int | None = Field(default=None, alias="queuePosition")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from fastapi import Path
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -13,7 +14,9 @@ from app.engine.state import StepState
 from app.jsonvalue import NotJSON, normalise
 from app.nodes.human import human_view
 from app.nodes.template import MAX_DURATION_MS
+from app.nodes.workflow import child_view
 from app.observability.usage import totals as usage_totals
+from app.store.composition import CompositionStore
 from app.store.records import MAX_PRIORITY, ExecutionRecord, WorkflowRecord
 from app.workflows.model import CamelModel, WorkflowBody
 
@@ -96,6 +99,9 @@ def step_resource(step: StepState) -> dict[str, Any]:
     human = human_view(step.state)
     if human is not None:
         out["humanInput"] = human
+    child = child_view(step.state)
+    if child is not None:
+        out["child"] = child
     return out
 
 
@@ -130,10 +136,24 @@ def execution_resource(record: ExecutionRecord, *, steps: bool = True) -> dict[s
         out["wakeAt"] = iso(record.wake_at)
     if record.schedule_id is not None:
         out["schedule"] = {"id": str(record.schedule_id), "slot": iso(record.schedule_slot)}
+    out["parent"] = record.parent.to_dict() if record.parent else None
     if steps:
         out["steps"] = [step_resource(s) for s in record.steps]
         out["usage"] = usage_totals([s.state.get("usage") or {} for s in record.steps])
     return out
+
+
+async def child_refs(store: CompositionStore, execution_id: UUID) -> list[dict[str, Any]]:
+    """The executions this one's `workflow` steps started, oldest first."""
+    return [
+        {
+            "executionId": str(child.id),
+            "stepId": child.parent_step_key,
+            "workflowName": child.workflow_name,
+            "status": child.status,
+        }
+        for child in await store.children(execution_id)
+    ]
 
 
 def accepted_resource(record: ExecutionRecord, complexity: dict[str, Any] | None) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add every command group to the `turnout` application."""
-    from app.commands import control, keys, offline, registry, runs, schedules, secrets
+    from app.commands import control, keys, offline, registry, runs, schedules, secrets, send
 
-    for group in (runs, control, registry, schedules, offline, keys, secrets):
+    for group in (runs, control, registry, schedules, offline, keys, secrets, send):
         group.register(app)

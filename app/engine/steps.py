@@ -56,6 +56,12 @@ def validate_params(node_type: NodeType, params: Any) -> Any:
         raise ParamsInvalid(f"params invalid for '{node_type.name}': {problems}") from exc
 
 
+def _event_facts(spec: StepSpec, state: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What a node type adds to its step's events (a `workflow` step: its child's id)."""
+    facts = getattr(spec.node_type, "event_facts", None)
+    return facts(state) if facts is not None else {}
+
+
 class StepSpec:
     """What is needed to run a node (or a foreach item) whatever its origin."""
 
@@ -201,9 +207,8 @@ class StepExecutor:
                 output=output,
                 state=self.masker.mask(working.close()) if self.masker else working.close(),
             )
-            return await self.steps.change(
-                done, "step.completed", {"durationMs": done.duration_ms}, durable=durable
-            )
+            data = {"durationMs": done.duration_ms, **_event_facts(spec, done.state)}
+            return await self.steps.change(done, "step.completed", data, durable=durable)
 
     async def _attempt(
         self, spec: StepSpec, step: StepState, scope: Mapping[str, Any], state: dict[str, Any]
@@ -258,15 +263,21 @@ class StepExecutor:
         retryable = getattr(exc, "retryable", True)
         decision = retry.decide(spec.retry, step.attempt, retryable=retryable, rand=self.rand())
         step = step.evolve(error=error, completed_at=utcnow())
+        facts = _event_facts(spec, step.state)
         if not decision.retry:
             failed = step.evolve(status=StepStatus.FAILED)
             return await self.steps.change(
-                failed, "step.failed", {"error": error}, durable=True
+                failed, "step.failed", {"error": error, **facts}, durable=True
             ), False
         step = await self.steps.change(
             step,
             "step.retrying",
-            {"error": error, "attempt": step.attempt, "delayMs": round(decision.delay_ms, 1)},
+            {
+                "error": error,
+                "attempt": step.attempt,
+                "delayMs": round(decision.delay_ms, 1),
+                **facts,
+            },
             durable=spec.node_type.external,
         )
         if await self.control.sleep(decision.delay_ms / 1000):

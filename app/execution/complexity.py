@@ -95,16 +95,20 @@ class ComplexityAnalyzer:
         nodes = workflow.nodes
         external = loops = 0
         human = False
+        waits: list[str] = []  # durable waits on something outside the run (child, event)
         for node in nodes.values():
             kind = node.node_type
             inner = self._template_type(node)
             external += int(kind.external or (inner is not None and inner.external))
             loops += int(kind.loop)
             human = human or kind.human or (inner is not None and inner.human)
+            if getattr(kind, "waits", False) and kind.name not in waits:
+                waits.append(kind.name)
         estimate = critical_path_ms(workflow, history or {})
         width = dag_width(workflow)
         measured = bool(history) and any(n in (history or {}) for n in nodes)
         reasons = self._reasons(len(nodes), estimate, human, external, loops, measured)
+        reasons += [f"waits durably ({name})" for name in waits]
         score = (
             len(nodes) + 5 * external + 10 * loops + 20 * int(human) + width + int(estimate / 1000)
         )

@@ -23,7 +23,7 @@ from app.execution.strategies import (
 from app.metrics import EXECUTIONS_SUBMITTED
 from app.nodes.registry import NodeRegistry
 from app.store.history import HistoryStore
-from app.store.records import ExecutionRecord, NewExecution
+from app.store.records import ExecutionRecord, NewExecution, ParentLink
 from app.store.repository import Repository
 from app.workflows.graph import compile_workflow
 from app.workflows.problems import validate_input
@@ -51,6 +51,7 @@ class RunRequest:
     # Set by the scheduler: the fire this run is (one execution per schedule and slot).
     schedule_id: uuid.UUID | None = None
     schedule_slot: datetime | None = None
+    parent: ParentLink | None = None  # set when a `workflow` step starts this run
 
     def fingerprint(self) -> str:
         """What an Idempotency-Key is bound to: the same key must come with the same body."""
@@ -138,6 +139,7 @@ class ExecutionManager:
             namespace=request.namespace,
             schedule_id=request.schedule_id,
             schedule_slot=request.schedule_slot,
+            parent=request.parent,
         )
         strategy = self.immediate if chosen == "immediate" else self.queued
         started = await strategy.start(new, compiled)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 
 from app.config import Settings
 from app.execution.queue import ExecutionQueue
@@ -26,12 +27,21 @@ log = logging.getLogger(__name__)
 # the maximum, so an outage is not hammered.
 _BACKOFF_MAX_S = 10.0
 
+Sweep = Callable[[int, int], Awaitable[int]]
+
 
 class Reconciler:
     """One pass at a time, cluster-wide (a short Redis lock), every `reconcile_interval_ms`."""
 
-    def __init__(self, settings: Settings, repo: Repository, queue: ExecutionQueue) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        repo: Repository,
+        queue: ExecutionQueue,
+        sweeps: Sequence[Sweep] = (),
+    ) -> None:
         self.repo = repo
+        self.sweeps = tuple(sweeps)  # more passes of the leader: (grace_ms, limit) -> found
         self.queue = queue
         self.interval_s = settings.reconcile_interval_ms / 1000
         self.pending_grace_ms = settings.reconcile_pending_grace_ms
@@ -46,6 +56,8 @@ class Reconciler:
             return 0  # another process does this pass
         await self.retention.run_once()
         await self.rollups.fold()  # the analytics' hourly rollups, up to now
+        for sweep in self.sweeps:
+            await sweep(self.pending_grace_ms, self.batch)
         orphans = await self.repo.find_orphans(
             pending_grace_ms=self.pending_grace_ms, limit=self.batch
         )

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import httpx
 
     from app.config import Settings
+    from app.nodes.compose import Composition
 
 
 class Params(BaseModel):
@@ -50,6 +51,8 @@ class Services:
     settings: Settings
     http: httpx.AsyncClient
     queued: bool = False  # True when running on a worker (durable delays allowed)
+    # Child workflows and events (`workflow`, `wait.event`); None where nothing composes.
+    composition: Composition | None = None
 
 
 ItemRunner = Callable[[list[Any], int, Mapping[str, Any]], Awaitable[list[Any]]]
@@ -104,6 +107,8 @@ class BaseNode:
     external: ClassVar[bool] = False
     loop: ClassVar[bool] = False
     human: ClassVar[bool] = False
+    # Parks durably on something outside the run (a child, an event): the analyzer queues it.
+    waits: ClassVar[bool] = False
     raw_params: ClassVar[frozenset[str]] = frozenset()
     expression_params: ClassVar[frozenset[str]] = frozenset()
     default_estimate_ms: ClassVar[float] = 1.0

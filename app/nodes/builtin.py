@@ -10,6 +10,8 @@ from app.nodes.foreach import ForeachNode
 from app.nodes.http import HttpRequestNode
 from app.nodes.human import HumanInputNode
 from app.nodes.transform import TransformNode
+from app.nodes.wait_event import WaitEventNode
+from app.nodes.workflow import WorkflowNode
 
 
 def builtin_types() -> list[NodeType]:
@@ -22,4 +24,6 @@ def builtin_types() -> list[NodeType]:
         HttpRequestNode(),
         ForeachNode(),
         HumanInputNode(),
+        WorkflowNode(),
+        WaitEventNode(),
     ]

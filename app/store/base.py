@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.engine.state import StepState
 from app.engine.status import StepStatus
 from app.store.database import sqlite_writer
-from app.store.records import EventRecord, ExecutionRecord, WorkflowRecord
+from app.store.records import EventRecord, ExecutionRecord, ParentLink, WorkflowRecord
 from app.store.tables import execution_events, execution_steps
 
 
@@ -145,6 +145,16 @@ def execution_record(row: RowMapping | dict[str, Any]) -> ExecutionRecord:
         namespace=row.get("namespace") or "default",
         schedule_id=row.get("schedule_id"),
         schedule_slot=row.get("schedule_slot"),
+        parent=parent_link(row),
+    )
+
+
+def parent_link(row: RowMapping | dict[str, Any]) -> ParentLink | None:
+    parent = row.get("parent_execution_id")
+    if parent is None:
+        return None
+    return ParentLink(
+        parent, row["parent_step_key"], row.get("parent_attempt") or 1, row.get("child_depth") or 1
     )
 
 

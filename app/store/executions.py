@@ -65,6 +65,13 @@ class ExecutionStore(StoreBase):
             "schedule_id": new.schedule_id,
             "schedule_slot": new.schedule_slot,
         }
+        if new.parent is not None:
+            values.update(
+                parent_execution_id=new.parent.execution_id,
+                parent_step_key=new.parent.step_key,
+                parent_attempt=new.parent.attempt,
+                child_depth=new.parent.depth,
+            )
         try:
             if self.dialect == "postgresql":
                 sql = pg_statements.create_sql(tuple(values))

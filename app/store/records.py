@@ -51,6 +51,20 @@ class ExecutionRecord:
     namespace: str = "default"
     schedule_id: UUID | None = None
     schedule_slot: datetime | None = None
+    parent: ParentLink | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParentLink:
+    """The step of another execution that started this one as its child."""
+
+    execution_id: UUID
+    step_key: str
+    attempt: int
+    depth: int  # 1 for a child of a top-level run
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"executionId": str(self.execution_id), "stepId": self.step_key}
 
 
 @dataclass(slots=True)
@@ -113,6 +127,7 @@ class NewExecution:
     # The schedule fire that starts it (unique together: a second fire of a slot is refused).
     schedule_id: UUID | None = None
     schedule_slot: datetime | None = None
+    parent: ParentLink | None = None
 
 
 @dataclass(slots=True)

@@ -103,6 +103,11 @@ workflow_executions = Table(
     Column("schedule_id", Uuid, nullable=True),
     Column("schedule_slot", UTCDateTime(), nullable=True),
     UniqueConstraint("schedule_id", "schedule_slot", name="uq_workflow_executions_schedule_slot"),
+    # Composition (child workflows): the parent step that started this run, and its depth.
+    Column("parent_execution_id", Uuid, nullable=True),
+    Column("parent_step_key", String(300), nullable=True),
+    Column("parent_attempt", Integer, nullable=True),
+    Column("child_depth", Integer, nullable=False, server_default="0"),
     CheckConstraint(
         f"status IN ({','.join(repr(str(s)) for s in Status)})",
         name="ck_workflow_executions_status",
@@ -114,6 +119,7 @@ workflow_executions = Table(
     # The analytics' rollup folds runs by when they ended (app/store/rollups.py).
     Index("ix_workflow_executions_completed", "completed_at"),
     Index("ix_workflow_executions_namespace", "namespace", "created_at"),
+    Index("ix_workflow_executions_parent", "parent_execution_id"),
 )
 
 execution_steps = Table(
@@ -258,6 +264,35 @@ secrets = Table(
     PrimaryKeyConstraint("namespace", "name", name="pk_secrets"),
 )
 
+# Composition (issue 16): events sent with `POST /events`, kept for waiters and triggers.
+EVENT_SEQ = BigInteger().with_variant(Integer, "sqlite")
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", EVENT_SEQ, primary_key=True, autoincrement=True),
+    Column("namespace", String(100), nullable=False),
+    Column("event_id", String(200), nullable=False),  # the sender's `id`, or one made up
+    Column("name", String(200), nullable=False),
+    Column("data", JSONType, nullable=True),
+    Column("received_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("namespace", "event_id", name="uq_events_namespace_event_id"),
+    Index("ix_events_name_received", "namespace", "name", "received_at"),
+)
+
+# The `wait.event` steps parked on an event name: whom a new event wakes.
+event_waits = Table(
+    "event_waits",
+    metadata,
+    Column("execution_id", Uuid, nullable=False),
+    Column("step_key", String(300), nullable=False),
+    Column("namespace", String(100), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("execution_id", "step_key", name="pk_event_waits"),
+    Index("ix_event_waits_name", "namespace", "name"),
+)
+
 __all__ = [
     "EXECUTION_STATUSES",
     "HISTOGRAM_BUCKETS",
@@ -265,6 +300,8 @@ __all__ = [
     "api_keys",
     "api_sessions",
     "audit_log",
+    "event_waits",
+    "events",
     "execution_events",
     "execution_rollup_errors",
     "execution_rollups",

@@ -19,10 +19,11 @@ from app.api.deps import (
     get_namespace,
 )
 from app.api.queue import queue_overview
-from app.api.schemas import execution_resource, workflow_resource
+from app.api.schemas import child_refs, execution_resource, workflow_resource
 from app.engine.status import Status
 from app.errors import RequestInvalid, WorkflowNotFound
 from app.execution.queue import ExecutionQueue
+from app.store.composition import CompositionStore
 from app.store.records import ExecutionRecord
 from app.store.repository import Repository
 from app.ui import timeline, views
@@ -99,6 +100,9 @@ async def _execution(repo: Repository, queue: ExecutionQueue, execution_id: UUID
     """`GET /execution/{id}` as the API answers it, and the human input it waits for."""
     record = await repo.get_execution(execution_id)
     resource = execution_resource(record)
+    children = await child_refs(CompositionStore(repo.engine), execution_id)
+    if children:
+        resource["children"] = children
     if record.status == Status.PENDING:
         resource["queuePosition"] = await queue.position(execution_id)
     return {

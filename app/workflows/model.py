@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, field_validator
 
+from app.expressions.evaluator import ExpressionSyntaxError
+from app.expressions.expression import compile_expression
 from app.nodes.template import MAX_DURATION_MS, CamelModel, RetryPolicy
 
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
@@ -44,6 +46,30 @@ class RunLimits(CamelModel):
     max_duration_ms: int | None = Field(default=None, ge=1, description="wall time of a run")
 
 
+class EventTrigger(CamelModel):
+    """`on`: each event of this name (for which `when` holds) starts a run of the newest
+    registered version, with the event as its input; at most one run per event id."""
+
+    event: str = Field(min_length=1, max_length=200, description="the event name")
+    when: str | None = Field(
+        default=None, max_length=10_000, description="an expression over `event`; none: always"
+    )
+
+    @field_validator("when")
+    @classmethod
+    def check_when(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            expr = compile_expression(value)
+        except ExpressionSyntaxError as exc:
+            raise ValueError(str(exc)) from None
+        unknown = sorted(expr.names - {"event"})
+        if unknown:
+            raise ValueError(f"a trigger's `when` sees only `event`, not {', '.join(unknown)}")
+        return value
+
+
 class WorkflowDefinition(CamelModel):
     """A whole workflow: nodes, output mapping, failure policy."""
 
@@ -65,6 +91,7 @@ class WorkflowDefinition(CamelModel):
     auto_start: bool | None = Field(
         default=None, description="registered: run this version once (input {}) when registered"
     )
+    on: EventTrigger | None = Field(default=None, description="start a run on each event")
 
 
 def _unchanged(value: Any) -> Any:

@@ -33,6 +33,9 @@ APP_TABLES = {
     "analytics_watermark",
     # Schedules (migration 0007).
     "schedules",
+    # Composition (migration 0008): events and the steps waiting for them.
+    "events",
+    "event_waits",
 }
 
 

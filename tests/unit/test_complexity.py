@@ -173,3 +173,16 @@ def test_ten_thousand_nodes_analyse_quickly(shape: str) -> None:
     elapsed = time.perf_counter() - started
     assert result.parallel_paths == (1 if shape == "chain" else 9_999)
     assert elapsed < 1.0  # a regression guard against quadratic work, not the target
+
+
+@pytest.mark.parametrize(
+    ("node", "reason"),
+    [
+        ({"id": "c", "type": "workflow", "params": {"workflow": "w"}}, "waits durably (workflow)"),
+        ({"id": "e", "type": "wait.event", "params": {"name": "x"}}, "waits durably (wait.event)"),
+    ],
+)
+def test_a_durable_wait_on_a_child_or_an_event_is_queued(node: dict[str, Any], reason: str) -> None:
+    result = ComplexityAnalyzer(registry=REGISTRY).analyze(compile_([node]))
+    assert result.queue and reason in result.reasons
+    assert result.external_calls == (1 if node["type"] == "workflow" else 0)

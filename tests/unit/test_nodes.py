@@ -138,7 +138,7 @@ def test_params_models_accept_and_reject(model: type[BaseModel], data: Any, vali
 def test_builtin_types_are_registered_with_their_facts() -> None:
     registry = default_registry(plugins=False)
     names = ["transform", "condition", "noop", "fail", "delay", "foreach", "human.input"]
-    assert registry.names() == sorted([*names, "http.request"])
+    assert registry.names() == sorted([*names, "http.request", "workflow", "wait.event"])
     assert NodeRegistry(builtin_types()).names() == registry.names()
     http, foreach, human = (registry.get(n) for n in ("http.request", "foreach", "human.input"))
     assert http is not None and http.external and http.estimate_ms({}) == 500.0
@@ -366,3 +366,11 @@ async def test_foreach_refuses_more_items_than_the_limit(client: httpx.AsyncClie
     ctx = make_ctx(client, run_items=run_items, max_foreach_items=2)
     with pytest.raises(ParamsInvalid, match="limit is 2"):
         await ForeachNode().run(ctx, params)
+
+
+def test_composing_types_wait_durably_and_a_child_is_an_external_call() -> None:
+    registry = default_registry(plugins=False)
+    child, waiter = registry.get("workflow"), registry.get("wait.event")
+    assert child is not None and child.external and getattr(child, "waits", False)
+    assert waiter is not None and not waiter.external and getattr(waiter, "waits", False)
+    assert waiter.raw_params == {"match"}
