@@ -45,3 +45,18 @@ LEASE_TAKEOVERS = Counter(
 RETENTION_DELETED = Counter(
     "turnout_retention_deleted_total", "Executions deleted by the retention policy."
 )
+CIRCUIT_STATE = Gauge(
+    "turnout_circuit_state",
+    "Circuit breaker of http.request per target: 0 closed, 1 half-open, 2 open.",
+    ["namespace", "host"],
+)
+CIRCUIT_OPENS = Counter(
+    "turnout_circuit_opens_total",
+    "Times a circuit breaker opened (this process saw the failure that opened it).",
+    ["namespace", "host"],
+)
+CIRCUIT_REJECTED = Counter(
+    "turnout_circuit_rejected_total",
+    "http.request calls refused with circuit_open without touching the network.",
+    ["namespace", "host"],
+)

@@ -15,6 +15,7 @@ import httpx
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
+from app.circuits.breakers import CircuitBreakers
 from app.config import Settings
 from app.engine.runner import Runner
 from app.events.bus import EventBus, InProcessBus
@@ -73,6 +74,7 @@ class Runtime:
     reconciler: Reconciler | None
     heartbeat: Heartbeat | None
     sampler: Sampler
+    circuits: CircuitBreakers
     _draining: asyncio.Future[None] | None = field(default=None, init=False)
 
     async def start(self) -> None:
@@ -155,10 +157,11 @@ def build_runtime(
         cookies=httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))),
     )
     active = ActiveRuns()
+    circuits = CircuitBreakers.from_settings(settings, redis)
 
     def session(queued: bool) -> ExecutionSession:
         runner = Runner(
-            Services(settings, http, queued=queued),
+            Services(settings, http, queued=queued, circuits=circuits),
             registry,
             cancel_grace_s=settings.cancel_grace_ms / 1000,
         )
@@ -226,4 +229,5 @@ def build_runtime(
             Heartbeat(heartbeats, owner, role, lambda: len(active)) if runs_queued_work else None
         ),
         sampler=Sampler(settings, HistoryStore(engine)),
+        circuits=circuits,
     )
