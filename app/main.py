@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api import (
     analytics,
     audit,
+    circuits,
     control,
     executions,
     export,
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(TraceMiddleware)
     for module in (runs, executions, control, streams, workflows, seed, analytics, export, audit):
         app.include_router(module.router, dependencies=schema)
+    app.include_router(circuits.router)
     app.include_router(health.router)
     app.include_router(node_types.router)
     install_dashboard(app)

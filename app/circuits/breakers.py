@@ -3,6 +3,7 @@ how it went. The store is Redis when configured, else this process's memory."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -141,6 +142,16 @@ class CircuitBreakers:
         for name in names:
             CIRCUIT_STATE.labels(namespace=namespace, host=name).set(STATE_VALUE["closed"])
         return names
+
+
+async def refresh_circuit_gauges(circuits: CircuitBreakers) -> None:
+    """Before /metrics answers: the gauge per breaker from the shared state (every
+    namespace), so the API shows what the workers' calls did; skipped if Redis is away."""
+    try:
+        async with asyncio.timeout(1.0):
+            await circuits.views(None)
+    except (RedisError, OSError, TimeoutError) as exc:
+        log.warning("circuit gauges not refreshed", extra={"error": str(exc)})
 
 
 def default_policy(settings: Settings) -> CircuitPolicy:

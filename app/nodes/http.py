@@ -13,7 +13,7 @@ import re
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from app.circuits.breakers import Outcome, Ticket, default_policy
@@ -63,7 +63,7 @@ class HttpParams(Params):
     accept_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=list)
     timeout: int | None = Field(default=None, ge=1, le=3_600_000)
     follow_redirects: bool = False
-    circuit_breaker: bool | CircuitOverride = True
+    circuit_breaker: StrictBool | CircuitOverride = True
 
     @field_validator("method", mode="before")
     @classmethod

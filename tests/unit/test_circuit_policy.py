@@ -21,9 +21,9 @@ def test_opens_after_n_failures_within_the_window() -> None:
     state = CircuitState(POLICY)
     assert not state.failed(0, "a")
     assert not state.failed(10, "b")
-    assert state.state == "closed"
+    assert str(state.state) == "closed"
     assert state.failed(20, "c")
-    assert state.state == "open"
+    assert str(state.state) == "open"
     assert state.opened_at_ms == 20 and state.next_probe_at_ms == 520 and state.opens == 1
 
 
@@ -32,7 +32,7 @@ def test_failures_outside_the_window_do_not_count() -> None:
     state.failed(0, "a")
     state.failed(10, "b")
     assert not state.failed(1_500, "c")  # the first two are older than 1 s
-    assert state.state == "closed" and state.failures == 1
+    assert str(state.state) == "closed" and state.failures == 1
 
 
 def test_a_success_clears_the_count() -> None:
@@ -50,7 +50,7 @@ def test_open_refuses_until_the_cool_down_then_one_probe() -> None:
     assert not refused.allowed and refused.state == "open"
     assert refused.retry_at_ms == 500 and refused.failures == 3
     probe = state.admit(500, "p", 100)
-    assert probe.allowed and probe.probe and state.state == "half_open"
+    assert probe.allowed and probe.probe and str(state.state) == "half_open"
     other = state.admit(501, "q", 100)
     assert not other.allowed and other.state == "half_open"
     assert other.retry_at_ms == 600  # the probe's lease ends before the usual 1 s
@@ -60,13 +60,13 @@ def test_probe_success_closes_and_failure_reopens() -> None:
     state = opened()
     state.admit(500, "p", 100)
     assert not state.succeeded(510, "late")  # a call admitted before the breaker opened
-    assert state.state == "half_open"
+    assert str(state.state) == "half_open"
     assert state.succeeded(520, "p")
-    assert state.state == "closed" and state.failures == 0
+    assert str(state.state) == "closed" and state.failures == 0
     state = opened()
     state.admit(500, "p", 100)
     assert state.failed(520, "p")
-    assert state.state == "open" and state.next_probe_at_ms == 1_020 and state.opens == 2
+    assert str(state.state) == "open" and state.next_probe_at_ms == 1_020 and state.opens == 2
 
 
 def test_a_lost_or_abandoned_probe_hands_over() -> None:
