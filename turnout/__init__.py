@@ -17,11 +17,21 @@ from turnout.errors import (
     ValidationFailed,
     WaitTimeout,
 )
-from turnout.models import ErrorInfo, Event, Execution, Problem, Progress, Step, Workflow
+from turnout.models import (
+    Circuit,
+    ErrorInfo,
+    Event,
+    Execution,
+    Problem,
+    Progress,
+    Step,
+    Workflow,
+)
 
 __all__ = [
     "ApiError",
     "AsyncClient",
+    "Circuit",
     "Client",
     "Conflict",
     "ErrorInfo",
