@@ -76,8 +76,7 @@ PARAM_NOTES: dict[str, dict[str, str]] = {
         "timeout": "timeout per item attempt, in ms",
     },
     "CircuitOverride": {
-        "failures": "failures within the window that open it (default "
-        "`TURNOUT_CIRCUIT_FAILURES`)",
+        "failures": "failures within the window that open it (default `TURNOUT_CIRCUIT_FAILURES`)",
         "windowMs": "the window failures are counted in, ms (default `TURNOUT_CIRCUIT_WINDOW_MS`)",
         "cooldownMs": "how long it stays open before one probe, ms (default "
         "`TURNOUT_CIRCUIT_COOLDOWN_MS`)",

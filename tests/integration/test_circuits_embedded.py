@@ -228,15 +228,23 @@ async def test_reset_closes_by_hand_and_unknown_is_404(
     for _ in range(3):
         await run(client, call(f"{peer.url}/call"))
     assert (await circuits(client))[0]["state"] == "open"
+    page = await client.get("/ui/circuits")
+    assert page.status_code == 200 and 'aria-current="page">Circuits' in page.text
+    assert f'data-circuit="{host}" data-state="open"' in page.text
+    button = f"/circuits/{host.replace(':', '%3A')}/reset"
+    assert f'hx-post="{button}"' in page.text
+    part = (await client.get("/ui/circuits", params={"part": "true"})).text
+    assert "<html" not in part and f'data-circuit="{host}"' in part
     missing = await client.post("/circuits/nowhere.example:443/reset")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "circuit_not_found"
     bad = await client.post("/circuits/a b/reset")
     assert bad.status_code == 422
-    done = await client.post("/circuits/127.0.0.1/reset")  # every port of the host
+    done = await client.post(button)  # the dashboard's button
     assert done.status_code == 200, done.text
     assert done.json() == {"reset": [host]}
     assert await circuits(client) == []
+    assert "No http.request has called a host yet." in (await client.get("/ui/circuits")).text
     peer.status = 200
     assert (await run(client, call(f"{peer.url}/call")))["status"] == "completed"
     assert peer.hits == 4
