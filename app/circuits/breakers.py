@@ -69,6 +69,7 @@ class Ticket:
     policy: CircuitPolicy
     token: str
     probe: bool
+    failures_seen: int = 0
 
     async def report(self, outcome: Outcome) -> None:
         await self.breakers.report(self, outcome)
@@ -107,9 +108,13 @@ class CircuitBreakers:
             raise refusal(target, admission)
         if admission.probe:
             log.info("circuit half-open: probing", extra={"namespace": namespace, "host": name})
-        return Ticket(self, namespace, name, policy, token, admission.probe)
+        return Ticket(self, namespace, name, policy, token, admission.probe, admission.failures)
 
     async def report(self, ticket: Ticket, outcome: Outcome) -> None:
+        if not ticket.probe and (
+            outcome == "abandoned" or (outcome == "success" and ticket.failures_seen == 0)
+        ):
+            return  # nothing to change: the common case costs one round trip, not two
         try:
             change = await self.store.report(
                 ticket.namespace, ticket.name, ticket.policy, ticket.token, outcome

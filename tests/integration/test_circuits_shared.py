@@ -21,7 +21,7 @@ from tests.servers import run_server_async
 from tests.support.flaky_peer import FlakyPeer, flaky_peer
 from tests.support.workers import worker_process
 
-COOLDOWN_MS = 1_500
+COOLDOWN_MS = 3_000  # long enough for 8 fast failures on two workers, even when loaded
 ENV = {"TURNOUT_CIRCUIT_FAILURES": "3", "TURNOUT_CIRCUIT_COOLDOWN_MS": str(COOLDOWN_MS)}
 
 
