@@ -13,6 +13,7 @@ module is the reference, used by the in-process store and tested on its own.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -70,7 +71,7 @@ class CircuitState:
 
     policy: CircuitPolicy
     state: State = "closed"
-    failure_times: list[int] = field(default_factory=list)
+    failure_times: deque[int] = field(default_factory=deque)  # oldest first
     opened_at_ms: int | None = None
     next_probe_at_ms: int | None = None
     probe_token: str | None = None
@@ -123,7 +124,8 @@ class CircuitState:
         self.touched_ms = now_ms
         if self.state == "closed":
             horizon = now_ms - self.policy.window_ms
-            self.failure_times = [t for t in self.failure_times if t > horizon]
+            while self.failure_times and self.failure_times[0] <= horizon:
+                self.failure_times.popleft()
             self.failure_times.append(now_ms)
             if len(self.failure_times) >= self.policy.failures:
                 self._open(now_ms)
