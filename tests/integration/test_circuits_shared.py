@@ -13,10 +13,17 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.circuits.breakers import CircuitBreakers, default_policy
+from app.circuits.redis_store import RedisCircuits
 from app.config import Settings
+from app.errors import StepError
 from app.main import create_app
+from app.nodes.base import NodeContext, Services
+from app.nodes.http import HttpParams, HttpRequestNode
+from tests.conftest import IsolatedSettings
 from tests.servers import run_server_async
 from tests.support.flaky_peer import FlakyPeer, flaky_peer
 from tests.support.workers import worker_process
@@ -173,3 +180,41 @@ async def test_the_api_and_workers_see_the_same_state_and_reset(
     peer.status = 200
     assert codes(await run_queued(client, f"{peer.url}/call", 2)) == ["ok"] * 2
     assert peer.hits == 5
+
+
+async def test_with_redis_away_calls_go_through_and_the_list_is_a_503(
+    peer: FlakyPeer, shared_settings: Settings, engine: AsyncEngine
+) -> None:
+    """The breaker protects the target; it must not stop calls when its own store is away."""
+    dead = aioredis.Redis.from_url(
+        f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5, socket_timeout=0.5
+    )
+    settings = IsolatedSettings(http_allow_private=True, circuit_failures=1, log_json=False)
+    breakers = CircuitBreakers(RedisCircuits(dead, "unused"), default_policy(settings))
+    async with httpx.AsyncClient() as http:
+        ctx = NodeContext(
+            execution_id="e",
+            node_id="n",
+            step_key="n",
+            attempt=1,
+            services=Services(settings, http, circuits=breakers),
+            scope={},
+        )
+        for _ in range(3):
+            with pytest.raises(StepError) as failed:
+                await HttpRequestNode().run(
+                    ctx, HttpParams.model_validate({"url": f"{peer.url}/call"})
+                )
+            assert failed.value.code == "http_status"
+    assert peer.hits == 3  # one failure would open a working breaker: this one never could
+    await dead.aclose()
+    # The API says so plainly when its Redis is away: a 503, not a 500 or an empty list.
+    away = shared_settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    async with (
+        run_server_async(create_app(away)) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+    ):
+        answer = await http.get("/circuits")
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["code"] == "service_unavailable"
+        assert (await http.get("/metrics")).status_code == 200  # gauges just not refreshed
