@@ -18,7 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from app.circuits.breakers import Outcome, Ticket, default_policy
 from app.circuits.policy import CircuitPolicy
-from app.errors import ParamsInvalid
+from app.errors import ParamsInvalid, StepError
 from app.nodes.base import BaseNode, NodeContext, Params, step_error
 from app.nodes.ssrf import AddressGuard
 from app.observability import tracing, usage
@@ -267,8 +267,16 @@ async def admit(
     if policy is None or ctx.services.circuits is None:
         return None
     url = request.url
-    await guard.vet(url.host, url.port or DEFAULT_PORTS[url.scheme])
-    return await ctx.services.circuits.admit(ctx.namespace, target(url), policy, ms)
+    circuits, name = ctx.services.circuits, target(url)
+    try:
+        await guard.vet(url.host, url.port or DEFAULT_PORTS[url.scheme])
+    except StepError as exc:
+        if exc.code == "http_network":  # the name does not resolve: the target fails
+            ticket = await circuits.admit(ctx.namespace, name, policy, ms)
+            if ticket is not None:
+                await ticket.report("failure")
+        raise
+    return await circuits.admit(ctx.namespace, name, policy, ms)
 
 
 def outcome_of(exc: BaseException | None) -> Outcome:

@@ -248,3 +248,14 @@ async def test_reset_closes_by_hand_and_unknown_is_404(
     peer.status = 200
     assert (await run(client, call(f"{peer.url}/call")))["status"] == "completed"
     assert peer.hits == 4
+
+
+@pytest.mark.parametrize("client", [{"http_allow_private": False}], indirect=True)
+async def test_a_name_that_does_not_resolve_counts(client: httpx.AsyncClient) -> None:
+    """The guard resolves the name first; when it cannot, the target has failed."""
+    workflow = call("http://nothing.invalid/")  # .invalid never resolves (RFC 6761)
+    for _ in range(3):
+        assert error_code(await run(client, workflow)) == "http_network"
+    assert error_code(await run(client, workflow)) == "circuit_open"
+    [circuit] = await circuits(client)
+    assert circuit["host"] == "nothing.invalid:80" and circuit["state"] == "open"
