@@ -136,6 +136,11 @@ class CircuitBreakers:
 
     async def views(self, namespace: str | None) -> list[CircuitView]:
         views = await self.store.views(namespace)
+        if namespace is None:
+            # Every breaker that exists, and no other: the gauge's label sets stay bounded
+            # by the hosts used lately (a breaker unused for a day expires), not by every
+            # host ever called.
+            CIRCUIT_STATE.clear()
         for view in views:  # /metrics shows the shared state, not only this process's view
             CIRCUIT_STATE.labels(namespace=view.namespace, host=view.name).set(
                 STATE_VALUE.get(view.state, 0)

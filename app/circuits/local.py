@@ -11,6 +11,8 @@ from app.circuits.policy import Admission, CircuitPolicy, CircuitState, target_o
 from app.circuits.view import CircuitView
 
 Outcome = Literal["success", "failure", "abandoned"]
+DAY_MS = 86_400_000
+PRUNE_EVERY_MS = 60_000
 
 
 def now_ms() -> int:
@@ -24,12 +26,25 @@ class LocalCircuits:
 
     def __init__(self) -> None:
         self._states: dict[tuple[str, str], CircuitState] = {}
+        self._pruned_ms = 0
 
     def _state(self, namespace: str, name: str, policy: CircuitPolicy) -> CircuitState:
         state = self._states.get((namespace, name))
         if state is None:
+            self._prune(now_ms())
             state = self._states[(namespace, name)] = CircuitState(policy)
         return state
+
+    def _prune(self, now: int) -> None:
+        """Forget breakers unused for a day (plus twice their window or cool-down), as the
+        Redis keys expire: a service calling many hosts does not keep them all forever."""
+        if now - self._pruned_ms < PRUNE_EVERY_MS:
+            return
+        self._pruned_ms = now
+        for key, state in list(self._states.items()):
+            ttl = 2 * max(state.policy.window_ms, state.policy.cooldown_ms) + DAY_MS
+            if now - state.touched_ms > ttl:
+                del self._states[key]
 
     async def admit(
         self, namespace: str, name: str, policy: CircuitPolicy, token: str, lease_ms: int

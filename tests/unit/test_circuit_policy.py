@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.circuits.local import LocalCircuits
 from app.circuits.policy import CircuitPolicy, CircuitState, breaker_name, target_of
 from app.engine.retry import decide
 from app.nodes.template import RetryPolicy
@@ -92,3 +93,15 @@ def test_retry_waits_for_the_breaker_even_past_max_delay() -> None:
     assert decide(policy, 1, retryable=True, rand=0.0, not_before_ms=5_000).delay_ms == 5_000
     assert decide(policy, 1, retryable=True, rand=0.0, not_before_ms=1).delay_ms == 10
     assert not decide(policy, 3, retryable=True, rand=0.0, not_before_ms=5_000).retry
+
+
+async def test_the_in_process_store_forgets_breakers_unused_for_a_day() -> None:
+    store = LocalCircuits()
+    await store.admit("ns", "old:443", POLICY, "t", 100)
+    await store.admit("ns", "fresh:443", POLICY, "t", 100)
+    [old] = [v for v in await store.views("ns") if v.name == "old:443"]
+    store._states[("ns", "old:443")].touched_ms -= 86_400_000 + 3_000  # a day and its margin
+    store._pruned_ms = 0
+    await store.admit("ns", "new:443", POLICY, "t", 100)  # a new breaker prunes
+    assert [v.name for v in await store.views("ns")] == ["fresh:443", "new:443"]
+    assert old.state == "closed"
