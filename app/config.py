@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     http_default_timeout_ms: int = 30_000
     http_max_response_bytes: int = 10 * 1024 * 1024
     http_send_idempotency_key: bool = True
+    # Circuit breakers of http.request (README "Circuit breakers"): open after this many
+    # failures within the window, stay open for the cool-down, then let one probe through.
+    circuit_failures: int = Field(default=5, ge=1, le=10_000)
+    circuit_window_ms: int = Field(default=60_000, ge=1, le=86_400_000)
+    circuit_cooldown_ms: int = Field(default=30_000, ge=1, le=86_400_000)
 
     # Persistence batching: pure steps are flushed at least this often.
     checkpoint_interval_ms: int = 200

@@ -60,6 +60,9 @@ PARAM_NOTES: dict[str, dict[str, str]] = {
         "acceptStatus": "non-2xx statuses that count as success",
         "timeout": "per-request timeout in ms (default `TURNOUT_HTTP_DEFAULT_TIMEOUT_MS`)",
         "followRedirects": "follow up to 5 redirects, each hop checked by the address guard",
+        "circuitBreaker": "the target host's circuit breaker (README, Circuit breakers): "
+        "`true` uses `TURNOUT_CIRCUIT_*`, `false` turns it off for this node, an object sets "
+        "this node's own thresholds (its own breaker for the host)",
     },
     "human.input": {
         "prompt": "what the person is asked",
@@ -89,6 +92,12 @@ PARAM_NOTES: dict[str, dict[str, str]] = {
         "params": "its params; templates see `item` and `index` besides the usual scope",
         "retry": "retry policy per item (see retry-and-timeouts.md)",
         "timeout": "timeout per item attempt, in ms",
+    },
+    "CircuitOverride": {
+        "failures": "failures within the window that open it (default `TURNOUT_CIRCUIT_FAILURES`)",
+        "windowMs": "the window failures are counted in, ms (default `TURNOUT_CIRCUIT_WINDOW_MS`)",
+        "cooldownMs": "how long it stays open before one probe, ms (default "
+        "`TURNOUT_CIRCUIT_COOLDOWN_MS`)",
     },
     "RetryPolicy": {
         "maxAttempts": "attempts in all, the first included (1 = no retry)",

@@ -74,6 +74,12 @@ class WorkflowNotFound(TurnoutError):
     code = "workflow_not_found"
 
 
+class CircuitNotFound(TurnoutError):
+    """No circuit breaker for this host in this namespace (none has been used yet)."""
+
+    code = "circuit_not_found"
+
+
 class WorkflowVersionExists(TurnoutError):
     """This workflow name and version are already registered."""
 

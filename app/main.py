@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api import (
     analytics,
     audit,
+    circuits,
     control,
     events,
     executions,
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     for module in routers:
         app.include_router(module.router, dependencies=schema)
+    app.include_router(circuits.router)
     app.include_router(health.router)
     app.include_router(node_types.router)
     install_dashboard(app)

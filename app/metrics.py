@@ -50,3 +50,18 @@ SCHEDULE_FIRES = Counter(
     "Schedule slots handled by this process, by outcome (fired, skipped).",
     ["outcome"],
 )
+CIRCUIT_STATE = Gauge(
+    "turnout_circuit_state",
+    "Circuit breaker of http.request per target: 0 closed, 1 half-open, 2 open.",
+    ["namespace", "host"],
+)
+CIRCUIT_OPENS = Counter(
+    "turnout_circuit_opens_total",
+    "Times a circuit breaker opened (this process saw the failure that opened it).",
+    ["namespace", "host"],
+)
+CIRCUIT_REJECTED = Counter(
+    "turnout_circuit_rejected_total",
+    "http.request calls refused with circuit_open without touching the network.",
+    ["namespace", "host"],
+)

@@ -15,6 +15,7 @@ import httpx
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
+from app.circuits.breakers import CircuitBreakers
 from app.config import Settings
 from app.engine.runner import Runner
 from app.events.bus import EventBus, InProcessBus
@@ -81,6 +82,7 @@ class Runtime:
     sampler: Sampler
     # Every process fires due schedule slots; the database lets one execution per slot in.
     scheduler: Scheduler
+    circuits: CircuitBreakers
     _draining: asyncio.Future[None] | None = field(default=None, init=False)
 
     async def start(self) -> None:
@@ -168,10 +170,11 @@ def build_runtime(
     active = ActiveRuns()
     composition = CompositionStore(engine)
     composer = Composer(settings, composition, lambda request: manager.submit(request))
+    circuits = CircuitBreakers.from_settings(settings, redis)
 
     def session(queued: bool) -> ExecutionSession:
         runner = Runner(
-            Services(settings, http, queued=queued, composition=composer),
+            Services(settings, http, queued=queued, composition=composer, circuits=circuits),
             registry,
             cancel_grace_s=settings.cancel_grace_ms / 1000,
         )
@@ -256,4 +259,5 @@ def build_runtime(
         ),
         sampler=Sampler(settings, HistoryStore(engine)),
         scheduler=scheduler,
+        circuits=circuits,
     )

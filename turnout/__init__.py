@@ -18,6 +18,7 @@ from turnout.errors import (
     WaitTimeout,
 )
 from turnout.models import (
+    Circuit,
     ErrorInfo,
     Event,
     Execution,
@@ -32,6 +33,7 @@ from turnout.schedules import Schedule
 __all__ = [
     "ApiError",
     "AsyncClient",
+    "Circuit",
     "Client",
     "Conflict",
     "ErrorInfo",

@@ -72,6 +72,10 @@ def execution_path(execution_id: str, verb: str = "") -> str:
     return f"{path}/{verb}" if verb else path
 
 
+def circuit_reset_path(host: str) -> str:
+    return f"/circuits/{quote(host, safe=':')}/reset"
+
+
 def workflow_path(name: str, tail: str = "") -> str:
     path = f"/workflows/{quote(name, safe='')}"
     return f"{path}/{tail}" if tail else path

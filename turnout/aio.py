@@ -15,7 +15,7 @@ from httpx_sse import aconnect_sse
 
 from turnout import _core
 from turnout.errors import ApiError, NotFound, WaitTimeout
-from turnout.models import Event, Execution, SentEvent, Workflow
+from turnout.models import Circuit, Event, Execution, SentEvent, Workflow
 from turnout.schedules import Schedule, schedule_body, schedule_path
 
 
@@ -336,6 +336,18 @@ class AsyncClient:
 
     async def delete_schedule(self, schedule_id: str) -> None:
         await self._request("DELETE", schedule_path(schedule_id))
+
+    # Circuit breakers
+
+    async def circuits(self) -> tuple[Circuit, ...]:
+        """The namespace's circuit breakers of `http.request`, one per target host."""
+        body = await self._request("GET", "/circuits")
+        return tuple(Circuit.from_dict(item) for item in body.get("items", []))
+
+    async def reset_circuit(self, host: str) -> tuple[str, ...]:
+        """Close a host's breakers (`host:port`, or `host` for every port); admin scope."""
+        body = await self._request("POST", _core.circuit_reset_path(host))
+        return tuple(str(name) for name in body.get("reset", []))
 
     async def health(self) -> bool:
         await self._request("GET", "/healthz")

@@ -14,7 +14,7 @@ from httpx_sse import connect_sse
 
 from turnout import _core
 from turnout.errors import ApiError, NotFound, WaitTimeout
-from turnout.models import Event, Execution, SentEvent, Workflow
+from turnout.models import Circuit, Event, Execution, SentEvent, Workflow
 from turnout.schedules import Schedule, schedule_body, schedule_path
 
 
@@ -351,6 +351,18 @@ class Client:
 
     def delete_schedule(self, schedule_id: str) -> None:
         self._request("DELETE", schedule_path(schedule_id))
+
+    # Circuit breakers
+
+    def circuits(self) -> tuple[Circuit, ...]:
+        """The namespace's circuit breakers of `http.request`, one per target host."""
+        body = self._request("GET", "/circuits")
+        return tuple(Circuit.from_dict(item) for item in body.get("items", []))
+
+    def reset_circuit(self, host: str) -> tuple[str, ...]:
+        """Close a host's breakers (`host:port`, or `host` for every port); admin scope."""
+        body = self._request("POST", _core.circuit_reset_path(host))
+        return tuple(str(name) for name in body.get("reset", []))
 
     def health(self) -> bool:
         """True when the server answers `/healthz`; Unreachable otherwise."""

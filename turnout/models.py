@@ -286,3 +286,32 @@ class SentEvent:
             ),
             raw=data,
         )
+
+
+@dataclass(frozen=True)
+class Circuit:
+    """One circuit breaker of `http.request` (`GET /circuits`): a target `host:port`."""
+
+    host: str
+    name: str
+    state: str  # "closed", "half_open" or "open"
+    failures: int = 0
+    opened_at: datetime | None = None
+    next_probe_at: datetime | None = None
+    opens: int = 0
+    settings: dict[str, int] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Circuit:
+        return cls(
+            host=str(data.get("host", "")),
+            name=str(data.get("name", data.get("host", ""))),
+            state=str(data.get("state", "")),
+            failures=int(data.get("failures") or 0),
+            opened_at=_time(data.get("openedAt")),
+            next_probe_at=_time(data.get("nextProbeAt")),
+            opens=int(data.get("opens") or 0),
+            settings=dict(data.get("settings") or {}),
+            raw=data,
+        )

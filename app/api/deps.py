@@ -12,6 +12,7 @@ from arq.connections import ArqRedis
 from fastapi import Depends, Header, Request
 
 from app.auth.keys import DEFAULT_NAMESPACE, SCOPES, Principal
+from app.circuits.breakers import CircuitBreakers
 from app.config import Settings
 from app.errors import ExecutionNotFound
 from app.events.bus import EventBus
@@ -71,6 +72,10 @@ def get_redis(request: Request) -> ArqRedis | None:
     return _runtime(request).redis
 
 
+def get_circuits(request: Request) -> CircuitBreakers:
+    return _runtime(request).circuits
+
+
 ManagerDep = Annotated[ExecutionManager, Depends(get_manager)]
 ControlDep = Annotated[ExecutionControl, Depends(get_control)]
 RepoDep = Annotated[Repository, Depends(get_repo)]
@@ -81,6 +86,7 @@ RegistryDep = Annotated[NodeRegistry, Depends(get_registry)]
 SchemaDep = Annotated[SchemaCheck, Depends(get_schema)]
 HeartbeatsDep = Annotated[WorkerHeartbeats, Depends(get_heartbeats)]
 RedisDep = Annotated[ArqRedis | None, Depends(get_redis)]
+CircuitsDep = Annotated[CircuitBreakers, Depends(get_circuits)]
 
 
 def get_principal(request: Request) -> Principal:

@@ -34,6 +34,7 @@ STATUS: dict[type[errors.TurnoutError], int] = {
     errors.ExecutionNotFound: 404,
     errors.WorkflowNotFound: 404,
     errors.ScheduleNotFound: 404,
+    errors.CircuitNotFound: 404,
     errors.WorkflowVersionExists: 409,
     errors.InvalidTransition: 409,
     errors.IdempotencyConflict: 409,

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.api.deps import RedisDep, RepoDep, SchemaDep
+from app.api.deps import CircuitsDep, RedisDep, RepoDep, SchemaDep
 from app.api.resources import Health, Readiness
+from app.circuits.breakers import refresh_circuit_gauges
 
 router = APIRouter(tags=["health"])
 
@@ -70,5 +71,6 @@ async def readyz(repo: RepoDep, schema: SchemaDep, redis: RedisDep) -> JSONRespo
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
-async def metrics() -> Response:
+async def metrics(circuits: CircuitsDep) -> Response:
+    await refresh_circuit_gauges(circuits)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

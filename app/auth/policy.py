@@ -38,12 +38,14 @@ CONTROL_TARGET = re.compile(
     r"^(?:/api/workflow)?/execution/(?P<id>[^/]+)(?:/(?P<verb>pause|resume|cancel|retry|input))?$"
 )
 WORKFLOW_TARGET = re.compile(r"^/workflows(?:/(?P<name>[^/]+))?$")
+CIRCUIT_RESET = re.compile(r"^/circuits/(?P<host>[^/]+)/reset$")
 
 
 def audit_action(method: str, path: str) -> tuple[str, str] | None:
     """What an audited request did and to what: `("execution.cancel", "execution/<id>")`.
 
-    Audited: every control verb and human input, registry changes, key and schedule changes."""
+    Audited: every control verb and human input, registry changes, key and schedule changes,
+    circuit breaker resets."""
     if method in SAFE_METHODS:
         return None
     control = CONTROL_TARGET.match(path)
@@ -57,6 +59,9 @@ def audit_action(method: str, path: str) -> tuple[str, str] | None:
         if method == "DELETE" and workflow["name"]:
             return "workflow.delete", f"workflow/{workflow['name']}"
         return None
+    circuit = CIRCUIT_RESET.match(path)
+    if circuit is not None and method == "POST":
+        return "circuit.reset", f"circuit/{circuit['host']}"
     for prefix in ("/keys", "/schedules", "/secrets"):
         if path.startswith(prefix):
             kind = prefix[1:-1]

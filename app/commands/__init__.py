@@ -7,7 +7,17 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add every command group to the `turnout` application."""
-    from app.commands import control, keys, offline, registry, runs, schedules, secrets, send
+    from app.commands import (
+        circuits,
+        control,
+        keys,
+        offline,
+        registry,
+        runs,
+        schedules,
+        secrets,
+        send,
+    )
 
-    for group in (runs, control, registry, schedules, offline, keys, secrets, send):
+    for group in (runs, control, registry, schedules, offline, keys, secrets, send, circuits):
         group.register(app)

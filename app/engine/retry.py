@@ -29,11 +29,22 @@ def backoff_ms(policy: RetryPolicy, attempt: int, rand: float) -> float:
 
 
 def decide(
-    policy: RetryPolicy | None, attempt: int, *, retryable: bool, rand: float
+    policy: RetryPolicy | None,
+    attempt: int,
+    *,
+    retryable: bool,
+    rand: float,
+    not_before_ms: float | None = None,
 ) -> RetryDecision:
-    """`attempt` is the number of the attempt that just failed (1-based)."""
+    """`attempt` is the number of the attempt that just failed (1-based). `not_before_ms` is
+    the error's own hint (an open circuit breaker: how long until it lets a call through):
+    the delay is never shorter, even past `maxDelay`, so the retry is not spent failing fast
+    again; the policy still decides whether there is a retry at all."""
     if not retryable:
         return RetryDecision(False, reason="error is not retryable")
     if policy is None or attempt >= policy.max_attempts:
         return RetryDecision(False, reason="no attempts left")
-    return RetryDecision(True, backoff_ms(policy, attempt, rand))
+    delay = backoff_ms(policy, attempt, rand)
+    if not_before_ms is not None:
+        delay = max(delay, not_before_ms)
+    return RetryDecision(True, delay)

@@ -55,6 +55,7 @@ class Runner:
         steps: Mapping[str, StepState] | None = None,
         attempt: int = 1,
         secrets: Mapping[str, str] | None = None,
+        namespace: str = "default",
     ) -> RunOutcome:
         """Run to a resting point; the outcome carries every step as the run left it (the
         steps given are values: they are not changed)."""
@@ -68,6 +69,7 @@ class Runner:
             steps=steps or {},
             attempt=attempt,
             secrets=secrets or {},
+            namespace=namespace,
         )
         return await walk.run()
 
@@ -98,6 +100,7 @@ class _Walk:
         steps: Mapping[str, StepState],
         attempt: int,
         secrets: Mapping[str, str],
+        namespace: str = "default",
     ) -> None:
         self.runner = runner
         self.masker = Masker(secrets.values())
@@ -119,6 +122,7 @@ class _Walk:
             steps=self.steps,
             rand=runner.rand,
             masker=self.masker,
+            namespace=namespace,
         )
         self.running: dict[asyncio.Task[Any], str] = {}  # each ends with its step's last value
         self.ready: list[tuple[int, str]] = []

@@ -142,9 +142,11 @@ class StepExecutor:
         steps: StepBook,
         rand: Callable[[], float] = random.random,
         masker: Masker | None = None,
+        namespace: str = "default",
     ) -> None:
         self.masker = masker or Masker()
         self.execution_id = execution_id
+        self.namespace = namespace
         self.services = services
         self.registry = registry
         self.control = control
@@ -225,6 +227,7 @@ class StepExecutor:
             services=self.services,
             scope=scope,
             state=state,
+            namespace=self.namespace,
         )
         if spec.node_type.loop:
             ctx.run_items = self._item_runner(spec.node_id, scope)
@@ -261,7 +264,13 @@ class StepExecutor:
         """The step after a failed attempt, and whether it runs again."""
         error = self.masker.mask(error_dict(exc, spec.node_id))
         retryable = getattr(exc, "retryable", True)
-        decision = retry.decide(spec.retry, step.attempt, retryable=retryable, rand=self.rand())
+        decision = retry.decide(
+            spec.retry,
+            step.attempt,
+            retryable=retryable,
+            rand=self.rand(),
+            not_before_ms=getattr(exc, "retry_after_ms", None),
+        )
         step = step.evolve(error=error, completed_at=utcnow())
         facts = _event_facts(spec, step.state)
         if not decision.retry:

@@ -116,6 +116,7 @@ class ExecutionSession:
                 steps=steps,
                 attempt=record.attempt,
                 secrets=secrets,
+                namespace=record.namespace,
             )
         finally:
             if timer is not None:

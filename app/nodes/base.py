@@ -14,6 +14,7 @@ from app.errors import StepError
 if TYPE_CHECKING:
     import httpx
 
+    from app.circuits.breakers import CircuitBreakers
     from app.config import Settings
     from app.nodes.compose import Composition
 
@@ -53,6 +54,7 @@ class Services:
     queued: bool = False  # True when running on a worker (durable delays allowed)
     # Child workflows and events (`workflow`, `wait.event`); None where nothing composes.
     composition: Composition | None = None
+    circuits: CircuitBreakers | None = None  # http.request's breakers (app/circuits)
 
 
 ItemRunner = Callable[[list[Any], int, Mapping[str, Any]], Awaitable[list[Any]]]
@@ -70,6 +72,7 @@ class NodeContext:
     scope: Mapping[str, Any]
     state: dict[str, Any] = field(default_factory=dict)
     run_items: ItemRunner | None = None
+    namespace: str = "default"  # the execution's (circuit breakers are per namespace)
 
     @property
     def idempotency_key(self) -> str:

@@ -13,10 +13,12 @@ import re
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from app.errors import ParamsInvalid
+from app.circuits.breakers import Outcome, Ticket, default_policy
+from app.circuits.policy import CircuitPolicy
+from app.errors import ParamsInvalid, StepError
 from app.nodes.base import BaseNode, NodeContext, Params, step_error
 from app.nodes.ssrf import AddressGuard
 from app.observability import tracing, usage
@@ -32,6 +34,23 @@ USER_AGENT = "turnout"
 HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
+class CircuitOverride(Params):
+    """A node's own breaker thresholds; a missing one is the service's (TURNOUT_CIRCUIT_*)."""
+
+    model_config = ConfigDict(alias_generator=to_camel)
+
+    failures: int | None = Field(default=None, ge=1, le=10_000)
+    window_ms: int | None = Field(default=None, ge=1, le=86_400_000)
+    cooldown_ms: int | None = Field(default=None, ge=1, le=86_400_000)
+
+    def policy(self, default: CircuitPolicy) -> CircuitPolicy:
+        return CircuitPolicy(
+            self.failures or default.failures,
+            self.window_ms or default.window_ms,
+            self.cooldown_ms or default.cooldown_ms,
+        )
+
+
 class HttpParams(Params):
     model_config = ConfigDict(alias_generator=to_camel)
 
@@ -44,6 +63,7 @@ class HttpParams(Params):
     accept_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=list)
     timeout: int | None = Field(default=None, ge=1, le=3_600_000)
     follow_redirects: bool = False
+    circuit_breaker: StrictBool | CircuitOverride = True
 
     @field_validator("method", mode="before")
     @classmethod
@@ -179,12 +199,14 @@ async def exchange(
     *,
     follow: bool,
     cap: int,
+    first_vetted: bool = False,
 ) -> tuple[httpx.Response, bytes]:
     """Send, vetting each hop's address, and return the final response and its body."""
     hops = 0
     while True:
         url = request.url
-        await guard.vet(url.host, url.port or DEFAULT_PORTS[url.scheme])
+        if hops or not first_vetted:
+            await guard.vet(url.host, url.port or DEFAULT_PORTS[url.scheme])
         hook = guard.connect_check(url.host)
         if hook is not None:
             request.extensions["trace"] = hook
@@ -221,17 +243,70 @@ def decode_body(response: httpx.Response, raw: bytes) -> Any:
         return raw.decode("utf-8", errors="replace")
 
 
+def target(url: httpx.URL) -> str:
+    """The breaker's key: `host:port`, the port always written (`[v6]:port` for IPv6)."""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{host}:{url.port or DEFAULT_PORTS[url.scheme]}"
+
+
+def breaker_policy(ctx: NodeContext, params: HttpParams) -> CircuitPolicy | None:
+    if params.circuit_breaker is False or ctx.services.circuits is None:
+        return None
+    default = default_policy(ctx.services.settings)
+    if isinstance(params.circuit_breaker, CircuitOverride):
+        return params.circuit_breaker.policy(default)
+    return default
+
+
+async def admit(
+    ctx: NodeContext, params: HttpParams, request: httpx.Request, guard: AddressGuard, ms: int
+) -> Ticket | None:
+    """The breaker's ticket for this call (None: no breaker). The address guard runs first,
+    so a refused host never gets a breaker: `GET /circuits` cannot tell about private hosts."""
+    policy = breaker_policy(ctx, params)
+    if policy is None or ctx.services.circuits is None:
+        return None
+    url = request.url
+    circuits, name = ctx.services.circuits, target(url)
+    try:
+        await guard.vet(url.host, url.port or DEFAULT_PORTS[url.scheme])
+    except StepError as exc:
+        if exc.code == "http_network":  # the name does not resolve: the target fails
+            ticket = await circuits.admit(ctx.namespace, name, policy, ms)
+            if ticket is not None:
+                await ticket.report("failure")
+        raise
+    return await circuits.admit(ctx.namespace, name, policy, ms)
+
+
+def outcome_of(exc: BaseException | None) -> Outcome:
+    """What the call says about the target. A failure: a timeout, a connection error, a 5xx
+    not listed in `acceptStatus`. Any other answer (2xx, 4xx, an accepted status) is a
+    success: a 4xx is the caller's problem, not the target's. An attempt cut short
+    (cancelled, refused by the address guard, a bad redirect, a body too large) says nothing."""
+    if exc is None:
+        return "success"
+    code = getattr(exc, "code", None)
+    if code in ("http_timeout", "http_network"):
+        return "failure"
+    if code == "http_status":
+        return "failure" if getattr(exc, "status", 0) >= 500 else "success"
+    return "abandoned"
+
+
 def check_status(response: httpx.Response, body: Any, accept: list[int], name: str) -> None:
     status = response.status_code
     if 200 <= status < 300 or status in accept:
         return
     text = body if isinstance(body, str) else json.dumps(body)
     snippet = f": {text[:200]}" if text else ""
-    raise step_error(
+    error = step_error(
         f"{name} answered {status} {response.reason_phrase}{snippet}",
         code="http_status",
         retryable=status >= 500 or status in RETRYABLE_STATUSES,
     )
+    error.status = status  # type: ignore[attr-defined]  # read by the circuit breaker
+    raise error
 
 
 class HttpRequestNode(BaseNode):
@@ -249,6 +324,29 @@ class HttpRequestNode(BaseNode):
             allow_private=settings.http_allow_private, allowlist=settings.http_allowlist
         )
         request = build_request(ctx, params, timeout_ms)
+        ticket = await admit(ctx, params, request, guard, timeout_ms)
+        if ticket is None:
+            return await self._call(ctx, params, request, guard, timeout_ms, first_vetted=False)
+        error: BaseException | None = None
+        try:
+            return await self._call(ctx, params, request, guard, timeout_ms, first_vetted=True)
+        except BaseException as exc:  # re-raised: only its meaning for the breaker is taken
+            error = exc
+            raise
+        finally:
+            await ticket.report(outcome_of(error))
+
+    async def _call(
+        self,
+        ctx: NodeContext,
+        params: HttpParams,
+        request: httpx.Request,
+        guard: AddressGuard,
+        timeout_ms: int,
+        *,
+        first_vetted: bool,
+    ) -> Any:
+        settings = ctx.services.settings
         name = label(params.method, request.url)
         try:
             # httpx timeouts are per operation; this bounds the whole call, redirects included.
@@ -259,6 +357,7 @@ class HttpRequestNode(BaseNode):
                     guard,
                     follow=params.follow_redirects,
                     cap=settings.http_max_response_bytes,
+                    first_vetted=first_vetted,
                 )
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise step_error(

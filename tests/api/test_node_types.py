@@ -50,6 +50,11 @@ async def test_node_types_lists_every_builtin_with_its_params_schema(
         http["paramsSchema"]["properties"]
     )
     assert http["paramsSchema"]["required"] == ["url"]
+    circuit = jsonschema.Draft202012Validator(http["paramsSchema"])
+    for good in (False, True, {"failures": 2}, {"windowMs": 1000, "cooldownMs": 5000}):
+        assert circuit.is_valid({"url": "https://a.example/", "circuitBreaker": good})
+    for bad in ("yes", {"failures": 0}, {"cooldown": 5}):
+        assert not circuit.is_valid({"url": "https://a.example/", "circuitBreaker": bad})
     # The schema is a usable JSON Schema: it accepts good params and rejects bad ones.
     validator = jsonschema.Draft202012Validator(types["delay"]["paramsSchema"])
     assert validator.is_valid({"ms": 10})

@@ -9,7 +9,12 @@ import sys
 
 import pytest
 
-PURE_CORE = ("app.execution.complexity", "app.workflows.graph", "app.engine.runner")
+PURE_CORE = (
+    "app.execution.complexity",
+    "app.workflows.graph",
+    "app.engine.runner",
+    "app.circuits.policy",
+)
 IO_MODULES = ("httpx", "sqlalchemy", "redis", "arq", "app.config")
 
 
