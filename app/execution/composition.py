@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
@@ -185,6 +186,7 @@ class CompositionBus:
         self.queue = queue
         self.control = control
         self._tasks: set[asyncio.Task[None]] = set()
+        self._next_sweep: float | None = None
 
     def subscribe(
         self, execution_id: UUID
@@ -279,7 +281,15 @@ class CompositionBus:
 
     async def sweep(self, grace_ms: int, limit: int) -> int:
         """Wake the runs whose wake-up was lost (a process died between its commit and the
-        wake-up); the reconciler calls it on each pass."""
+        wake-up). The reconciler calls it on each pass; it looks once per grace period, as a
+        lost wake-up is only told apart from a slow one after it (and not on the first pass,
+        which a starting worker spends on its first jobs)."""
+        now = time.monotonic()
+        if self._next_sweep is None or now < self._next_sweep:
+            if self._next_sweep is None:
+                self._next_sweep = now + grace_ms / 1000
+            return 0
+        self._next_sweep = now + grace_ms / 1000
         woken = 0
         for execution_id, data in await self.store.missed_wakeups(grace_ms, limit):
             if await self.wake(execution_id, {**data, "recovered": True}):
