@@ -21,6 +21,7 @@ from app.events.bus import EventBus, InProcessBus
 from app.events.redis_bus import RedisBus
 from app.execution.active import ActiveRuns, drain
 from app.execution.complexity import ComplexityAnalyzer, ComplexityThresholds
+from app.execution.flow import FlowGate
 from app.execution.heartbeats import Heartbeat, WorkerHeartbeats
 from app.execution.jobs import JobRunner
 from app.execution.manager import ExecutionManager
@@ -66,6 +67,7 @@ class Runtime:
     signals: LocalSignals | RedisSignals
     heartbeats: WorkerHeartbeats
     jobs: JobRunner
+    flow: FlowGate
     manager: ExecutionManager
     control: ExecutionControl
     # Whoever runs queued work also recovers orphans and beats: the workers, or this process
@@ -126,6 +128,7 @@ class Runtime:
         if self.heartbeat is not None:
             await self.heartbeat.close()
         await self.shutdown_runs()
+        await self.flow.close()
         if isinstance(self.signals, RedisSignals):
             await self.signals.close()
         if isinstance(self.queue, InProcessQueue):
@@ -173,17 +176,24 @@ def build_runtime(
         queue = InProcessQueue(
             lambda execution_id: jobs.run(execution_id), settings.worker_concurrency_embedded
         )
+    signals: LocalSignals | RedisSignals = (
+        RedisSignals(redis, settings.key_prefix, active)
+        if redis is not None
+        else LocalSignals(active)
+    )
+    control = ExecutionControl(settings=settings, repo=repo, bus=bus, queue=queue, signals=signals)
+    flow = FlowGate(repo=repo, bus=bus, queue=queue, control=control)
+
+    def held(queued: bool) -> HeldRuns:
+        return HeldRuns(
+            session=session(queued=queued), queue=queue, active=active, owner=owner, flow=flow
+        )
+
     jobs = JobRunner(
-        repo=repo,
-        bus=bus,
-        held=HeldRuns(session=session(queued=True), queue=queue, active=active, owner=owner),
-        lease_ms=settings.lease_ms,
+        repo=repo, bus=bus, held=held(queued=True), lease_ms=settings.lease_ms, flow=flow
     )
     immediate = ImmediateExecutionStrategy(
-        settings=settings,
-        repo=repo,
-        bus=bus,
-        held=HeldRuns(session=session(queued=False), queue=queue, active=active, owner=owner),
+        settings=settings, repo=repo, bus=bus, held=held(queued=False)
     )
     manager = ExecutionManager(
         settings=settings,
@@ -194,11 +204,6 @@ def build_runtime(
         ),
         immediate=immediate,
         queued=QueuedExecutionStrategy(repo, bus, queue),
-    )
-    signals: LocalSignals | RedisSignals = (
-        RedisSignals(redis, settings.key_prefix, active)
-        if redis is not None
-        else LocalSignals(active)
     )
     heartbeats = WorkerHeartbeats(redis, settings.key_prefix)
     runs_queued_work = role == "worker" or redis is None
@@ -217,10 +222,9 @@ def build_runtime(
         signals=signals,
         heartbeats=heartbeats,
         jobs=jobs,
+        flow=flow,
         manager=manager,
-        control=ExecutionControl(
-            settings=settings, repo=repo, bus=bus, queue=queue, signals=signals
-        ),
+        control=control,
         reconciler=Reconciler(settings, repo, queue) if runs_queued_work else None,
         heartbeat=(
             Heartbeat(heartbeats, owner, role, lambda: len(active)) if runs_queued_work else None

@@ -34,6 +34,7 @@ TABLES = (
     "api_sessions",
     "audit_log",
     "secrets",
+    "flow_buckets",
 )
 CONNECT_TIMEOUT_S = 5
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.flow import FlowControl, PendingReason
+
 
 class Resource(BaseModel):
     # New fields may appear in an answer before they are described here.
@@ -87,6 +89,8 @@ class ExecutionSummary(Resource):
     progress: Progress
     metadata: dict[str, Any]
     wake_at: str | None = Field(default=None, alias="wakeAt")
+    flow_control: FlowControl | None = Field(default=None, alias="flowControl")
+    pending_reason: PendingReason | None = Field(default=None, alias="pendingReason")
 
 
 class Execution(ExecutionSummary):
@@ -114,6 +118,8 @@ class Accepted(Resource):
     complexity: Complexity | None = None
     mode: str
     links: Links
+    flow_control: FlowControl | None = Field(default=None, alias="flowControl")
+    pending_reason: PendingReason | None = Field(default=None, alias="pendingReason")
 
 
 class ExecutionPage(Resource):

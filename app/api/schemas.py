@@ -8,6 +8,7 @@ from fastapi import Path
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from app.api.flow import flow_fields
 from app.config import get_settings
 from app.engine.state import StepState
 from app.jsonvalue import NotJSON, normalise
@@ -128,6 +129,7 @@ def execution_resource(record: ExecutionRecord, *, steps: bool = True) -> dict[s
     }
     if record.wake_at is not None:
         out["wakeAt"] = iso(record.wake_at)
+    out.update(flow_fields(record))
     if steps:
         out["steps"] = [step_resource(s) for s in record.steps]
         out["usage"] = usage_totals([s.state.get("usage") or {} for s in record.steps])
@@ -144,6 +146,7 @@ def accepted_resource(record: ExecutionRecord, complexity: dict[str, Any] | None
             "self": f"/execution/{record.id}",
             "stream": f"/execution/{record.id}/stream",
         },
+        **flow_fields(record),
     }
 
 

@@ -143,6 +143,8 @@ def execution_record(row: RowMapping | dict[str, Any]) -> ExecutionRecord:
         idempotency_key=row["idempotency_key"],
         request_hash=row["request_hash"],
         namespace=row.get("namespace") or "default",
+        flow=row.get("flow"),
+        pending_reason=row.get("pending_reason"),
     )
 
 

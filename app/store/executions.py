@@ -62,6 +62,8 @@ class ExecutionStore(StoreBase):
             "last_seq": len(events),
             "trace_context": new.trace_context,
             "namespace": new.namespace,
+            "flow": new.flow,
+            "concurrency_key": (new.flow or {}).get("concurrency", {}).get("key"),
         }
         try:
             if self.dialect == "postgresql":

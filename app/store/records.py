@@ -49,6 +49,8 @@ class ExecutionRecord:
     recoveries: int = 0
     trace_context: str | None = None
     namespace: str = "default"
+    flow: dict[str, Any] | None = None  # the flow-control gate's spec (app/store/flow.py)
+    pending_reason: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -108,6 +110,7 @@ class NewExecution:
     # The trace the run belongs to: the current span's, where the execution is created.
     trace_context: str | None = field(default_factory=current_traceparent)
     namespace: str = "default"
+    flow: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

@@ -50,6 +50,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+# JSON whose Python None is SQL NULL (not JSON null): the claim tests `flow IS NULL`.
+NullableJSON = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 workflow_executions = Table(
     "workflow_executions",
@@ -97,6 +99,11 @@ workflow_executions = Table(
     Column("progress_done", Integer, nullable=False, server_default="0"),
     Column("progress_total", Integer, nullable=False, server_default="0"),
     Column("namespace", String(100), nullable=False, server_default="default"),
+    # Flow control (app/store/flow.py): the gate's spec with its keys evaluated at creation
+    # (null: the claim's fast path), the concurrency key's value, why it waits pending.
+    Column("flow", NullableJSON, nullable=True),
+    Column("concurrency_key", String(200), nullable=True),
+    Column("pending_reason", NullableJSON, nullable=True),
     CheckConstraint(
         f"status IN ({','.join(repr(str(s)) for s in Status)})",
         name="ck_workflow_executions_status",
@@ -108,6 +115,7 @@ workflow_executions = Table(
     # The analytics' rollup folds runs by when they ended (app/store/rollups.py).
     Index("ix_workflow_executions_completed", "completed_at"),
     Index("ix_workflow_executions_namespace", "namespace", "created_at"),
+    Index("ix_workflow_executions_concurrency", "concurrency_key", "status"),
 )
 
 execution_steps = Table(
@@ -268,3 +276,12 @@ __all__ = [
     "workflow_executions",
     "workflows",
 ]
+
+# Rate limits' token buckets, one row per (namespace, workflow, key value): app/store/flow.py.
+flow_buckets = Table(
+    "flow_buckets",
+    metadata,
+    Column("bucket", String(600), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)

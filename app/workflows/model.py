@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field
 
 from app.nodes.template import MAX_DURATION_MS, CamelModel, RetryPolicy
+from app.workflows.flow import ConcurrencyPolicy, RateLimitPolicy
 
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 
@@ -62,6 +63,8 @@ class WorkflowDefinition(CamelModel):
     )
     max_concurrency: int = Field(default=8, ge=1, le=1000, description="steps running at once")
     limits: RunLimits | None = None
+    concurrency: ConcurrencyPolicy | None = None
+    rate_limit: RateLimitPolicy | None = None
 
 
 def _unchanged(value: Any) -> Any:

@@ -31,6 +31,8 @@ APP_TABLES = {
     "execution_rollups",
     "execution_rollup_errors",
     "analytics_watermark",
+    # Rate limits' token buckets (migration 0009).
+    "flow_buckets",
 }
 
 
