@@ -58,13 +58,16 @@ class FlowStore(RunStore):
         self, execution_id: UUID, owner: str, lease_ms: int, event: tuple[str, dict[str, Any]]
     ) -> Gated:
         """Claim an execution with flow control if its gates let it start (see module doc)."""
-        now = utcnow()
         async with self._write() as conn:
-            row = await self._claimable_row(conn, execution_id, now)
+            row = await self._claimable_row(conn, execution_id, utcnow())
             if row is None or row.flow is None:
                 return Gated()
+            takeover = row.status == Status.RUNNING  # it keeps the slot its run holds
+            if not takeover:
+                await self._lock_keys(conn, row)
+            now = utcnow()  # after the locks: the bucket refills up to this instant
             supersede: list[UUID] = []
-            if row.status != Status.RUNNING:  # a takeover keeps the slot its run holds
+            if not takeover:
                 supersede = await self._superseded(conn, row)
                 refusal = await self._check_slots(conn, row)
                 if refusal is None and row.started_at is None:
@@ -73,6 +76,8 @@ class FlowStore(RunStore):
                     refusal.supersede = supersede
                     await self._refuse(conn, row, refusal, now)
                     return Gated(refusal=refusal, supersede=supersede)
+            # Stamped after the gates: a start is later than the releases its count saw.
+            now = utcnow()
             claimed = await self._claim_in(conn, execution_id, owner, lease_ms, event, now, True)
             return Gated(claimed=claimed, supersede=supersede)
 
@@ -103,6 +108,19 @@ class FlowStore(RunStore):
             return row
         return None
 
+    async def _lock_keys(self, conn: AsyncConnection, row: Any) -> None:
+        """Serialize the claims of the row's keys, always in this order (no deadlock)."""
+        concurrency = row.flow.get("concurrency")
+        if concurrency is not None:
+            await self._lock(
+                conn, "concurrency", row.namespace, row.workflow_name, concurrency["key"]
+            )
+        if row.flow.get("namespaceLimit"):
+            await self._lock(conn, "namespace", row.namespace)
+        rate = row.flow.get("rateLimit")
+        if rate is not None and row.started_at is None:
+            await self._lock(conn, "rate", _bucket(row, rate))
+
     async def _lock(self, conn: AsyncConnection, *parts: str) -> None:
         """Serialize the claims of one key until this transaction ends (Postgres)."""
         if self.dialect != "postgresql":
@@ -116,9 +134,6 @@ class FlowStore(RunStore):
     async def _check_slots(self, conn: AsyncConnection, row: Any) -> Refusal | None:
         concurrency = row.flow.get("concurrency")
         if concurrency is not None:
-            await self._lock(
-                conn, "concurrency", row.namespace, row.workflow_name, concurrency["key"]
-            )
             running = await self._count_running(
                 conn,
                 row.id,
@@ -137,7 +152,6 @@ class FlowStore(RunStore):
                 return Refusal(reason, cancel_self=newest)
         limit = row.flow.get("namespaceLimit")
         if limit:
-            await self._lock(conn, "namespace", row.namespace)
             running = await self._count_running(conn, row.id, _wx.namespace == row.namespace)
             if running >= limit:
                 reason = {
@@ -193,8 +207,7 @@ class FlowStore(RunStore):
         if booked is not None:  # booked earlier: due now, or woken early
             due = datetime.fromisoformat(booked)
             return None if due <= now else Refusal(_rate_reason(rate, booked), retry_at=due)
-        bucket = json.dumps([row.namespace, row.workflow_name, rate["key"]])
-        await self._lock(conn, "rate", bucket)
+        bucket = _bucket(row, rate)
         per_second, burst = float(rate["perSecond"]), float(rate["burst"])
         stored = (
             await conn.execute(
@@ -273,6 +286,10 @@ class FlowStore(RunStore):
         )
         async with self.engine.connect() as conn:
             return {r.id: r.priority for r in (await conn.execute(query)).all()}
+
+
+def _bucket(row: Any, rate: dict[str, Any]) -> str:
+    return json.dumps([row.namespace, row.workflow_name, rate["key"]])
 
 
 def _rate_reason(rate: dict[str, Any], token_at: str) -> dict[str, Any]:
