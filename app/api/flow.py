@@ -24,8 +24,8 @@ class PendingReason(Resource):
     namespace: str | None = None
     per_second: float | None = Field(default=None, alias="perSecond")
     burst: int | None = None
-    token_at: str | None = Field(
-        default=None, alias="tokenAt", description="rate_limited: when its booked start is due"
+    retry_at: str | None = Field(
+        default=None, alias="retryAt", description="rate_limited: when it tries again"
     )
 
 

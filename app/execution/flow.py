@@ -54,7 +54,7 @@ class FlowGate:
         )
         if refusal.cancel_self:
             await self._cancel_newest(execution_id, refusal.reason)
-        elif refusal.retry_at is not None:  # its token is booked: come back then
+        elif refusal.retry_at is not None:  # rate limited: come back when a token is due
             await self.queue.enqueue(execution_id, defer_until=refusal.retry_at)
         # A run refused a slot is enqueued again when one frees (`released`), and by the
         # reconciler's pass over old pending rows should that wake-up be lost.

@@ -63,21 +63,23 @@ class FlowStore(RunStore):
             if row is None or row.flow is None:
                 return Gated()
             takeover = row.status == Status.RUNNING  # it keeps the slot its run holds
-            if not takeover:
-                await self._lock_keys(conn, row)
-            now = utcnow()  # after the locks: the bucket refills up to this instant
             supersede: list[UUID] = []
             if not takeover:
+                await self._lock_keys(conn, row)
                 supersede = await self._superseded(conn, row)
                 refusal = await self._check_slots(conn, row)
+                # One instant, taken after the counts, for the token and the start stamp: a
+                # start is later than the releases its count saw, and starts are spaced
+                # exactly as the bucket let them through.
+                now = utcnow()
                 if refusal is None and row.started_at is None:
                     refusal = await self._take_token(conn, row, now)
                 if refusal is not None:
                     refusal.supersede = supersede
                     await self._refuse(conn, row, refusal, now)
                     return Gated(refusal=refusal, supersede=supersede)
-            # Stamped after the gates: a start is later than the releases its count saw.
-            now = utcnow()
+            else:
+                now = utcnow()
             claimed = await self._claim_in(conn, execution_id, owner, lease_ms, event, now, True)
             return Gated(claimed=claimed, supersede=supersede)
 
@@ -197,16 +199,13 @@ class FlowStore(RunStore):
         return [r.id for r in (await conn.execute(query)).all()]
 
     async def _take_token(self, conn: AsyncConnection, row: Any, now: datetime) -> Refusal | None:
-        """A first start spends a token of its key's bucket. With none left, the run books
-        the next one (the bucket goes below zero) and waits for it: starts are spaced
-        1/perSecond apart with no herd of retries, and a booked run starts at its time."""
+        """A first start spends a token of its key's bucket (refilled at `perSecond` up to
+        `burst`). With none left the run waits: it is retried when the next token is due,
+        later by one token's time per run already waiting on the key, so they come back
+        spread out rather than all at once."""
         rate = row.flow.get("rateLimit")
         if rate is None:
             return None
-        booked = (row.pending_reason or {}).get("tokenAt")
-        if booked is not None:  # booked earlier: due now, or woken early
-            due = datetime.fromisoformat(booked)
-            return None if due <= now else Refusal(_rate_reason(rate, booked), retry_at=due)
         bucket = _bucket(row, rate)
         per_second, burst = float(rate["perSecond"]), float(rate["burst"])
         stored = (
@@ -217,31 +216,53 @@ class FlowStore(RunStore):
             )
         ).first()
         if stored is None:
-            tokens = burst - 1
-            await conn.execute(
-                insert(flow_buckets).values(bucket=bucket, tokens=tokens, updated_at=now)
-            )
+            tokens = burst
         else:
             elapsed = max(0.0, (now - stored.updated_at).total_seconds())
-            tokens = min(burst, stored.tokens + elapsed * per_second) - 1
+            tokens = min(burst, stored.tokens + elapsed * per_second)
+        granted = tokens >= 1
+        left = tokens - 1 if granted else tokens
+        if stored is None:
+            await conn.execute(
+                insert(flow_buckets).values(bucket=bucket, tokens=left, updated_at=now)
+            )
+        else:
             await conn.execute(
                 update(flow_buckets)
                 .where(flow_buckets.c.bucket == bucket)
-                .values(tokens=tokens, updated_at=now)
+                .values(tokens=left, updated_at=now)
             )
-        if tokens >= 0:
+        if granted:
             return None
-        due = now + ms(int(-tokens / per_second * 1000) + 1)
-        return Refusal(_rate_reason(rate, due.isoformat()), retry_at=due)
+        ahead = await self._rate_waiting(conn, row, rate["key"])
+        wait_s = (1 - tokens + ahead) / per_second
+        due = now + ms(int(wait_s * 1000) + 1)
+        reason = {
+            "code": "rate_limited",
+            "key": rate["key"],
+            "perSecond": rate["perSecond"],
+            "burst": rate["burst"],
+            "retryAt": due.isoformat(),
+        }
+        return Refusal(reason, retry_at=due)
+
+    async def _rate_waiting(self, conn: AsyncConnection, row: Any, key: str) -> int:
+        """How many other runs of the key wait for a token now."""
+        query = select(_wx.pending_reason).where(
+            _wx.namespace == row.namespace,
+            _wx.workflow_name == row.workflow_name,
+            _wx.status == Status.PENDING,
+            _wx.pending_reason.isnot(None),
+            _wx.id != row.id,
+        )
+        reasons = (await conn.execute(query)).scalars()
+        return sum(1 for r in reasons if r.get("code") == "rate_limited" and r.get("key") == key)
 
     async def _refuse(
         self, conn: AsyncConnection, row: Any, refusal: Refusal, now: datetime
     ) -> None:
         """Leave the run pending with its reason (a due delay that may not resume goes back
-        to pending too); a booked token stays with it whatever the reason now is."""
-        booked = (row.pending_reason or {}).get("tokenAt")
-        if booked is not None and "tokenAt" not in refusal.reason:
-            refusal.reason["tokenAt"] = booked
+        to pending too)."""
         await conn.execute(
             update(workflow_executions)
             .where(_wx.id == row.id, _wx.status == row.status)
@@ -290,13 +311,3 @@ class FlowStore(RunStore):
 
 def _bucket(row: Any, rate: dict[str, Any]) -> str:
     return json.dumps([row.namespace, row.workflow_name, rate["key"]])
-
-
-def _rate_reason(rate: dict[str, Any], token_at: str) -> dict[str, Any]:
-    return {
-        "code": "rate_limited",
-        "key": rate["key"],
-        "perSecond": rate["perSecond"],
-        "burst": rate["burst"],
-        "tokenAt": token_at,
-    }
