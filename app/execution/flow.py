@@ -14,6 +14,7 @@ from app.events.bus import EventBus
 from app.execution.queue import ExecutionQueue
 from app.execution.steering import ExecutionControl
 from app.metrics import FLOW_REFUSALS
+from app.store.audit import AuditEntry, AuditStore
 from app.store.flow import Refusal
 from app.store.records import EventRecord, ExecutionRecord
 from app.store.repository import Repository
@@ -85,7 +86,16 @@ class FlowGate:
 
         async def cancel() -> None:
             try:
-                await self.control.cancel(older, SUPERSEDED_BY)
+                answer = await self.control.cancel(older, SUPERSEDED_BY)
+                if answer.changed:  # a control action taken by the service: audited as one
+                    entry = AuditEntry(
+                        actor=SUPERSEDED_BY,
+                        namespace=answer.record.namespace,
+                        action="execution.cancel",
+                        target=f"execution/{older}",
+                        details={"supersededBy": str(newer), "status": answer.record.status},
+                    )
+                    await AuditStore(self.repo.engine).append(entry)
             except Exception:
                 log.exception(
                     "could not cancel a superseded execution",

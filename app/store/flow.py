@@ -58,6 +58,11 @@ class FlowStore(RunStore):
         self, execution_id: UUID, owner: str, lease_ms: int, event: tuple[str, dict[str, Any]]
     ) -> Gated:
         """Claim an execution with flow control if its gates let it start (see module doc)."""
+        if self.dialect == "sqlite":  # a row the fast claim passed over for another reason
+            async with self.engine.connect() as conn:  # is told without the writer lock
+                row = await self._claimable_row(conn, execution_id, utcnow())
+            if row is None or row.flow is None:
+                return Gated()
         async with self._write() as conn:
             row = await self._claimable_row(conn, execution_id, utcnow())
             if row is None or row.flow is None:

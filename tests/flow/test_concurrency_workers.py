@@ -13,6 +13,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.store.audit import AuditFilter, AuditStore
 from app.store.repository import Repository
 from tests.flow.conftest import chain, delaying, most_at_once, run_interval, settled, submit
 from tests.support.executions import wait_until
@@ -127,6 +128,11 @@ async def test_cancel_in_progress_cancels_the_running_one_for_the_newcomer(
     events = await repo.events_after(old, 0)
     cancelled = [e for e in events if e.type == "execution.cancelled"]
     assert cancelled and cancelled[0].data.get("requestedBy") == "concurrency:cancel_in_progress"
+    audited, _ = await AuditStore(engine).list(AuditFilter(action="execution.cancel"), limit=10)
+    assert [(a["actor"], a["target"]) for a in audited] == [
+        ("concurrency:cancel_in_progress", f"execution/{old}")
+    ]
+    assert audited[0]["details"]["supersededBy"] == str(new)
 
 
 async def test_cancel_newest_cancels_the_newcomer_while_the_key_is_busy(
