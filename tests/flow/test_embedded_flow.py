@@ -14,6 +14,7 @@ from tests.conftest import IsolatedSettings
 from tests.flow.conftest import chain, most_at_once
 from tests.flow.test_rate_workers import over_the_rate
 from tests.servers import run_server_async
+from turnout.models import Execution
 
 
 def embedded(tmp_path: Path) -> IsolatedSettings:
@@ -92,6 +93,8 @@ async def test_an_immediate_run_over_the_limit_is_queued_with_its_reason(tmp_pat
         assert body["status"] == "pending" and body["mode"] == "queued"
         assert body["pendingReason"]["code"] == "concurrency_limit"
         assert body["pendingReason"]["limit"] == 1
+        reason = Execution.from_dict(body).pending_reason  # the Python client reads it too
+        assert reason is not None and reason["code"] == "concurrency_limit"
         answered = await first
         assert answered.status_code == 200 and answered.json()["status"] == "completed"
         (done,) = await finished(client, [body["executionId"]])
