@@ -125,3 +125,26 @@ async def test_a_key_that_does_not_evaluate_is_a_422_and_nothing_is_created(
     fields = {d["field"] for d in invalid.json()["error"]["details"]}
     assert fields == {"concurrency.key", "concurrency.limit"}, invalid.json()
     assert listed == []
+
+
+async def test_an_immediate_newcomer_under_cancel_newest_is_answered_cancelled(
+    tmp_path: Path,
+) -> None:
+    workflow = chain("exclusive", 400, concurrency={"limit": 1, "strategy": "cancel_newest"})
+    async with (
+        run_server_async(create_app(embedded(tmp_path))) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
+        first = asyncio.ensure_future(
+            client.post("/workflow/run", json={"workflow": workflow, "mode": "immediate"})
+        )
+        await asyncio.sleep(0.15)
+        second = await client.post(
+            "/workflow/run", json={"workflow": workflow, "mode": "immediate"}
+        )
+        answered = await first
+    assert answered.status_code == 200 and answered.json()["status"] == "completed"
+    assert second.status_code == 200, second.text
+    body = second.json()
+    assert body["status"] == "cancelled" and body["startedAt"] is None
+    assert body["error"]["code"] == "concurrency_limit"
