@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     max_output_bytes: int = 0
     max_duration_ms: int = 0
 
+    # Flow control: executions running at once per namespace (0: no limit), README.
+    namespace_concurrency: int = Field(default=0, ge=0)
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -42,6 +42,11 @@ LEASE_TAKEOVERS = Counter(
     "turnout_lease_takeovers_total",
     "Running executions whose lease expired and were taken over by another runner.",
 )
+FLOW_REFUSALS = Counter(
+    "turnout_flow_refusals_total",
+    "Claims held back by flow control (concurrency key, namespace limit, rate limit).",
+    ["reason"],
+)
 RETENTION_DELETED = Counter(
     "turnout_retention_deleted_total", "Executions deleted by the retention policy."
 )

@@ -24,6 +24,7 @@ from app.execution.active import ActiveRuns, drain
 from app.execution.complexity import ComplexityAnalyzer, ComplexityThresholds
 from app.execution.composition import Composer, CompositionBus, EventRetention
 from app.execution.event_intake import EventIntake
+from app.execution.flow import FlowGate
 from app.execution.heartbeats import Heartbeat, WorkerHeartbeats
 from app.execution.jobs import JobRunner
 from app.execution.manager import ExecutionManager
@@ -72,6 +73,7 @@ class Runtime:
     signals: LocalSignals | RedisSignals
     heartbeats: WorkerHeartbeats
     jobs: JobRunner
+    flow: FlowGate
     manager: ExecutionManager
     control: ExecutionControl
     events: EventIntake  # POST /events (composition: README, Composition)
@@ -139,6 +141,7 @@ class Runtime:
             await self.heartbeat.close()
         await self.shutdown_runs()
         await self.scheduler.settle(self.settings.cancel_grace_ms / 1000)
+        await self.flow.close()
         if isinstance(self.signals, RedisSignals):
             await self.signals.close()
         if isinstance(self.queue, InProcessQueue):
@@ -197,17 +200,18 @@ def build_runtime(
     # Every writer publishes through it: what a run's end or park means for others follows.
     bus = CompositionBus(fanout, composition, queue, lambda: control)
     control = ExecutionControl(settings=settings, repo=repo, bus=bus, queue=queue, signals=signals)
+    flow = FlowGate(repo=repo, bus=bus, queue=queue, control=control)
+
+    def held(queued: bool) -> HeldRuns:
+        return HeldRuns(
+            session=session(queued=queued), queue=queue, active=active, owner=owner, flow=flow
+        )
+
     jobs = JobRunner(
-        repo=repo,
-        bus=bus,
-        held=HeldRuns(session=session(queued=True), queue=queue, active=active, owner=owner),
-        lease_ms=settings.lease_ms,
+        repo=repo, bus=bus, held=held(queued=True), lease_ms=settings.lease_ms, flow=flow
     )
     immediate = ImmediateExecutionStrategy(
-        settings=settings,
-        repo=repo,
-        bus=bus,
-        held=HeldRuns(session=session(queued=False), queue=queue, active=active, owner=owner),
+        settings=settings, repo=repo, bus=bus, held=held(queued=False)
     )
     manager = ExecutionManager(
         settings=settings,
@@ -244,6 +248,7 @@ def build_runtime(
         signals=signals,
         heartbeats=heartbeats,
         jobs=jobs,
+        flow=flow,
         manager=manager,
         control=control,
         events=EventIntake(composition, bus, manager.submit),

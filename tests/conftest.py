@@ -37,6 +37,7 @@ TABLES = (
     "schedules",
     "events",
     "event_waits",
+    "flow_buckets",
 )
 CONNECT_TIMEOUT_S = 5
 

@@ -151,6 +151,8 @@ class Execution:
     steps: tuple[Step, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
     queue_position: int | None = None
+    # Why a pending run has not started (flow control): {"code": "concurrency_limit", ...}.
+    pending_reason: dict[str, Any] | None = None
     changed: bool | None = None  # control verbs: False when the request was already satisfied
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -187,6 +189,7 @@ class Execution:
             steps=tuple(Step.from_dict(s) for s in data.get("steps") or () if isinstance(s, dict)),
             metadata=data.get("metadata") or {},
             queue_position=data.get("queuePosition"),
+            pending_reason=data.get("pendingReason"),
             changed=data.get("changed"),
             raw=data,
         )

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.flow import FlowControl, PendingReason
+
 
 class Resource(BaseModel):
     # New fields may appear in an answer before they are described here.
@@ -120,6 +122,8 @@ class ExecutionSummary(Resource):
     parent: ParentRef | None = Field(
         default=None, description="the `workflow` step that started this run as its child"
     )
+    flow_control: FlowControl | None = Field(default=None, alias="flowControl")
+    pending_reason: PendingReason | None = Field(default=None, alias="pendingReason")
 
 
 class Execution(ExecutionSummary):
@@ -151,6 +155,8 @@ class Accepted(Resource):
     complexity: Complexity | None = None
     mode: str
     links: Links
+    flow_control: FlowControl | None = Field(default=None, alias="flowControl")
+    pending_reason: PendingReason | None = Field(default=None, alias="pendingReason")
 
 
 class ExecutionPage(Resource):

@@ -9,6 +9,7 @@ from fastapi import Path
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from app.api.flow import flow_fields
 from app.config import get_settings
 from app.engine.state import StepState
 from app.jsonvalue import NotJSON, normalise
@@ -137,6 +138,7 @@ def execution_resource(record: ExecutionRecord, *, steps: bool = True) -> dict[s
     if record.schedule_id is not None:
         out["schedule"] = {"id": str(record.schedule_id), "slot": iso(record.schedule_slot)}
     out["parent"] = record.parent.to_dict() if record.parent else None
+    out.update(flow_fields(record))
     if steps:
         out["steps"] = [step_resource(s) for s in record.steps]
         out["usage"] = usage_totals([s.state.get("usage") or {} for s in record.steps])
@@ -166,6 +168,7 @@ def accepted_resource(record: ExecutionRecord, complexity: dict[str, Any] | None
             "self": f"/execution/{record.id}",
             "stream": f"/execution/{record.id}/stream",
         },
+        **flow_fields(record),
     }
 
 

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from app.engine.stops import ACTIONS, RunControl
 from app.events.bus import EventBus
+from app.execution.flow import FlowGate
 from app.execution.run import HeldRuns
 from app.execution.session import SessionResult
 from app.metrics import LEASE_TAKEOVERS
@@ -24,12 +25,14 @@ class JobRunner:
     bus: EventBus
     held: HeldRuns
     lease_ms: int
+    flow: FlowGate | None = None
 
     async def run(self, execution_id: UUID) -> SessionResult | None:
         owner = self.held.owner
-        claimed = await self.repo.claim(
-            execution_id, owner, self.lease_ms, ("execution.started", {"owner": owner})
-        )
+        event = ("execution.started", {"owner": owner})
+        claimed = await self.repo.claim(execution_id, owner, self.lease_ms, event)
+        if claimed is None and self.flow is not None:  # flow control, or not claimable
+            claimed = await self.flow.claim(execution_id, owner, self.lease_ms, event)
         if claimed is None:  # someone else runs it, or it is not runnable any more
             log.info("execution not claimable", extra={"execution_id": str(execution_id)})
             return None

@@ -25,8 +25,9 @@ from app.nodes.registry import NodeRegistry
 from app.store.history import HistoryStore
 from app.store.records import ExecutionRecord, NewExecution, ParentLink
 from app.store.repository import Repository
-from app.workflows.graph import compile_workflow
-from app.workflows.problems import validate_input
+from app.workflows.flow import KeyInvalid, flow_spec
+from app.workflows.graph import CompiledWorkflow, compile_workflow
+from app.workflows.problems import Problem, validate_input
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ class ExecutionManager:
                 "the input does not match the workflow's inputSchema",
                 [p.to_dict() for p in problems],
             )
+        flow = self._flow(compiled, request.input)
         complexity = self.analyzer.analyze(compiled, await self._history(workflow_id, version))
         chosen = self._choose(request.mode, complexity)
         new = NewExecution(
@@ -140,6 +142,7 @@ class ExecutionManager:
             schedule_id=request.schedule_id,
             schedule_slot=request.schedule_slot,
             parent=request.parent,
+            flow=flow,
         )
         strategy = self.immediate if chosen == "immediate" else self.queued
         started = await strategy.start(new, compiled)
@@ -155,6 +158,20 @@ class ExecutionManager:
             },
         )
         return Submission(started, complexity, chosen)
+
+    def _flow(self, compiled: CompiledWorkflow, input_value: Any) -> dict[str, Any] | None:
+        """The flow-control spec, keys evaluated over this input (a bad key is a 422)."""
+        definition = compiled.definition
+        try:
+            return flow_spec(
+                definition.concurrency,
+                definition.rate_limit,
+                input_value,
+                self.settings.namespace_concurrency,
+            )
+        except KeyInvalid as exc:
+            problem = Problem(("workflow", exc.where, "key"), "bad_key", exc.message)
+            raise InputInvalid(exc.message, [problem.to_dict()]) from None
 
     @staticmethod
     def _check_same_request(stored: str | None, fingerprint: str | None) -> None:

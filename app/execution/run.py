@@ -13,6 +13,7 @@ from uuid import UUID
 from app.engine.status import Status
 from app.engine.stops import RunControl, StopKind
 from app.execution.active import ActiveRuns
+from app.execution.flow import FlowGate
 from app.execution.queue import ExecutionQueue
 from app.execution.session import ExecutionSession, SessionResult
 from app.store.records import ExecutionRecord
@@ -27,6 +28,7 @@ class HeldRuns:
     queue: ExecutionQueue
     active: ActiveRuns
     owner: str
+    flow: FlowGate | None = None
 
     async def run(
         self,
@@ -51,6 +53,8 @@ class HeldRuns:
             if budget is not None:
                 budget.cancel()
             self.active.discard(record.id)
+        if record.flow is not None and self.flow is not None:
+            await self.flow.released(record)  # its slot is free: wake who waits for it
         await schedule_next(self.queue, record.id, result, record.priority)
         return result
 

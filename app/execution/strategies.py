@@ -80,6 +80,8 @@ class ImmediateExecutionStrategy:
     held: HeldRuns
 
     async def start(self, new: NewExecution, compiled: CompiledWorkflow) -> Started:
+        if new.flow is not None and self.held.flow is not None:
+            return await self._start_gated(new, compiled)
         owner = self.held.owner
         new.status = Status.RUNNING
         new.execution_mode = "immediate"
@@ -93,6 +95,9 @@ class ImmediateExecutionStrategy:
             finished = record.status not in (Status.PENDING, Status.RUNNING)
             return Started(record, finished=finished, created=False)
         await self.bus.publish(first_events(record, events))
+        return await self._run(record, compiled)
+
+    async def _run(self, record: ExecutionRecord, compiled: CompiledWorkflow) -> Started:
         # A run whose own timeout comes no later than the budget is never promoted: the
         # timeout ends it (both timers on one deadline would race for the run).
         budget_ms: int | None = self.settings.immediate_budget_ms
@@ -101,3 +106,26 @@ class ImmediateExecutionStrategy:
         result = await self.held.run(record, RunControl(), budget_ms=budget_ms, compiled=compiled)
         final = result.record or await self.repo.get_execution(record.id)
         return Started(final, finished=result.status not in (Status.PENDING, None))
+
+    async def _start_gated(self, new: NewExecution, compiled: CompiledWorkflow) -> Started:
+        """Flow control applies to immediate runs too: created pending, then claimed through
+        the gate here. Let through, it runs in the request as usual; held back, it stays
+        pending on the queue (202, with its `pendingReason`), as a promoted run does."""
+        assert self.held.flow is not None
+        owner = self.held.owner
+        new.status = Status.PENDING
+        new.execution_mode = "immediate"
+        events = [created_event(new)]
+        record, created = await self.repo.create_execution(new, events)
+        if not created:
+            finished = record.status not in (Status.PENDING, Status.RUNNING)
+            return Started(record, finished=finished, created=False)
+        await self.bus.publish(first_events(record, events))
+        event = ("execution.started", {"owner": owner})
+        claimed = await self.held.flow.claim(record.id, owner, self.settings.lease_ms, event)
+        if claimed is None:  # held back (or cancelled, for cancel_newest)
+            final = await self.repo.get_execution(record.id)
+            return Started(final, finished=final.status == Status.CANCELLED)
+        running, started = claimed
+        await self.bus.publish([started])
+        return await self._run(running, compiled)

@@ -146,6 +146,8 @@ def execution_record(row: RowMapping | dict[str, Any]) -> ExecutionRecord:
         schedule_id=row.get("schedule_id"),
         schedule_slot=row.get("schedule_slot"),
         parent=parent_link(row),
+        flow=row.get("flow"),
+        pending_reason=row.get("pending_reason"),
     )
 
 

@@ -64,6 +64,8 @@ class ExecutionStore(StoreBase):
             "namespace": new.namespace,
             "schedule_id": new.schedule_id,
             "schedule_slot": new.schedule_slot,
+            "flow": new.flow,
+            "concurrency_key": (new.flow or {}).get("concurrency", {}).get("key"),
         }
         if new.parent is not None:
             values.update(

@@ -20,8 +20,26 @@ from app.jsonvalue import dumps
 
 # Columns of workflow_executions holding JSON, cast from the text parameter.
 JSON_COLUMNS = frozenset(
-    {"error", "result", "metadata", "input", "definition", "complexity", "tags"}
+    {
+        "error",
+        "result",
+        "metadata",
+        "input",
+        "definition",
+        "complexity",
+        "tags",
+        "flow",
+        "pending_reason",
+    }
 )
+# Of those, the ones whose None is SQL NULL rather than JSON null (tables.NullableJSON).
+_SQL_NULL = frozenset({"flow", "pending_reason"})
+
+
+def _json_param(column: str, value: Any) -> Any:
+    if column not in JSON_COLUMNS or (value is None and column in _SQL_NULL):
+        return value
+    return dumps(value)
 
 
 def events_json(
@@ -124,7 +142,7 @@ def checkpoint_params(
         "now": now,
     }
     for column, value in values.items():
-        params[f"v_{column}"] = dumps(value) if column in JSON_COLUMNS else value
+        params[f"v_{column}"] = _json_param(column, value)
     return params
 
 
@@ -147,24 +165,29 @@ SELECT last_seq FROM e"""
 def create_params(values: Mapping[str, Any], events: str, n_events: int) -> dict[str, Any]:
     params: dict[str, Any] = {"id": values["id"], "events": events, "n_events": n_events}
     for column, value in values.items():
-        params[f"v_{column}"] = dumps(value) if column in JSON_COLUMNS else value
+        params[f"v_{column}"] = _json_param(column, value)
     return params
 
 
-@lru_cache(maxsize=1)
-def claim_sql(columns: tuple[str, ...]) -> TextClause:
-    """Take a runnable execution, write its `execution.started` event and read its steps."""
+@lru_cache(maxsize=2)
+def claim_sql(columns: tuple[str, ...], gated: bool = False) -> TextClause:
+    """Take a runnable execution, write its `execution.started` event and read its steps.
+
+    The fast path takes only rows without flow control; `gated` (app/store/flow.py, after
+    its checks) takes any, and clears the row's pending reason."""
     returned = ", ".join(f"e.{c}" for c in columns)
+    gate = ", pending_reason = NULL" if gated else ""
+    fast = "" if gated else "\n    AND flow IS NULL"
     return text(
         f"""WITH e AS (
   UPDATE workflow_executions SET
     status = 'running', lease_owner = :owner, lease_expires_at = :expires,
     started_at = coalesce(started_at, :now), updated_at = :now, wake_at = NULL,
     last_seq = last_seq + 1,
-    recoveries = CASE WHEN status = 'running' THEN recoveries + 1 ELSE recoveries END
+    recoveries = CASE WHEN status = 'running' THEN recoveries + 1 ELSE recoveries END{gate}
   WHERE id = CAST(:id AS uuid)
     AND (status = 'pending' OR (status = 'waiting' AND wake_at <= :now)
-         OR (status = 'running' AND lease_expires_at < :now))
+         OR (status = 'running' AND lease_expires_at < :now)){fast}
   RETURNING *
 ), ev AS (
   INSERT INTO execution_events (execution_id, seq, type, data, created_at)

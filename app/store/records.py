@@ -53,6 +53,9 @@ class ExecutionRecord:
     schedule_slot: datetime | None = None
     parent: ParentLink | None = None
 
+    flow: dict[str, Any] | None = None  # the flow-control gate's spec (app/store/flow.py)
+    pending_reason: dict[str, Any] | None = None
+
 
 @dataclass(frozen=True, slots=True)
 class ParentLink:
@@ -128,6 +131,7 @@ class NewExecution:
     schedule_id: UUID | None = None
     schedule_slot: datetime | None = None
     parent: ParentLink | None = None
+    flow: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from sqlalchemy import literal, select
 
 from app.store.executions import ExecutionStore
-from app.store.runs import RunStore
+from app.store.flow import FlowStore
 from app.store.steering import ControlStore
 from app.store.workflows import WorkflowStore
 
 
-class Repository(ExecutionStore, RunStore, ControlStore, WorkflowStore):
-    """All reads and writes of executions, steps, events and registered workflows."""
+class Repository(ExecutionStore, FlowStore, ControlStore, WorkflowStore):
+    """All reads and writes of executions, steps, events and registered workflows
+    (FlowStore is the RunStore with the flow-control gate)."""
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

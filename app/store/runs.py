@@ -30,10 +30,34 @@ class RunStore(StoreBase):
     async def claim(
         self, execution_id: UUID, owner: str, lease_ms: int, event: tuple[str, dict[str, Any]]
     ) -> tuple[ExecutionRecord, EventRecord] | None:
-        """Take an execution to run: pending, due waiting, or running with an expired lease."""
+        """Take an execution to run: pending, due waiting, or running with an expired lease.
+
+        Only executions without flow control: the others go through `claim_gated`."""
         now = utcnow()
         if self.dialect == "postgresql":
-            return await self._claim_one_statement(execution_id, owner, lease_ms, event, now)
+            sql = _claim_sql(gated=False)
+            params = _claim_params(execution_id, owner, lease_ms, event, now)
+            row = (await self._autocommit(sql, params)).mappings().first()
+            return _claimed(execution_id, row, event, now)
+        async with self._write() as conn:
+            return await self._claim_in(conn, execution_id, owner, lease_ms, event, now, False)
+
+    async def _claim_in(
+        self,
+        conn: AsyncConnection,
+        execution_id: UUID,
+        owner: str,
+        lease_ms: int,
+        event: tuple[str, dict[str, Any]],
+        now: datetime,
+        gated: bool,
+    ) -> tuple[ExecutionRecord, EventRecord] | None:
+        """The claim inside a caller's transaction (`gated`: also a row with flow control)."""
+        if self.dialect == "postgresql":
+            sql = _claim_sql(gated=gated)
+            params = _claim_params(execution_id, owner, lease_ms, event, now)
+            row = (await conn.execute(sql, params)).mappings().first()
+            return _claimed(execution_id, row, event, now)
         claimable = or_(
             workflow_executions.c.status == Status.PENDING,
             and_(
@@ -67,44 +91,18 @@ class RunStore(StoreBase):
             )
             .returning(*workflow_executions.c)
         )
-        async with self._write() as conn:
-            row = (await conn.execute(stmt)).mappings().first()
-            if row is None:
-                return None
-            record = execution_record(row)
-            stored = await self._insert_events(
-                conn, numbered_events(execution_id, record.last_seq, [event], now)
-            )
-            return await self._with_steps(conn, record), stored[0]
-
-    async def _claim_one_statement(
-        self,
-        execution_id: UUID,
-        owner: str,
-        lease_ms: int,
-        event: tuple[str, dict[str, Any]],
-        now: datetime,
-    ) -> tuple[ExecutionRecord, EventRecord] | None:
-        columns = tuple(c.name for c in workflow_executions.c)
-        sql = pg_statements.claim_sql(columns).columns(
-            *workflow_executions.c, column("steps_json", JSONB)
-        )
-        params = {
-            "id": execution_id,
-            "owner": owner,
-            "expires": now + ms(lease_ms),
-            "now": now,
-            "type": event[0],
-            "data": dumps(event[1]),
-        }
-        row = (await self._autocommit(sql, params)).mappings().first()
+        if gated:
+            stmt = stmt.values(pending_reason=None)
+        else:
+            stmt = stmt.where(workflow_executions.c.flow.is_(None))
+        row = (await conn.execute(stmt)).mappings().first()
         if row is None:
             return None
         record = execution_record(row)
-        record.steps = sorted(
-            (pg_statements.step_from_json(s) for s in row["steps_json"]), key=step_order
+        stored = await self._insert_events(
+            conn, numbered_events(execution_id, record.last_seq, [event], now)
         )
-        return record, numbered_events(execution_id, record.last_seq, [event], now)[0]
+        return await self._with_steps(conn, record), stored[0]
 
     async def find_orphans(self, *, pending_grace_ms: int, limit: int) -> list[tuple[UUID, int]]:
         """Executions that may have lost their job: (id, priority), oldest first.
@@ -230,3 +228,35 @@ class RunStore(StoreBase):
             .limit(limit)
         )
         return await self._read_events(query)
+
+
+def _claim_sql(*, gated: bool) -> Any:
+    columns = tuple(c.name for c in workflow_executions.c)
+    return pg_statements.claim_sql(columns, gated).columns(
+        *workflow_executions.c, column("steps_json", JSONB)
+    )
+
+
+def _claim_params(
+    execution_id: UUID, owner: str, lease_ms: int, event: tuple[str, dict[str, Any]], now: datetime
+) -> dict[str, Any]:
+    return {
+        "id": execution_id,
+        "owner": owner,
+        "expires": now + ms(lease_ms),
+        "now": now,
+        "type": event[0],
+        "data": dumps(event[1]),
+    }
+
+
+def _claimed(
+    execution_id: UUID, row: Any, event: tuple[str, dict[str, Any]], now: datetime
+) -> tuple[ExecutionRecord, EventRecord] | None:
+    if row is None:
+        return None
+    record = execution_record(row)
+    record.steps = sorted(
+        (pg_statements.step_from_json(s) for s in row["steps_json"]), key=step_order
+    )
+    return record, numbered_events(execution_id, record.last_seq, [event], now)[0]

@@ -52,6 +52,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+# JSON whose Python None is SQL NULL (not JSON null): the claim tests `flow IS NULL`.
+NullableJSON = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 workflow_executions = Table(
     "workflow_executions",
@@ -108,6 +110,11 @@ workflow_executions = Table(
     Column("parent_step_key", String(300), nullable=True),
     Column("parent_attempt", Integer, nullable=True),
     Column("child_depth", Integer, nullable=False, server_default="0"),
+    # Flow control (app/store/flow.py): the gate's spec with its keys evaluated at creation
+    # (null: the claim's fast path), the concurrency key's value, why it waits pending.
+    Column("flow", NullableJSON, nullable=True),
+    Column("concurrency_key", String(200), nullable=True),
+    Column("pending_reason", NullableJSON, nullable=True),
     CheckConstraint(
         f"status IN ({','.join(repr(str(s)) for s in Status)})",
         name="ck_workflow_executions_status",
@@ -120,6 +127,7 @@ workflow_executions = Table(
     Index("ix_workflow_executions_completed", "completed_at"),
     Index("ix_workflow_executions_namespace", "namespace", "created_at"),
     Index("ix_workflow_executions_parent", "parent_execution_id"),
+    Index("ix_workflow_executions_concurrency", "concurrency_key", "status"),
 )
 
 execution_steps = Table(
@@ -344,4 +352,13 @@ schedules = Table(
     CheckConstraint("(cron IS NULL) <> (every_ms IS NULL)", name="ck_schedules_one_calendar"),
     Index("ix_schedules_due", "paused", "next_slot"),
     Index("ix_schedules_namespace", "namespace", "created_at"),
+)
+
+# Rate limits' token buckets, one row per (namespace, workflow, key value): app/store/flow.py.
+flow_buckets = Table(
+    "flow_buckets",
+    metadata,
+    Column("bucket", String(600), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -9,6 +9,7 @@ from pydantic import BeforeValidator, Field, field_validator
 from app.expressions.evaluator import ExpressionSyntaxError
 from app.expressions.expression import compile_expression
 from app.nodes.template import MAX_DURATION_MS, CamelModel, RetryPolicy
+from app.workflows.flow import ConcurrencyPolicy, RateLimitPolicy
 
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 
@@ -92,6 +93,8 @@ class WorkflowDefinition(CamelModel):
         default=None, description="registered: run this version once (input {}) when registered"
     )
     on: EventTrigger | None = Field(default=None, description="start a run on each event")
+    concurrency: ConcurrencyPolicy | None = None
+    rate_limit: RateLimitPolicy | None = None
 
 
 def _unchanged(value: Any) -> Any:

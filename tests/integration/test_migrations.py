@@ -36,6 +36,8 @@ APP_TABLES = {
     # Composition (migration 0008): events and the steps waiting for them.
     "events",
     "event_waits",
+    # Rate limits' token buckets (migration 0009).
+    "flow_buckets",
 }
 
 

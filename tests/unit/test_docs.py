@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 DOC_FILES = (
     "workflows.md", "nodes.md", "expressions.md", "retry-and-timeouts.md", "lifecycle.md",
-    "errors.md",
+    "errors.md", "flow-control.md",
 )  # fmt: skip
 # Codes that never reach a user: the base class's default, and a runner's internal signal.
 INTERNAL_CODES = {"error", "lease_lost"}
