@@ -43,6 +43,7 @@ STEPS = 3
 STEP_MS = 150  # each step is a call the peer answers after this long
 KILL_WORKER_AT = RUNS // 4  # accepted submissions before the worker is killed
 KILL_API_AT = RUNS // 2  # ... and before the API is killed
+STARTUP_S = 90  # a cold start on a 2-core box that other test runs share can take 30 s
 
 
 class Cluster:
@@ -63,11 +64,11 @@ class Cluster:
         self.accepted: list[tuple[str, int]] = []  # (idempotency key, tries)
 
     async def start_api(self) -> None:
-        manager = api_process(self.settings)
+        manager = api_process(self.settings, startup_s=STARTUP_S)
         self.apis.append(await asyncio.to_thread(self.stack.enter_context, manager))
 
     async def start_worker(self) -> None:
-        manager = worker_process(self.settings)
+        manager = worker_process(self.settings, startup_s=STARTUP_S)
         self.workers.append(await asyncio.to_thread(self.stack.enter_context, manager))
 
     def bases(self) -> list[str]:
@@ -85,11 +86,15 @@ class Cluster:
             return {row.id for row in rows}
 
     async def kill_busy(self, role: str, proc: subprocess.Popen[bytes]) -> None:
-        """SIGKILL `proc` while it runs executions (a few if it soon does, else one), so that
-        the kill cuts them off."""
-        start = time.monotonic()
-        while len(await self.running_in(proc.pid)) < (3 if time.monotonic() - start < 5 else 1):
-            assert time.monotonic() - start < 30, f"the {role} ran nothing for 30 s"
+        """SIGKILL `proc` while one of its runs waits on a call to the peer that is not its
+        last step (so that the run cannot finish before the kill lands)."""
+        deadline = time.monotonic() + 60
+        while True:
+            running = await self.running_in(proc.pid)
+            calls = self.peer.calls_in_flight()
+            if any(f"{i}:s{k}" in calls for i in running for k in range(STEPS - 1)):
+                break
+            assert time.monotonic() < deadline, f"the {role} ran no step for 60 s"
             await asyncio.sleep(0.01)
         self.in_flight_at_kill.update(self.peer.calls_in_flight())
         proc.send_signal(signal.SIGKILL)
@@ -143,7 +148,7 @@ class Cluster:
         """Until every run is `completed`; else fail naming the runs that are not."""
         deadline = time.monotonic() + timeout_s
         query = text(
-            "SELECT id, status, lease_owner, lease_expires_at, recoveries, execution_mode "
+            "SELECT id, status, execution_mode, lease_owner, recoveries, error "
             "FROM workflow_executions WHERE status != 'completed'"
         )
         while True:

@@ -66,7 +66,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def worker_process(settings: Settings, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+def worker_process(
+    settings: Settings, *, startup_s: float = 30, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
     """`arq worker.main.WorkerSettings` in its own OS process, on the test's queue, ready
     (its health-check key written) when this yields. Its log goes to a temporary file,
     printed if the test fails to stop it."""
@@ -83,7 +85,7 @@ def worker_process(settings: Settings, **env: str) -> Iterator[subprocess.Popen[
             stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + startup_s
             while not health.exists(key):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the worker did not start:\n{_tail(log.name)}")
@@ -105,7 +107,9 @@ def _tail(path: str, lines: int = 40) -> str:
 
 
 @contextlib.contextmanager
-def api_process(settings: Settings, **env: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def api_process(
+    settings: Settings, *, startup_s: float = 30, **env: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`uvicorn app.main:app` in its own OS process (signals reach it as in production);
     yields it and its base URL once `/healthz` answers."""
     with socket.socket() as sock:
@@ -120,7 +124,7 @@ def api_process(settings: Settings, **env: str) -> Iterator[tuple[subprocess.Pop
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + startup_s
         while True:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
