@@ -43,7 +43,6 @@ STEPS = 3
 STEP_MS = 150  # each step is a call the peer answers after this long
 KILL_WORKER_AT = RUNS // 4  # accepted submissions before the worker is killed
 KILL_API_AT = RUNS // 2  # ... and before the API is killed
-STARTUP_S = 90  # a cold start on a 2-core box that other test runs share can take 30 s
 
 
 class Cluster:
@@ -64,11 +63,11 @@ class Cluster:
         self.accepted: list[tuple[str, int]] = []  # (idempotency key, tries)
 
     async def start_api(self) -> None:
-        manager = api_process(self.settings, startup_s=STARTUP_S)
+        manager = api_process(self.settings)
         self.apis.append(await asyncio.to_thread(self.stack.enter_context, manager))
 
     async def start_worker(self) -> None:
-        manager = worker_process(self.settings, startup_s=STARTUP_S)
+        manager = worker_process(self.settings)
         self.workers.append(await asyncio.to_thread(self.stack.enter_context, manager))
 
     def bases(self) -> list[str]:

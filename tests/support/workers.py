@@ -20,6 +20,10 @@ from redis import Redis
 from app.config import Settings
 from worker.main import worker_options
 
+# A cold start of an API or worker process; on a 2-core box that other test runs share it
+# can take over 30 s.
+STARTUP_TIMEOUT_S = 90
+
 
 @contextlib.asynccontextmanager
 async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[Worker]:
@@ -66,9 +70,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def worker_process(
-    settings: Settings, *, startup_s: float = 30, **env: str
-) -> Iterator[subprocess.Popen[bytes]]:
+def worker_process(settings: Settings, **env: str) -> Iterator[subprocess.Popen[bytes]]:
     """`arq worker.main.WorkerSettings` in its own OS process, on the test's queue, ready
     (its health-check key written) when this yields. Its log goes to a temporary file,
     printed if the test fails to stop it."""
@@ -85,7 +87,7 @@ def worker_process(
             stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + startup_s
+            deadline = time.monotonic() + STARTUP_TIMEOUT_S
             while not health.exists(key):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the worker did not start:\n{_tail(log.name)}")
@@ -107,9 +109,7 @@ def _tail(path: str, lines: int = 40) -> str:
 
 
 @contextlib.contextmanager
-def api_process(
-    settings: Settings, *, startup_s: float = 30, **env: str
-) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def api_process(settings: Settings, **env: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`uvicorn app.main:app` in its own OS process (signals reach it as in production);
     yields it and its base URL once `/healthz` answers."""
     with socket.socket() as sock:
@@ -124,7 +124,7 @@ def api_process(
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + startup_s
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while True:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
