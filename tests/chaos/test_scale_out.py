@@ -84,16 +84,15 @@ class Cluster:
             )
             return {row.id for row in rows}
 
-    async def kill_busy(self, role: str, proc: subprocess.Popen[bytes]) -> None:
-        """SIGKILL `proc` while one of its runs waits on a call to the peer that is not its
-        last step (so that the run cannot finish before the kill lands)."""
+    async def kill_busy(self, role: str, procs: list[subprocess.Popen[bytes]]) -> None:
+        """SIGKILL the first of `procs` seen with a run waiting on a call to the peer (the
+        run cannot finish before the kill lands: its call is not even answered)."""
         deadline = time.monotonic() + 60
         while True:
-            running = await self.running_in(proc.pid)
-            calls = self.peer.calls_in_flight()
-            if any(f"{i}:s{k}" in calls for i in running for k in range(STEPS - 1)):
+            proc = await self._busy(procs)
+            if proc is not None:
                 break
-            assert time.monotonic() < deadline, f"the {role} ran no step for 60 s"
+            assert time.monotonic() < deadline, f"no {role} ran a step for 60 s"
             await asyncio.sleep(0.01)
         self.in_flight_at_kill.update(self.peer.calls_in_flight())
         proc.send_signal(signal.SIGKILL)
@@ -102,6 +101,16 @@ class Cluster:
         self.cut_off[role] = await self.running_in(proc.pid)  # still `running`, runner gone
         await asyncio.sleep(0.3)  # a call the dead process sent just before is counted too
         self.in_flight_at_kill.update(self.peer.calls_in_flight())
+
+    async def _busy(self, procs: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes] | None:
+        for proc in procs:
+            if proc.poll() is not None:
+                continue
+            running = await self.running_in(proc.pid)
+            calls = self.peer.calls_in_flight()
+            if any(f"{i}:s{k}" in calls for i in running for k in range(STEPS)):
+                return proc
+        return None
 
     async def submit(self, n: int, body: dict[str, Any]) -> None:
         """POST run `n` until an API accepts it, retried with the same key (on another API)
@@ -135,10 +144,10 @@ class Cluster:
 
         async def killer() -> None:
             await wait_until(lambda: len(self.accepted) >= KILL_WORKER_AT, "runs", timeout_s=60)
-            await self.kill_busy("worker", self.workers[0])
+            await self.kill_busy("worker", self.workers)
             await self.start_worker()
             await wait_until(lambda: len(self.accepted) >= KILL_API_AT, "runs", timeout_s=60)
-            await self.kill_busy("api", self.apis[0][0])
+            await self.kill_busy("api", [proc for proc, _ in self.apis])
             await self.start_api()
 
         await asyncio.gather(killer(), *(submitter() for _ in range(CLIENTS)))
