@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench import peer
+from bench import peer, peers
 from bench.config import DEFAULT_WORKLOADS, WORKLOADS, Progress, Sizes
 from bench.report import machine, table, write_json
 from bench.scale import w6_scale
@@ -45,6 +45,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--heartbeat-overhead", action="store_true",
         help="also run W3 with heartbeats every 50 ms and every 60 s, to show their cost",
     )  # fmt: skip
+    parser.add_argument(
+        "--peers", default="", help=f"also run these peers beside Turnout: {','.join(peers.PEERS)}"
+    )
     parser.add_argument("--pg", default=os.environ.get("BENCH_PG", DEFAULT_PG))
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS", DEFAULT_REDIS))
     args = parser.parse_args(argv)
@@ -52,6 +55,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     unknown = sorted(set(args.workloads) - set(WORKLOADS))
     if unknown:
         parser.error(f"unknown workloads: {', '.join(unknown)}")
+    try:
+        args.peer_names = peers.wanted(args.peers)
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
 
 
@@ -85,6 +92,9 @@ async def run(args: argparse.Namespace, progress: Progress) -> list[Metric]:
     if "PEER" in wanted:
         metrics += await peer.run_peer(sizes, progress)
         link_peer(metrics)
+    if args.peer_names:
+        metrics += await peers.run_peers(args.peer_names, args.pg, sizes, progress)
+        peers.link_peers(metrics)
     return metrics
 
 
