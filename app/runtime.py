@@ -35,6 +35,8 @@ from app.nodes.base import Services
 from app.nodes.registry import NodeRegistry, default_registry
 from app.observability import tracing
 from app.observability.sampler import Sampler
+from app.sinks.parts import SinkParts, build_sinks
+from app.sinks.wake import OutboxBus
 from app.store.database import create_engine, upgrade_schema
 from app.store.history import HistoryStore
 from app.store.repository import Repository
@@ -73,6 +75,7 @@ class Runtime:
     reconciler: Reconciler | None
     heartbeat: Heartbeat | None
     sampler: Sampler
+    sinks: SinkParts  # event sinks: the subscription cache, and the delivery loop if we run work
     _draining: asyncio.Future[None] | None = field(default=None, init=False)
 
     async def start(self) -> None:
@@ -102,6 +105,7 @@ class Runtime:
         if self.heartbeat is not None:
             self.heartbeat.start()
         self.sampler.start()
+        await self.sinks.start()
         log.info(
             "runtime started",
             extra={"role": self.role, "owner": self.owner, "embedded_queue": self.redis is None},
@@ -121,6 +125,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.sampler.close()
+        await self.sinks.close()
         if self.reconciler is not None:
             await self.reconciler.close()
         if self.heartbeat is not None:
@@ -145,9 +150,15 @@ def build_runtime(
     owner = make_owner_id(role)
     registry = registry or default_registry()
     engine = create_engine(settings)
-    repo = Repository(engine)
     redis = arq_pool(settings) if settings.redis_url else None
-    bus: EventBus = RedisBus(redis, settings.key_prefix) if redis is not None else InProcessBus()
+    runs_queued_work = role == "worker" or redis is None
+    sinks = build_sinks(settings, engine, redis, owner, deliver=runs_queued_work)
+    repo = Repository(engine, sinks.matcher)
+    bus: EventBus = OutboxBus(
+        RedisBus(redis, settings.key_prefix) if redis is not None else InProcessBus(),
+        sinks.matcher,
+        sinks.signal,
+    )
     # One shared client; its cookie jar stores nothing, so no run sees another's cookies.
     http = httpx.AsyncClient(
         timeout=settings.http_default_timeout_ms / 1000,
@@ -201,7 +212,6 @@ def build_runtime(
         else LocalSignals(active)
     )
     heartbeats = WorkerHeartbeats(redis, settings.key_prefix)
-    runs_queued_work = role == "worker" or redis is None
     return Runtime(
         settings=settings,
         role=role,
@@ -226,4 +236,5 @@ def build_runtime(
             Heartbeat(heartbeats, owner, role, lambda: len(active)) if runs_queued_work else None
         ),
         sampler=Sampler(settings, HistoryStore(engine)),
+        sinks=sinks,
     )

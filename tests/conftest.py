@@ -34,6 +34,8 @@ TABLES = (
     "api_sessions",
     "audit_log",
     "secrets",
+    "subscriptions",
+    "event_deliveries",
 )
 CONNECT_TIMEOUT_S = 5
 

@@ -5,6 +5,7 @@ Redis restarted, or the worker that took the job died before claiming it), `runn
 expired lease (its runner died or hung), or `waiting` past its wake-up with no job. It only
 ever enqueues: the claim (a guarded update) decides whether anything runs, so a terminal or
 paused execution is never touched, and two reconcilers racing cost one no-op job at most.
+Outbox deliveries leased by a dead worker are released for the delivery loops too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from app.config import Settings
 from app.execution.queue import ExecutionQueue
 from app.metrics import EXECUTIONS_RECOVERED
 from app.observability.retention import Retention
+from app.store.deliveries import DeliveryStore
 from app.store.history import HistoryStore
 from app.store.repository import Repository
 from app.store.rollups import RollupStore
@@ -38,6 +40,7 @@ class Reconciler:
         self.batch = settings.reconcile_batch
         self.retention = Retention(settings, HistoryStore(repo.engine))
         self.rollups = RollupStore(repo.engine)
+        self.deliveries = DeliveryStore(repo.engine)
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
@@ -46,6 +49,9 @@ class Reconciler:
             return 0  # another process does this pass
         await self.retention.run_once()
         await self.rollups.fold()  # the analytics' hourly rollups, up to now
+        released = await self.deliveries.release_expired()  # a dead worker's deliveries
+        if released:
+            log.warning("released deliveries of a dead worker", extra={"count": released})
         orphans = await self.repo.find_orphans(
             pending_grace_ms=self.pending_grace_ms, limit=self.batch
         )

@@ -18,6 +18,7 @@ from app.errors import LeaseLost
 from app.jsonvalue import dumps
 from app.store import pg_statements
 from app.store.base import StoreBase, execution_record, ms
+from app.store.outbox import outbox_json
 from app.store.records import Checkpoint, EventRecord, ExecutionRecord, numbered_events
 from app.store.tables import execution_events, execution_steps, workflow_executions
 
@@ -86,10 +87,12 @@ class RunStore(StoreBase):
         now: datetime,
     ) -> tuple[ExecutionRecord, EventRecord] | None:
         columns = tuple(c.name for c in workflow_executions.c)
-        sql = pg_statements.claim_sql(columns).columns(
+        deliveries = outbox_json(self.outbox, [event])
+        sql = pg_statements.claim_sql(columns, deliveries is not None).columns(
             *workflow_executions.c, column("steps_json", JSONB)
         )
         params = {
+            "outbox": deliveries,
             "id": execution_id,
             "owner": owner,
             "expires": now + ms(lease_ms),
@@ -174,7 +177,8 @@ class RunStore(StoreBase):
         """The fenced write: one statement on Postgres, a transaction of several on SQLite.
         Returns the row's new `last_seq` and `control_action`, or None if the fence failed."""
         if self.dialect == "postgresql":
-            sql = pg_statements.checkpoint_sql(tuple(values))
+            deliveries = outbox_json(self.outbox, cp.events)
+            sql = pg_statements.checkpoint_sql(tuple(values), deliveries is not None)
             params = pg_statements.checkpoint_params(
                 execution_id,
                 owner,
@@ -184,6 +188,7 @@ class RunStore(StoreBase):
                 pg_statements.steps_json(cp.steps),
                 now,
             )
+            params["outbox"] = deliveries
             return (await self._autocommit(sql, params)).first()
         stmt = (
             update(workflow_executions)

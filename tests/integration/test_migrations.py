@@ -31,6 +31,9 @@ APP_TABLES = {
     "execution_rollups",
     "execution_rollup_errors",
     "analytics_watermark",
+    # Event sinks (migration 0011).
+    "subscriptions",
+    "event_deliveries",
 }
 
 
