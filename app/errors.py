@@ -74,6 +74,18 @@ class WorkflowNotFound(TurnoutError):
     code = "workflow_not_found"
 
 
+class SubscriptionNotFound(TurnoutError):
+    """No event subscription has this id."""
+
+    code = "subscription_not_found"
+
+
+class DeliveryNotFound(TurnoutError):
+    """This subscription has no delivery with this id."""
+
+    code = "delivery_not_found"
+
+
 class WorkflowVersionExists(TurnoutError):
     """This workflow name and version are already registered."""
 

@@ -24,6 +24,7 @@ from app.api import (
     runs,
     seed,
     streams,
+    subscriptions,
     workflows,
 )
 from app.api.auth import Authenticator
@@ -85,14 +86,16 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=CORS_HEADERS,
             expose_headers=["Retry-After", "Location"],
             max_age=600,
         )
     schema = [Depends(health.require_schema), Depends(guard_execution)]
     app.add_middleware(TraceMiddleware)
-    for module in (runs, executions, control, streams, workflows, seed, analytics, export, audit):
+    for module in (
+        runs, executions, control, streams, workflows, seed, analytics, export, audit, subscriptions
+    ):  # fmt: skip
         app.include_router(module.router, dependencies=schema)
     app.include_router(health.router)
     app.include_router(node_types.router)

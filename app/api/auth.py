@@ -106,6 +106,8 @@ class Authenticator:
         if action == "workflow.register":
             body = answer.json()
             target = f"workflow/{body.get('name')}@{body.get('version')}"
+        elif action == "subscription.post" and target == "subscriptions":
+            target = f"subscriptions/{answer.json().get('id')}"
         client = scope.get("client")
         entry = AuditEntry(
             principal.name if principal.authenticated else (principal.label or principal.name),

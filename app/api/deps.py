@@ -21,6 +21,7 @@ from app.execution.queue import ExecutionQueue
 from app.execution.steering import ExecutionControl
 from app.nodes.registry import NodeRegistry
 from app.runtime import Runtime
+from app.sinks.parts import SinkParts
 from app.store.namespaces import namespace_of
 from app.store.repository import Repository
 from app.store.schema import SchemaCheck
@@ -71,6 +72,10 @@ def get_redis(request: Request) -> ArqRedis | None:
     return _runtime(request).redis
 
 
+def get_sinks(request: Request) -> SinkParts:
+    return _runtime(request).sinks
+
+
 ManagerDep = Annotated[ExecutionManager, Depends(get_manager)]
 ControlDep = Annotated[ExecutionControl, Depends(get_control)]
 RepoDep = Annotated[Repository, Depends(get_repo)]
@@ -81,6 +86,7 @@ RegistryDep = Annotated[NodeRegistry, Depends(get_registry)]
 SchemaDep = Annotated[SchemaCheck, Depends(get_schema)]
 HeartbeatsDep = Annotated[WorkerHeartbeats, Depends(get_heartbeats)]
 RedisDep = Annotated[ArqRedis | None, Depends(get_redis)]
+SinksDep = Annotated[SinkParts, Depends(get_sinks)]
 
 
 def get_principal(request: Request) -> Principal:

@@ -33,6 +33,8 @@ STATUS: dict[type[errors.TurnoutError], int] = {
     errors.RateLimited: 429,
     errors.ExecutionNotFound: 404,
     errors.WorkflowNotFound: 404,
+    errors.SubscriptionNotFound: 404,
+    errors.DeliveryNotFound: 404,
     errors.WorkflowVersionExists: 409,
     errors.InvalidTransition: 409,
     errors.IdempotencyConflict: 409,

@@ -43,7 +43,8 @@ WORKFLOW_TARGET = re.compile(r"^/workflows(?:/(?P<name>[^/]+))?$")
 def audit_action(method: str, path: str) -> tuple[str, str] | None:
     """What an audited request did and to what: `("execution.cancel", "execution/<id>")`.
 
-    Audited: every control verb and human input, registry changes, key and schedule changes."""
+    Audited: every control verb and human input, registry changes, key, schedule and
+    subscription changes (and redeliveries)."""
     if method in SAFE_METHODS:
         return None
     control = CONTROL_TARGET.match(path)
@@ -57,7 +58,9 @@ def audit_action(method: str, path: str) -> tuple[str, str] | None:
         if method == "DELETE" and workflow["name"]:
             return "workflow.delete", f"workflow/{workflow['name']}"
         return None
-    for prefix in ("/keys", "/schedules", "/secrets"):
+    if path.startswith("/subscriptions") and path.endswith("/redeliver"):
+        return "subscription.redeliver", path.lstrip("/").removesuffix("/redeliver")
+    for prefix in ("/keys", "/schedules", "/secrets", "/subscriptions"):
         if path.startswith(prefix):
             kind = prefix[1:-1]
             return f"{kind}.{method.lower()}", path.lstrip("/")

@@ -69,9 +69,7 @@ class SubscriptionStore(StoreBase):
             row = (await conn.execute(query)).mappings().first()
         return _record(row) if row is not None else None
 
-    async def listed(
-        self, namespace: str | None, limit: int = 500
-    ) -> list[SubscriptionRecord]:
+    async def listed(self, namespace: str | None, limit: int = 500) -> list[SubscriptionRecord]:
         query = select(subscriptions).order_by(subscriptions.c.created_at).limit(limit)
         if namespace is not None:
             query = query.where(subscriptions.c.namespace == namespace)

@@ -62,9 +62,7 @@ def upgrade() -> None:
             "subscription_id", "execution_id", "seq", name="uq_event_deliveries_event"
         ),
     )
-    op.create_index(
-        "ix_event_deliveries_due", "event_deliveries", ["status", "next_attempt_at"]
-    )
+    op.create_index("ix_event_deliveries_due", "event_deliveries", ["status", "next_attempt_at"])
     op.create_index(
         "ix_event_deliveries_subscription", "event_deliveries", ["subscription_id", "id"]
     )
