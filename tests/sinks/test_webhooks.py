@@ -113,7 +113,8 @@ async def test_after_the_last_attempt_the_delivery_is_dead_and_can_be_redelivere
         await wait_until(lambda: len(receiver.received) == 1, "redelivered")
 
         async def active() -> bool:
-            return (await client.get(f"/subscriptions/{sub['id']}")).json()["status"] == "active"
+            found = (await client.get(f"/subscriptions/{sub['id']}")).json()
+            return bool(found["status"] == "active")
 
         await wait_until(active, "the subscription active again")
     assert receiver.received[0].event_id == delivery["eventId"]
