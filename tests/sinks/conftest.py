@@ -47,3 +47,10 @@ async def client(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
 def receiver() -> Iterator[Receiver]:
     with webhook_receiver() as r:
         yield r
+
+
+@pytest.fixture
+def api_settings_url(sink_settings: Settings, db_url: str, engine: AsyncEngine) -> Iterator[str]:
+    """A server of its own: auth turns on once the test has made its keys."""
+    with run_server(create_app(sink_settings)) as url:
+        yield url
