@@ -29,7 +29,10 @@ from app.store.subscriptions import ACTIVE, FAILING, SubscriptionRecord, Subscri
 log = logging.getLogger(__name__)
 
 _BACKOFF_MAX_S = 10.0
-FLUSH_EVERY = 50  # deliveries recorded at least this often within one queue
+# Deliveries made are recorded after this many, or this long, within one queue (what a
+# crash sends twice).
+FLUSH_EVERY = 50
+FLUSH_AFTER_S = 0.5
 
 
 class Dispatcher:
@@ -105,7 +108,7 @@ class Dispatcher:
             return
         done: list[int] = []
         last_status: int | None = None
-        renewed = time.monotonic()
+        renewed = flushed = time.monotonic()
         for row in rows:
             if row.event is None:  # its execution was deleted (retention)
                 await self.deliveries.drop([row.id])
@@ -129,8 +132,9 @@ class Dispatcher:
                 return
             done.append(row.id)
             last_status = outcome.status
-            if len(done) >= FLUSH_EVERY:
+            if len(done) >= FLUSH_EVERY or time.monotonic() - flushed > FLUSH_AFTER_S:
                 await self._flush(done, last_status)
+                flushed = time.monotonic()
         await self._flush(done, last_status)
         if sub.status == FAILING:
             await self.subscriptions.mark(sub.id, ACTIVE)
