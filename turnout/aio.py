@@ -16,9 +16,10 @@ from httpx_sse import aconnect_sse
 from turnout import _core
 from turnout.errors import ApiError, NotFound, WaitTimeout
 from turnout.models import Event, Execution, Workflow
+from turnout.subscriptions import AsyncSubscriptionMethods
 
 
-class AsyncClient:
+class AsyncClient(AsyncSubscriptionMethods):
     """Talks to one Turnout server from asyncio code; see `Client` for the arguments."""
 
     def __init__(

@@ -7,7 +7,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add every command group to the `turnout` application."""
-    from app.commands import control, keys, offline, registry, runs, secrets
+    from app.commands import control, keys, offline, registry, runs, secrets, subscriptions
 
-    for group in (runs, control, registry, offline, keys, secrets):
+    for group in (runs, control, registry, offline, keys, secrets, subscriptions):
         group.register(app)
