@@ -16,11 +16,12 @@ def install_dashboard(app: FastAPI) -> None:
     """Mount the pages, their vendored assets, `GET /` -> `/ui/`, and `GET /queue` (the JSON
     twin of the queue page)."""
     from app.api import queue
-    from app.ui import login
+    from app.ui import login, sinks
     from app.ui.pages import root, router
 
     app.include_router(queue.router)
     app.include_router(router, dependencies=[Depends(guard_execution)])
     app.include_router(root)
     app.include_router(login.router)
+    app.include_router(sinks.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
