@@ -100,12 +100,30 @@ class Dispatcher:
         if sub is None:  # deleted meanwhile
             await self.deliveries.drop([r.id for r in rows])
             return
-        sink = self.sinks.get(sub.sink)
         try:
             secret = self.seal.unseal(sub.secret)
         except VaultUnavailable as exc:
             await self._fail(sub, rows[0], Outcome(False, error=str(exc), retryable=False))
             return
+        while rows:
+            sent = await self._send_in_order(sub, secret, rows)
+            if sent is None:
+                return  # failed, or the lease was lost: the queue stops here
+            done, status = sent
+            # Record them and take what the execution added meanwhile, in one round trip.
+            rows = await self.deliveries.delivered_and_next(
+                self.owner, done, status, rows[-1], self.lease_ms
+            )
+        if sub.status == FAILING:
+            await self.subscriptions.mark(sub.id, ACTIVE)
+            sub.status = ACTIVE
+
+    async def _send_in_order(
+        self, sub: SubscriptionRecord, secret: str | None, rows: list[DeliveryRecord]
+    ) -> tuple[list[int], int | None] | None:
+        """Send `rows` one after the other; the ids not yet recorded as delivered, and the
+        last answer's status, or None when the queue stopped (a failure, a lost lease)."""
+        sink = self.sinks.get(sub.sink)
         done: list[int] = []
         last_status: int | None = None
         renewed = flushed = time.monotonic()
@@ -117,7 +135,7 @@ class Dispatcher:
                 await self._flush(done, last_status)
                 left = [r.id for r in rows if r.id >= row.id]
                 if await self.deliveries.renew(self.owner, left, self.lease_ms) < len(left):
-                    return  # the lease was lost: another worker goes on in order
+                    return None  # the lease was lost: another worker goes on in order
                 renewed = time.monotonic()
             message = Message(
                 f"{row.execution_id}:{row.seq}", row.event, event_json(row.event).encode()
@@ -129,16 +147,13 @@ class Dispatcher:
             if not outcome.ok:
                 await self._flush(done, last_status)
                 await self._fail(sub, row, outcome)
-                return
+                return None
             done.append(row.id)
             last_status = outcome.status
             if len(done) >= FLUSH_EVERY or time.monotonic() - flushed > FLUSH_AFTER_S:
                 await self._flush(done, last_status)
                 flushed = time.monotonic()
-        await self._flush(done, last_status)
-        if sub.status == FAILING:
-            await self.subscriptions.mark(sub.id, ACTIVE)
-            sub.status = ACTIVE
+        return done, last_status
 
     async def _flush(self, done: list[int], status: int | None) -> None:
         if done:

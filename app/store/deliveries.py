@@ -7,6 +7,7 @@ lock serialises claims), and a lease that expires (a dead worker) frees the queu
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy import and_, delete, exists, func, or_, select, tuple_, update
 from sqlalchemy.engine import RowMapping
 
 from app.engine.state import utcnow
+from app.store import pg_deliveries
 from app.store.base import StoreBase
 from app.store.outbox import DEAD, DELIVERED, PENDING
 from app.store.records import EventRecord
@@ -42,7 +44,7 @@ class DeliveryRecord:
 
 
 def _delivery(row: RowMapping) -> DeliveryRecord:
-    return DeliveryRecord(
+    found = DeliveryRecord(
         id=row["id"],
         subscription_id=row["subscription_id"],
         execution_id=row["execution_id"],
@@ -56,12 +58,30 @@ def _delivery(row: RowMapping) -> DeliveryRecord:
         created_at=row["created_at"],
         delivered_at=row["delivered_at"],
     )
+    if row.get("ev_type") is not None:  # the one-statement claims read the event too
+        found.event = EventRecord(
+            row["execution_id"],
+            row["seq"],
+            row["ev_type"],
+            json.loads(row["ev_json"]),
+            row["ev_created_at"],
+        )
+    return found
 
 
 class DeliveryStore(StoreBase):
     async def claim(self, owner: str, queues: int, lease_ms: int) -> list[DeliveryRecord]:
         """Lease up to `queues` due queues; their pending deliveries in order, with events."""
         now = utcnow()
+        if self.dialect == "postgresql":
+            params = {
+                "now": now,
+                "owner": owner,
+                "queues": queues,
+                "expires": now + timedelta(milliseconds=lease_ms),
+            }
+            rows = (await self._autocommit(pg_deliveries.CLAIM, params)).mappings().all()
+            return [_delivery(r) for r in rows]
         earlier = d.alias("earlier")
         heads = (
             select(d.c.subscription_id, d.c.execution_id)
@@ -104,25 +124,81 @@ class DeliveryStore(StoreBase):
                 .all()
             )
             found = [_delivery(r) for r in leased]
-            keys = list({(x.execution_id, x.seq) for x in found})
-            events = {
-                (r["execution_id"], r["seq"]): EventRecord(
-                    r["execution_id"], r["seq"], r["type"], r["data"], r["created_at"]
-                )
-                for r in (
-                    await conn.execute(
-                        select(execution_events).where(
-                            tuple_(execution_events.c.execution_id, execution_events.c.seq).in_(
-                                keys
-                            )
-                        )
-                    )
-                ).mappings()
-            }
-        for x in found:
-            x.event = events.get((x.execution_id, x.seq))
+            await self._attach_events(conn, found)
         found.sort(key=lambda x: (str(x.subscription_id), str(x.execution_id), x.seq))
         return found
+
+    async def delivered_and_next(
+        self,
+        owner: str,
+        ids: list[int],
+        status_code: int | None,
+        last: DeliveryRecord,
+        lease_ms: int,
+    ) -> list[DeliveryRecord]:
+        """Record `ids` as delivered and lease the deliveries of `last`'s queue that came
+        after it meanwhile (with their events), in one go."""
+        now = utcnow()
+        expires = now + timedelta(milliseconds=lease_ms)
+        if self.dialect == "postgresql":
+            params = {
+                "now": now,
+                "ids": ids,
+                "status": status_code,
+                "owner": owner,
+                "expires": expires,
+                "sub": last.subscription_id,
+                "execution": last.execution_id,
+                "after": last.seq,
+            }
+            rows = (
+                (await self._autocommit(pg_deliveries.DELIVERED_AND_NEXT, params)).mappings().all()
+            )
+            return [_delivery(r) for r in rows]
+        async with self._write() as conn:  # one transaction: no claim sees the gap
+            await self._delivered(conn, ids, status_code, now)
+            leased = (
+                (
+                    await conn.execute(
+                        update(d)
+                        .where(
+                            d.c.subscription_id == last.subscription_id,
+                            d.c.execution_id == last.execution_id,
+                            d.c.seq > last.seq,
+                            d.c.status == PENDING,
+                            d.c.next_attempt_at <= now,
+                            # Not another task's (of this worker, too): it took them in
+                            # order when this one had recorded all of its own.
+                            or_(d.c.lease_expires_at.is_(None), d.c.lease_expires_at < now),
+                        )
+                        .values(lease_owner=owner, lease_expires_at=expires)
+                        .returning(*d.c)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            found = sorted((_delivery(r) for r in leased), key=lambda x: x.seq)
+            await self._attach_events(conn, found)
+        return found
+
+    async def _attach_events(self, conn: Any, found: list[DeliveryRecord]) -> None:
+        keys = list({(x.execution_id, x.seq) for x in found})
+        if not keys:
+            return
+        rows = await conn.execute(
+            select(execution_events).where(
+                tuple_(execution_events.c.execution_id, execution_events.c.seq).in_(keys)
+            )
+        )
+        events = {
+            (r["execution_id"], r["seq"]): EventRecord(
+                r["execution_id"], r["seq"], r["type"], r["data"], r["created_at"]
+            )
+            for r in rows.mappings()
+        }
+        for x in found:
+            x.event = events.get((x.execution_id, x.seq))
 
     async def renew(self, owner: str, ids: list[int], lease_ms: int) -> int:
         """Extend this owner's lease on `ids`; how many it still held."""
@@ -137,21 +213,27 @@ class DeliveryStore(StoreBase):
     async def delivered(self, ids: list[int], status_code: int | None) -> None:
         if not ids:
             return
-        now = utcnow()
         async with self._write() as conn:
-            await conn.execute(
-                update(d)
-                .where(d.c.id.in_(ids), d.c.status == PENDING)
-                .values(
-                    status=DELIVERED,
-                    delivered_at=now,
-                    attempts=d.c.attempts + 1,
-                    last_status=status_code,
-                    last_error=None,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                )
+            await self._delivered(conn, ids, status_code, utcnow())
+
+    async def _delivered(
+        self, conn: Any, ids: list[int], status_code: int | None, now: datetime
+    ) -> None:
+        if not ids:
+            return
+        await conn.execute(
+            update(d)
+            .where(d.c.id.in_(ids), d.c.status == PENDING)
+            .values(
+                status=DELIVERED,
+                delivered_at=now,
+                attempts=d.c.attempts + 1,
+                last_status=status_code,
+                last_error=None,
+                lease_owner=None,
+                lease_expires_at=None,
             )
+        )
 
     async def failed(
         self,

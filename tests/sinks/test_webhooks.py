@@ -54,7 +54,12 @@ async def test_every_event_of_50_runs_arrives_in_order_per_execution(
             want = await stored_seqs(engine, ids)
             return all(len(want[i]) >= 8 and got.get(i) == want[i] for i in ids)
 
-        await wait_until(all_arrived, "every event delivered", timeout_s=60)
+        try:
+            await wait_until(all_arrived, "every event delivered", timeout_s=60)
+        except AssertionError:
+            got, want = receiver.by_execution(), await stored_seqs(engine, ids)
+            bad = [(got.get(i), want[i]) for i in ids if got.get(i) != want[i]]
+            raise AssertionError(f"{len(bad)} differ, e.g. {bad[:3]}") from None
     # Each one signed with the subscription's secret, its id the execution and seq.
     for r in receiver.received:
         assert verify(sub["secret"], r.headers["turnout-signature"], r.body)
