@@ -33,6 +33,7 @@ _BACKOFF_MAX_S = 10.0
 # crash sends twice).
 FLUSH_EVERY = 50
 FLUSH_AFTER_S = 0.5
+COALESCE_S = 0.005
 
 
 class Dispatcher:
@@ -194,7 +195,8 @@ class Dispatcher:
                 )
             if claimed and len(self.in_flight) < self.batch:
                 continue  # there may be more due
-            await self.signal.wait(delay)
+            if await self.signal.wait(delay):
+                await asyncio.sleep(COALESCE_S)  # let the pokes of one burst make one claim
 
     def start(self) -> None:
         self.signal.listen()

@@ -29,19 +29,31 @@ class OutboxSignal:
         self.channel = f"{prefix}:outbox"
         self.local = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
+        self._poking: asyncio.Task[None] | None = None
 
     async def poke(self) -> None:
+        """Wake the loops; never waits for Redis (the caller is a run's write path), and
+        pokes made while one is on its way ride with it."""
         self.local.set()
-        if self.redis is not None:
-            try:
-                await self.redis.publish(self.channel, "1")
-            except Exception:  # best effort: the loops poll
-                log.debug("outbox poke failed", exc_info=True)
+        if self.redis is not None and (self._poking is None or self._poking.done()):
+            self._poking = asyncio.create_task(self._publish())
 
-    async def wait(self, timeout_s: float) -> None:
-        with contextlib.suppress(TimeoutError):
+    async def _publish(self) -> None:
+        assert self.redis is not None
+        try:
+            await self.redis.publish(self.channel, "1")
+        except Exception:  # best effort: the loops poll
+            log.debug("outbox poke failed", exc_info=True)
+
+    async def wait(self, timeout_s: float) -> bool:
+        """Until poked or `timeout_s`; True when poked."""
+        poked = True
+        try:
             await asyncio.wait_for(self.local.wait(), timeout_s)
+        except TimeoutError:
+            poked = False
         self.local.clear()
+        return poked
 
     async def _listen(self) -> None:
         assert self.redis is not None
@@ -67,6 +79,8 @@ class OutboxSignal:
             self._listener = asyncio.create_task(self._listen(), name="turnout-outbox-poke")
 
     async def close(self) -> None:
+        if self._poking is not None:
+            await asyncio.gather(self._poking, return_exceptions=True)
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
