@@ -63,6 +63,7 @@ class Dispatcher:
             settings.sink_retry_base_ms, settings.sink_retry_max_ms, settings.sink_max_attempts
         )
         self.in_flight: set[asyncio.Task[None]] = set()
+        self.failing: set[UUID] = set()
         self._task: asyncio.Task[None] | None = None
 
     async def claim_once(self) -> int:
@@ -115,9 +116,11 @@ class Dispatcher:
             rows = await self.deliveries.delivered_and_next(
                 self.owner, done, status, rows[-1], self.lease_ms
             )
-        if sub.status == FAILING:
+        # Failing as cached, or as this process made it (the cache may predate that).
+        if sub.status == FAILING or sub.id in self.failing:
             await self.subscriptions.mark(sub.id, ACTIVE)
             sub.status = ACTIVE
+            self.failing.discard(sub.id)
 
     async def _send_in_order(
         self, sub: SubscriptionRecord, secret: str | None, rows: list[DeliveryRecord]
@@ -177,6 +180,7 @@ class Dispatcher:
             log.warning("delivery dead; subscription failing", extra=extra)
             await self.subscriptions.mark(sub.id, FAILING)
             sub.status = FAILING
+            self.failing.add(sub.id)
         else:
             log.info("delivery failed; retrying", extra={**extra, "retry_in_ms": delay})
 
