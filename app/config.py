@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     sink_retry_max_ms: int = Field(default=3_600_000, ge=1)
     sink_max_attempts: int = Field(default=12, ge=1)
     sink_stream_maxlen: int = Field(default=100_000, ge=1)
+    # Delivered and dead deliveries are deleted after this many days.
+    sink_retention_days: float = Field(default=7.0, gt=0)
 
     log_level: str = "INFO"
     log_json: bool = True

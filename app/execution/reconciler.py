@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from datetime import timedelta
 
 from app.config import Settings
+from app.engine.state import utcnow
 from app.execution.queue import ExecutionQueue
 from app.metrics import EXECUTIONS_RECOVERED
 from app.observability.retention import Retention
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 # How long the loop waits after a pass that failed (database or Redis down), doubling up to
 # the maximum, so an outage is not hammered.
 _BACKOFF_MAX_S = 10.0
+PRUNE_EVERY_S = 60.0  # old deliveries are deleted at most this often
 
 
 class Reconciler:
@@ -41,6 +45,8 @@ class Reconciler:
         self.retention = Retention(settings, HistoryStore(repo.engine))
         self.rollups = RollupStore(repo.engine)
         self.deliveries = DeliveryStore(repo.engine)
+        self.delivery_retention = timedelta(days=settings.sink_retention_days)
+        self._pruned_at = 0.0
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
@@ -49,9 +55,7 @@ class Reconciler:
             return 0  # another process does this pass
         await self.retention.run_once()
         await self.rollups.fold()  # the analytics' hourly rollups, up to now
-        released = await self.deliveries.release_expired()  # a dead worker's deliveries
-        if released:
-            log.warning("released deliveries of a dead worker", extra={"count": released})
+        await self._outbox_pass()
         orphans = await self.repo.find_orphans(
             pending_grace_ms=self.pending_grace_ms, limit=self.batch
         )
@@ -68,6 +72,15 @@ class Reconciler:
             EXECUTIONS_RECOVERED.inc(recovered)
             log.warning("re-enqueued orphaned executions", extra={"count": recovered})
         return recovered
+
+    async def _outbox_pass(self) -> None:
+        """Free a dead worker's deliveries; now and then, delete old finished ones."""
+        released = await self.deliveries.release_expired()
+        if released:
+            log.warning("released deliveries of a dead worker", extra={"count": released})
+        if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
+            self._pruned_at = time.monotonic()
+            await self.deliveries.prune(utcnow() - self.delivery_retention)
 
     async def run_forever(self) -> None:
         delay = self.interval_s

@@ -108,6 +108,8 @@ class SubscriptionService:
         found = await self.get(subscription_id, namespace)
         values: dict[str, Any] = {}
         if "events" in body:
+            if body["events"] is None:
+                raise _problem("events", "missing", "'events' cannot be null")
             values["events"] = self._events(body["events"])
         for name in ("workflow", "description"):
             if name in body:

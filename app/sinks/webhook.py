@@ -15,6 +15,7 @@ from app.store.subscriptions import SubscriptionRecord
 
 USER_AGENT = "Turnout-Webhooks/1"
 DEFAULT_PORTS = {"http": 80, "https": 443}
+ANSWER_BYTES = 200
 
 
 class WebhookSink:
@@ -50,14 +51,23 @@ class WebhookSink:
             hook = self.guard.connect_check(url.host)
             if hook is not None:
                 request.extensions["trace"] = hook
-            response = await self.client.send(request)
+            response = await self.client.send(request, stream=True)
+            try:
+                # Only the start of an answer is kept (for the delivery's `lastError`).
+                head = b""
+                async for chunk in response.aiter_raw():
+                    head += chunk
+                    if len(head) >= ANSWER_BYTES:
+                        break
+            finally:
+                await response.aclose()
         except StepError as exc:
             return Outcome(False, error=str(exc), retryable=exc.retryable)
         except httpx.HTTPError as exc:
             return Outcome(False, error=f"{type(exc).__name__}: {exc}"[:500])
         if 200 <= response.status_code < 300:
             return Outcome(True, response.status_code)
-        snippet = response.text[:200] if response.content else ""
+        snippet = head[:ANSWER_BYTES].decode(errors="replace")
         return Outcome(
             False, response.status_code, f"HTTP {response.status_code} {snippet}".strip()
         )

@@ -286,6 +286,18 @@ class DeliveryStore(StoreBase):
         async with self._write() as conn:
             await conn.execute(delete(d).where(d.c.id.in_(ids)))
 
+    async def prune(self, older_than: datetime, batch: int = 1_000) -> int:
+        """Delete up to `batch` delivered or dead deliveries made before `older_than`."""
+        old = (
+            select(d.c.id)
+            .where(d.c.status.in_([DELIVERED, DEAD]), d.c.next_attempt_at < older_than)
+            .limit(batch)
+            .scalar_subquery()
+        )
+        async with self._write() as conn:
+            done = await conn.execute(delete(d).where(d.c.id.in_(old)))
+        return int(done.rowcount or 0)
+
     async def release_expired(self) -> int:
         """Free the queues of workers whose lease expired (they died mid-delivery)."""
         async with self._write() as conn:

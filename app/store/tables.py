@@ -21,6 +21,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -291,6 +292,16 @@ event_deliveries = Table(
     UniqueConstraint("subscription_id", "execution_id", "seq", name="uq_event_deliveries_event"),
     Index("ix_event_deliveries_due", "status", "next_attempt_at"),
     Index("ix_event_deliveries_subscription", "subscription_id", "id"),
+    # A queue's pending rows, for the claim's "no earlier pending row" test (without it
+    # the planner may scan every pending row per candidate).
+    Index(
+        "ix_event_deliveries_pending",
+        "subscription_id",
+        "execution_id",
+        "seq",
+        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text("status = 'pending'"),
+    ),
 )
 
 __all__ = [

@@ -120,3 +120,16 @@ async def test_the_reconciler_releases_a_dead_workers_deliveries(
 
 async def _noop() -> None:
     return None
+
+
+async def test_old_finished_deliveries_are_pruned(engine: AsyncEngine) -> None:
+    sub = await subscribe(engine)
+    repo = await cached_repo(engine)
+    await insert_pending(repo, ONE)
+    await insert_pending(repo, ONE)
+    store = DeliveryStore(engine)
+    [first, second] = await store.claim("w1", 10, 30_000)
+    await store.delivered([first.id], 204)
+    assert await store.prune(utcnow()) == 1  # the pending one stays
+    items, _ = await store.listed(sub)
+    assert [d.id for d in items] == [second.id]

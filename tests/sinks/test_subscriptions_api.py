@@ -42,6 +42,10 @@ async def test_create_get_patch_delete(client: httpx.AsyncClient, engine: AsyncE
     assert changed.status_code == 200, changed.text
     assert changed.json()["events"] == ["*"] and changed.json()["workflow"] == "pipeline"
 
+    cleared = await client.patch(f"/subscriptions/{body['id']}", json={"events": None})
+    assert cleared.status_code == 422
+    assert cleared.json()["error"]["details"][0]["field"] == "events"
+
     assert (await client.delete(f"/subscriptions/{body['id']}")).status_code == 204
     gone = await client.get(f"/subscriptions/{body['id']}")
     assert gone.status_code == 404

@@ -9,7 +9,14 @@ import sys
 
 import pytest
 
-PURE_CORE = ("app.execution.complexity", "app.workflows.graph", "app.engine.runner")
+PURE_CORE = (
+    "app.execution.complexity",
+    "app.workflows.graph",
+    "app.engine.runner",
+    "app.sinks.patterns",
+    "app.sinks.retry",
+    "app.sinks.signing",
+)
 IO_MODULES = ("httpx", "sqlalchemy", "redis", "arq", "app.config")
 
 

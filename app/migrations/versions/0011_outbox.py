@@ -66,6 +66,13 @@ def upgrade() -> None:
     op.create_index(
         "ix_event_deliveries_subscription", "event_deliveries", ["subscription_id", "id"]
     )
+    op.create_index(
+        "ix_event_deliveries_pending",
+        "event_deliveries",
+        ["subscription_id", "execution_id", "seq"],
+        postgresql_where=sa.text("status = 'pending'"),
+        sqlite_where=sa.text("status = 'pending'"),
+    )
 
 
 def downgrade() -> None:
