@@ -112,6 +112,7 @@ class Settings(BaseSettings):
     sink_retry_max_ms: int = Field(default=3_600_000, ge=1)
     sink_max_attempts: int = Field(default=12, ge=1)
     sink_stream_maxlen: int = Field(default=100_000, ge=1)
+    sink_db_pool_size: int = Field(default=4, ge=1)  # the delivery loop's own connections
     # Delivered and dead deliveries are deleted after this many days.
     sink_retention_days: float = Field(default=7.0, gt=0)
 

@@ -18,6 +18,7 @@ from app.sinks.redis_stream import RedisStreamSink
 from app.sinks.sealing import SecretSeal
 from app.sinks.wake import OutboxSignal
 from app.sinks.webhook import WebhookSink
+from app.store.database import POOL_RECYCLE_S, make_engine
 from app.store.deliveries import DeliveryStore
 from app.store.outbox import OutboxMatcher
 from app.store.subscriptions import SubscriptionStore
@@ -41,6 +42,7 @@ class SinkParts:
     guard: AddressGuard
     has_redis: bool
     dispatcher: Dispatcher | None
+    own_engine: AsyncEngine | None = None  # the delivery loop's pool, when it has its own
 
     async def start(self) -> None:
         await self.cache.start()
@@ -52,6 +54,8 @@ class SinkParts:
             await self.dispatcher.close()
         await self.signal.close()
         await self.cache.close()
+        if self.own_engine is not None:
+            await self.own_engine.dispose()
 
 
 def build_sinks(
@@ -59,7 +63,17 @@ def build_sinks(
 ) -> SinkParts:
     matcher = OutboxMatcher()
     store = SubscriptionStore(engine)
-    deliveries = DeliveryStore(engine)
+    own_engine = None
+    if deliver and not settings.is_sqlite:
+        # Its own few connections: a delivery backlog never makes runs wait for the pool.
+        # (SQLite keeps one engine: its writers take turns per engine.)
+        own_engine = make_engine(
+            settings.database_url,
+            pool_size=settings.sink_db_pool_size,
+            max_overflow=0,
+            pool_recycle=POOL_RECYCLE_S,
+        )
+    deliveries = DeliveryStore(own_engine or engine)
     cache = SubscriptionCache(store, matcher, settings.sink_cache_ms)
     signal = OutboxSignal(redis, settings.key_prefix)
     seal = SecretSeal(Vault(settings.secret_key))
@@ -89,4 +103,5 @@ def build_sinks(
         guard=guard,
         has_redis=redis is not None,
         dispatcher=dispatcher,
+        own_engine=own_engine,
     )
