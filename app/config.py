@@ -116,6 +116,22 @@ class Settings(BaseSettings):
 
     # Flow control: executions running at once per namespace (0: no limit), README.
     namespace_concurrency: int = Field(default=0, ge=0)
+    # Event sinks (README "Event sinks"): how often each process reloads its subscriptions,
+    # how often a delivery loop looks for due deliveries when nothing woke it, how many
+    # (execution, subscription) queues one claim takes and how long it holds them, the
+    # webhook timeout, the retry schedule, and the cap of a Redis stream (MAXLEN ~).
+    sink_cache_ms: int = Field(default=1_000, ge=10)
+    sink_poll_ms: int = Field(default=500, ge=1)
+    sink_batch: int = Field(default=50, ge=1)
+    sink_lease_ms: int = Field(default=30_000, ge=100)
+    sink_timeout_ms: int = Field(default=10_000, ge=1)
+    sink_retry_base_ms: int = Field(default=2_000, ge=1)
+    sink_retry_max_ms: int = Field(default=3_600_000, ge=1)
+    sink_max_attempts: int = Field(default=12, ge=1)
+    sink_stream_maxlen: int = Field(default=100_000, ge=1)
+    sink_db_pool_size: int = Field(default=4, ge=1)  # the delivery loop's own connections
+    # Delivered and dead deliveries are deleted after this many days.
+    sink_retention_days: float = Field(default=7.0, gt=0)
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -80,6 +80,18 @@ class CircuitNotFound(TurnoutError):
     code = "circuit_not_found"
 
 
+class SubscriptionNotFound(TurnoutError):
+    """No event subscription has this id."""
+
+    code = "subscription_not_found"
+
+
+class DeliveryNotFound(TurnoutError):
+    """This subscription has no delivery with this id."""
+
+    code = "delivery_not_found"
+
+
 class WorkflowVersionExists(TurnoutError):
     """This workflow name and version are already registered."""
 

@@ -27,6 +27,7 @@ from app.api import (
     schedules,
     seed,
     streams,
+    subscriptions,
     workflows,
 )
 from app.api.auth import Authenticator
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         audit,
         schedules,
         events,
+        subscriptions,
     )
     for module in routers:
         app.include_router(module.router, dependencies=schema)

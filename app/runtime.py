@@ -40,6 +40,8 @@ from app.nodes.base import Services
 from app.nodes.registry import NodeRegistry, default_registry
 from app.observability import tracing
 from app.observability.sampler import Sampler
+from app.sinks.parts import SinkParts, build_sinks
+from app.sinks.wake import OutboxBus
 from app.store.composition import CompositionStore
 from app.store.database import create_engine, upgrade_schema
 from app.store.history import HistoryStore
@@ -85,6 +87,7 @@ class Runtime:
     # Every process fires due schedule slots; the database lets one execution per slot in.
     scheduler: Scheduler
     circuits: CircuitBreakers
+    sinks: SinkParts  # event sinks: the subscription cache, and the delivery loop if we run work
     _draining: asyncio.Future[None] | None = field(default=None, init=False)
 
     async def start(self) -> None:
@@ -115,6 +118,7 @@ class Runtime:
             self.heartbeat.start()
         self.sampler.start()
         self.scheduler.start()
+        await self.sinks.start()
         log.info(
             "runtime started",
             extra={"role": self.role, "owner": self.owner, "embedded_queue": self.redis is None},
@@ -135,6 +139,7 @@ class Runtime:
     async def close(self) -> None:
         await self.scheduler.close()
         await self.sampler.close()
+        await self.sinks.close()
         if self.reconciler is not None:
             await self.reconciler.close()
         if self.heartbeat is not None:
@@ -161,9 +166,15 @@ def build_runtime(
     owner = make_owner_id(role)
     registry = registry or default_registry()
     engine = create_engine(settings)
-    repo = Repository(engine)
     redis = arq_pool(settings) if settings.redis_url else None
-    fanout: EventBus = RedisBus(redis, settings.key_prefix) if redis is not None else InProcessBus()
+    runs_queued_work = role == "worker" or redis is None
+    sinks = build_sinks(settings, engine, redis, owner, deliver=runs_queued_work)
+    repo = Repository(engine, sinks.matcher)
+    fanout: EventBus = OutboxBus(
+        RedisBus(redis, settings.key_prefix) if redis is not None else InProcessBus(),
+        sinks.matcher,
+        sinks.signal,
+    )
     # One shared client; its cookie jar stores nothing, so no run sees another's cookies.
     http = httpx.AsyncClient(
         timeout=settings.http_default_timeout_ms / 1000,
@@ -224,8 +235,6 @@ def build_runtime(
         queued=QueuedExecutionStrategy(repo, bus, queue),
     )
     heartbeats = WorkerHeartbeats(redis, settings.key_prefix)
-    runs_queued_work = role == "worker" or redis is None
-    control = ExecutionControl(settings=settings, repo=repo, bus=bus, queue=queue, signals=signals)
     scheduler = Scheduler(
         settings=settings,
         store=ScheduleStore(engine),
@@ -265,4 +274,5 @@ def build_runtime(
         sampler=Sampler(settings, HistoryStore(engine)),
         scheduler=scheduler,
         circuits=circuits,
+        sinks=sinks,
     )

@@ -38,6 +38,8 @@ TABLES = (
     "events",
     "event_waits",
     "flow_buckets",
+    "subscriptions",
+    "event_deliveries",
 )
 CONNECT_TIMEOUT_S = 5
 

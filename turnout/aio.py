@@ -17,9 +17,10 @@ from turnout import _core
 from turnout.errors import ApiError, NotFound, WaitTimeout
 from turnout.models import Circuit, Event, Execution, SentEvent, Workflow
 from turnout.schedules import Schedule, schedule_body, schedule_path
+from turnout.subscriptions import AsyncSubscriptionMethods
 
 
-class AsyncClient:
+class AsyncClient(AsyncSubscriptionMethods):
     """Talks to one Turnout server from asyncio code; see `Client` for the arguments."""
 
     def __init__(

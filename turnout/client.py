@@ -16,9 +16,10 @@ from turnout import _core
 from turnout.errors import ApiError, NotFound, WaitTimeout
 from turnout.models import Circuit, Event, Execution, SentEvent, Workflow
 from turnout.schedules import Schedule, schedule_body, schedule_path
+from turnout.subscriptions import SubscriptionMethods
 
 
-class Client:
+class Client(SubscriptionMethods):
     """Talks to one Turnout server. URL and API key default to `TURNOUT_URL` and
     `TURNOUT_API_KEY`; `retries` bounds the retries of a 503 or 429 (after Retry-After)."""
 

@@ -108,6 +108,8 @@ class Authenticator:
             target = f"workflow/{body.get('name')}@{body.get('version')}"
         elif action == "schedule.post":
             target = f"schedules/{answer.json().get('id')}"
+        elif action == "subscription.post" and target == "subscriptions":
+            target = f"subscriptions/{answer.json().get('id')}"
         client = scope.get("client")
         entry = AuditEntry(
             principal.name if principal.authenticated else (principal.label or principal.name),

@@ -22,6 +22,7 @@ from app.execution.queue import ExecutionQueue
 from app.execution.steering import ExecutionControl
 from app.nodes.registry import NodeRegistry
 from app.runtime import Runtime
+from app.sinks.parts import SinkParts
 from app.store.namespaces import namespace_of
 from app.store.repository import Repository
 from app.store.schema import SchemaCheck
@@ -76,6 +77,10 @@ def get_circuits(request: Request) -> CircuitBreakers:
     return _runtime(request).circuits
 
 
+def get_sinks(request: Request) -> SinkParts:
+    return _runtime(request).sinks
+
+
 ManagerDep = Annotated[ExecutionManager, Depends(get_manager)]
 ControlDep = Annotated[ExecutionControl, Depends(get_control)]
 RepoDep = Annotated[Repository, Depends(get_repo)]
@@ -87,6 +92,7 @@ SchemaDep = Annotated[SchemaCheck, Depends(get_schema)]
 HeartbeatsDep = Annotated[WorkerHeartbeats, Depends(get_heartbeats)]
 RedisDep = Annotated[ArqRedis | None, Depends(get_redis)]
 CircuitsDep = Annotated[CircuitBreakers, Depends(get_circuits)]
+SinksDep = Annotated[SinkParts, Depends(get_sinks)]
 
 
 def get_principal(request: Request) -> Principal:

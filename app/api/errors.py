@@ -35,6 +35,8 @@ STATUS: dict[type[errors.TurnoutError], int] = {
     errors.WorkflowNotFound: 404,
     errors.ScheduleNotFound: 404,
     errors.CircuitNotFound: 404,
+    errors.SubscriptionNotFound: 404,
+    errors.DeliveryNotFound: 404,
     errors.WorkflowVersionExists: 409,
     errors.InvalidTransition: 409,
     errors.IdempotencyConflict: 409,

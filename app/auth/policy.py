@@ -44,8 +44,8 @@ CIRCUIT_RESET = re.compile(r"^/circuits/(?P<host>[^/]+)/reset$")
 def audit_action(method: str, path: str) -> tuple[str, str] | None:
     """What an audited request did and to what: `("execution.cancel", "execution/<id>")`.
 
-    Audited: every control verb and human input, registry changes, key and schedule changes,
-    circuit breaker resets."""
+    Audited: every control verb and human input, registry changes, key, schedule and
+    subscription changes (and redeliveries), circuit breaker resets."""
     if method in SAFE_METHODS:
         return None
     control = CONTROL_TARGET.match(path)
@@ -62,7 +62,9 @@ def audit_action(method: str, path: str) -> tuple[str, str] | None:
     circuit = CIRCUIT_RESET.match(path)
     if circuit is not None and method == "POST":
         return "circuit.reset", f"circuit/{circuit['host']}"
-    for prefix in ("/keys", "/schedules", "/secrets"):
+    if path.startswith("/subscriptions") and path.endswith("/redeliver"):
+        return "subscription.redeliver", path.lstrip("/").removesuffix("/redeliver")
+    for prefix in ("/keys", "/schedules", "/secrets", "/subscriptions"):
         if path.startswith(prefix):
             kind = prefix[1:-1]
             return f"{kind}.{method.lower()}", path.lstrip("/")

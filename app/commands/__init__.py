@@ -17,7 +17,9 @@ def register(app: typer.Typer) -> None:
         schedules,
         secrets,
         send,
+        subscriptions,
     )
 
-    for group in (runs, control, registry, schedules, offline, keys, secrets, send, circuits):
+    groups = (runs, control, registry, schedules, offline, keys, secrets, send, circuits)
+    for group in (*groups, subscriptions):
         group.register(app)

@@ -5,18 +5,23 @@ Redis restarted, or the worker that took the job died before claiming it), `runn
 expired lease (its runner died or hung), or `waiting` past its wake-up with no job. It only
 ever enqueues: the claim (a guarded update) decides whether anything runs, so a terminal or
 paused execution is never touched, and two reconcilers racing cost one no-op job at most.
+Outbox deliveries leased by a dead worker are released for the delivery loops too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 
 from app.config import Settings
+from app.engine.state import utcnow
 from app.execution.queue import ExecutionQueue
 from app.metrics import EXECUTIONS_RECOVERED
 from app.observability.retention import Retention
+from app.store.deliveries import DeliveryStore
 from app.store.history import HistoryStore
 from app.store.repository import Repository
 from app.store.rollups import RollupStore
@@ -26,6 +31,7 @@ log = logging.getLogger(__name__)
 # How long the loop waits after a pass that failed (database or Redis down), doubling up to
 # the maximum, so an outage is not hammered.
 _BACKOFF_MAX_S = 10.0
+PRUNE_EVERY_S = 60.0  # old deliveries are deleted at most this often
 
 Sweep = Callable[[int, int], Awaitable[int]]
 
@@ -48,6 +54,9 @@ class Reconciler:
         self.batch = settings.reconcile_batch
         self.retention = Retention(settings, HistoryStore(repo.engine))
         self.rollups = RollupStore(repo.engine)
+        self.deliveries = DeliveryStore(repo.engine)
+        self.delivery_retention = timedelta(days=settings.sink_retention_days)
+        self._pruned_at = 0.0
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
@@ -58,6 +67,7 @@ class Reconciler:
         await self.rollups.fold()  # the analytics' hourly rollups, up to now
         for sweep in self.sweeps:
             await sweep(self.pending_grace_ms, self.batch)
+        await self._outbox_pass()
         orphans = await self.repo.find_orphans(
             pending_grace_ms=self.pending_grace_ms, limit=self.batch
         )
@@ -74,6 +84,15 @@ class Reconciler:
             EXECUTIONS_RECOVERED.inc(recovered)
             log.warning("re-enqueued orphaned executions", extra={"count": recovered})
         return recovered
+
+    async def _outbox_pass(self) -> None:
+        """Free a dead worker's deliveries; now and then, delete old finished ones."""
+        released = await self.deliveries.release_expired()
+        if released:
+            log.warning("released deliveries of a dead worker", extra={"count": released})
+        if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
+            self._pruned_at = time.monotonic()
+            await self.deliveries.prune(utcnow() - self.delivery_retention)
 
     async def run_forever(self) -> None:
         delay = self.interval_s

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.engine.state import StepState
 from app.engine.status import StepStatus
 from app.store.database import sqlite_writer
+from app.store.outbox import OutboxMatcher, write_deliveries
 from app.store.records import EventRecord, ExecutionRecord, ParentLink, WorkflowRecord
 from app.store.tables import execution_events, execution_steps
 
@@ -26,9 +27,11 @@ def ms(value: int | None) -> timedelta:
 class StoreBase:
     """The engine, and helpers every part of the repository uses."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, outbox: OutboxMatcher | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        # The subscriptions an event write adds outbox deliveries for (none by default).
+        self.outbox = outbox or OutboxMatcher()
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
@@ -89,7 +92,8 @@ class StoreBase:
     async def _insert_events(
         self, conn: AsyncConnection, stored: Sequence[EventRecord]
     ) -> Sequence[EventRecord]:
-        """Insert a write's events, numbered by `numbered_events`; returns them."""
+        """Insert a write's events (of one execution), numbered by `numbered_events`, and
+        their outbox deliveries; returns them."""
         if stored:
             await conn.execute(
                 insert(execution_events),
@@ -104,6 +108,7 @@ class StoreBase:
                     for e in stored
                 ],
             )
+            await write_deliveries(conn, self.outbox, stored)
         return stored
 
 

@@ -16,6 +16,7 @@ from app.engine.status import TERMINAL, Status
 from app.errors import ExecutionNotFound, RequestInvalid
 from app.store import pg_statements
 from app.store.base import StoreBase, execution_record, ms
+from app.store.outbox import outbox_json
 from app.store.records import (
     EventRecord,
     ExecutionFilter,
@@ -76,10 +77,12 @@ class ExecutionStore(StoreBase):
             )
         try:
             if self.dialect == "postgresql":
-                sql = pg_statements.create_sql(tuple(values))
+                deliveries = outbox_json(self.outbox, events)
+                sql = pg_statements.create_sql(tuple(values), deliveries is not None)
                 params = pg_statements.create_params(
                     values, pg_statements.events_json(events, (), now), len(events)
                 )
+                params["outbox"] = deliveries
                 await self._autocommit(sql, params)
             else:
                 async with self._write() as conn:

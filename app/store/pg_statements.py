@@ -17,6 +17,7 @@ from sqlalchemy import TextClause, text
 from app.engine.state import StepState
 from app.engine.status import StepStatus
 from app.jsonvalue import dumps
+from app.store.outbox import outbox_cte
 
 # Columns of workflow_executions holding JSON, cast from the text parameter.
 JSON_COLUMNS = frozenset(
@@ -110,16 +111,21 @@ def _assign(column: str) -> str:
     return f"{column} = :v_{column}"
 
 
+# The outbox deliveries of a statement's events (only when it has candidates: `:outbox`).
+_OUTBOX_CTE = "," + outbox_cte("CAST(:id AS uuid)", "e.last_seq - :n_events + d.i")
+
+
 @lru_cache(maxsize=64)
-def checkpoint_sql(columns: tuple[str, ...]) -> TextClause:
-    """UPDATE fenced by the lease, then the events and steps, in one statement."""
+def checkpoint_sql(columns: tuple[str, ...], outbox: bool = False) -> TextClause:
+    """UPDATE fenced by the lease, then the events, their deliveries and the steps, in one
+    statement."""
     sets = ", ".join(["last_seq = last_seq + :n_events", *(_assign(c) for c in columns)])
     return text(
         f"""WITH e AS (
   UPDATE workflow_executions SET {sets}
   WHERE id = CAST(:id AS uuid) AND lease_owner = :owner AND status = 'running'
-  RETURNING last_seq, control_action
-),{_EVENTS_CTE},{_STEPS_CTE}
+  RETURNING last_seq, control_action, namespace, workflow_name
+),{_EVENTS_CTE}{_OUTBOX_CTE if outbox else ""},{_STEPS_CTE}
 SELECT last_seq, control_action FROM e"""
     )
 
@@ -147,8 +153,8 @@ def checkpoint_params(
 
 
 @lru_cache(maxsize=8)
-def create_sql(columns: tuple[str, ...]) -> TextClause:
-    """INSERT the execution and its first events in one statement."""
+def create_sql(columns: tuple[str, ...], outbox: bool = False) -> TextClause:
+    """INSERT the execution, its first events and their deliveries in one statement."""
     names = ", ".join(columns)
     values = ", ".join(
         f"CAST(:v_{c} AS jsonb)" if c in JSON_COLUMNS else f":v_{c}" for c in columns
@@ -156,8 +162,8 @@ def create_sql(columns: tuple[str, ...]) -> TextClause:
     return text(
         f"""WITH e AS (
   INSERT INTO workflow_executions ({names}) VALUES ({values})
-  RETURNING last_seq
-),{_EVENTS_CTE}
+  RETURNING last_seq, namespace, workflow_name
+),{_EVENTS_CTE}{_OUTBOX_CTE if outbox else ""}
 SELECT last_seq FROM e"""
     )
 
@@ -169,12 +175,14 @@ def create_params(values: Mapping[str, Any], events: str, n_events: int) -> dict
     return params
 
 
-@lru_cache(maxsize=2)
-def claim_sql(columns: tuple[str, ...], gated: bool = False) -> TextClause:
-    """Take a runnable execution, write its `execution.started` event and read its steps.
+@lru_cache(maxsize=8)
+def claim_sql(columns: tuple[str, ...], gated: bool = False, outbox: bool = False) -> TextClause:
+    """Take a runnable execution, write its `execution.started` event (and its deliveries)
+    and read its steps.
 
     The fast path takes only rows without flow control; `gated` (app/store/flow.py, after
     its checks) takes any, and clears the row's pending reason."""
+    deliveries = "," + outbox_cte("e.id", "e.last_seq") if outbox else ""
     returned = ", ".join(f"e.{c}" for c in columns)
     gate = ", pending_reason = NULL" if gated else ""
     fast = "" if gated else "\n    AND flow IS NULL"
@@ -192,7 +200,7 @@ def claim_sql(columns: tuple[str, ...], gated: bool = False) -> TextClause:
 ), ev AS (
   INSERT INTO execution_events (execution_id, seq, type, data, created_at)
   SELECT e.id, e.last_seq, :type, CAST(:data AS jsonb), :now FROM e
-)
+){deliveries}
 SELECT {returned}, (
   SELECT coalesce(jsonb_agg(to_jsonb(s)), '[]'::jsonb) FROM execution_steps s
   WHERE s.execution_id = e.id

@@ -18,6 +18,7 @@ from app.errors import LeaseLost
 from app.jsonvalue import dumps
 from app.store import pg_statements
 from app.store.base import StoreBase, execution_record, ms
+from app.store.outbox import outbox_json
 from app.store.records import Checkpoint, EventRecord, ExecutionRecord, numbered_events
 from app.store.tables import execution_events, execution_steps, workflow_executions
 
@@ -35,8 +36,9 @@ class RunStore(StoreBase):
         Only executions without flow control: the others go through `claim_gated`."""
         now = utcnow()
         if self.dialect == "postgresql":
-            sql = _claim_sql(gated=False)
-            params = _claim_params(execution_id, owner, lease_ms, event, now)
+            deliveries = outbox_json(self.outbox, [event])
+            sql = _claim_sql(gated=False, outbox=deliveries is not None)
+            params = _claim_params(execution_id, owner, lease_ms, event, now, deliveries)
             row = (await self._autocommit(sql, params)).mappings().first()
             return _claimed(execution_id, row, event, now)
         async with self._write() as conn:
@@ -54,8 +56,9 @@ class RunStore(StoreBase):
     ) -> tuple[ExecutionRecord, EventRecord] | None:
         """The claim inside a caller's transaction (`gated`: also a row with flow control)."""
         if self.dialect == "postgresql":
-            sql = _claim_sql(gated=gated)
-            params = _claim_params(execution_id, owner, lease_ms, event, now)
+            deliveries = outbox_json(self.outbox, [event])
+            sql = _claim_sql(gated=gated, outbox=deliveries is not None)
+            params = _claim_params(execution_id, owner, lease_ms, event, now, deliveries)
             row = (await conn.execute(sql, params)).mappings().first()
             return _claimed(execution_id, row, event, now)
         claimable = or_(
@@ -172,7 +175,8 @@ class RunStore(StoreBase):
         """The fenced write: one statement on Postgres, a transaction of several on SQLite.
         Returns the row's new `last_seq` and `control_action`, or None if the fence failed."""
         if self.dialect == "postgresql":
-            sql = pg_statements.checkpoint_sql(tuple(values))
+            deliveries = outbox_json(self.outbox, cp.events)
+            sql = pg_statements.checkpoint_sql(tuple(values), deliveries is not None)
             params = pg_statements.checkpoint_params(
                 execution_id,
                 owner,
@@ -182,6 +186,7 @@ class RunStore(StoreBase):
                 pg_statements.steps_json(cp.steps),
                 now,
             )
+            params["outbox"] = deliveries
             return (await self._autocommit(sql, params)).first()
         stmt = (
             update(workflow_executions)
@@ -230,17 +235,23 @@ class RunStore(StoreBase):
         return await self._read_events(query)
 
 
-def _claim_sql(*, gated: bool) -> Any:
+def _claim_sql(*, gated: bool, outbox: bool) -> Any:
     columns = tuple(c.name for c in workflow_executions.c)
-    return pg_statements.claim_sql(columns, gated).columns(
+    return pg_statements.claim_sql(columns, gated, outbox).columns(
         *workflow_executions.c, column("steps_json", JSONB)
     )
 
 
 def _claim_params(
-    execution_id: UUID, owner: str, lease_ms: int, event: tuple[str, dict[str, Any]], now: datetime
+    execution_id: UUID,
+    owner: str,
+    lease_ms: int,
+    event: tuple[str, dict[str, Any]],
+    now: datetime,
+    deliveries: str | None,
 ) -> dict[str, Any]:
     return {
+        "outbox": deliveries,
         "id": execution_id,
         "owner": owner,
         "expires": now + ms(lease_ms),

@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     false,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -301,6 +302,57 @@ event_waits = Table(
     Index("ix_event_waits_name", "namespace", "name"),
 )
 
+# Event sinks (issue 19): subscriptions, and the outbox of deliveries written with each event.
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("namespace", String(100), nullable=False),
+    Column("sink", String(20), nullable=False),
+    Column("url", Text, nullable=True),
+    Column("stream", String(200), nullable=True),
+    Column("events", JSON, nullable=False),
+    Column("workflow", String(200), nullable=True),
+    Column("description", String(500), nullable=True),
+    Column("secret", Text, nullable=True),  # a Fernet token when TURNOUT_SECRET_KEY is set
+    Column("status", String(20), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_subscriptions_namespace", "namespace", "created_at"),
+)
+
+event_deliveries = Table(
+    "event_deliveries",
+    metadata,
+    Column("id", AUDIT_ID, primary_key=True, autoincrement=True),
+    Column("subscription_id", Uuid, nullable=False),
+    Column("execution_id", Uuid, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("event_type", String(50), nullable=False),
+    Column("status", String(20), nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("lease_owner", String(200), nullable=True),
+    Column("lease_expires_at", UTCDateTime(), nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime(), nullable=True),
+    UniqueConstraint("subscription_id", "execution_id", "seq", name="uq_event_deliveries_event"),
+    Index("ix_event_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_event_deliveries_subscription", "subscription_id", "id"),
+    # A queue's pending rows, for the claim's "no earlier pending row" test (without it
+    # the planner may scan every pending row per candidate).
+    Index(
+        "ix_event_deliveries_pending",
+        "subscription_id",
+        "execution_id",
+        "seq",
+        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text("status = 'pending'"),
+    ),
+)
+
 __all__ = [
     "EXECUTION_STATUSES",
     "HISTOGRAM_BUCKETS",
@@ -308,6 +360,7 @@ __all__ = [
     "api_keys",
     "api_sessions",
     "audit_log",
+    "event_deliveries",
     "event_waits",
     "events",
     "execution_events",
@@ -316,6 +369,7 @@ __all__ = [
     "execution_steps",
     "metadata",
     "secrets",
+    "subscriptions",
     "workflow_executions",
     "workflows",
 ]

@@ -16,7 +16,7 @@ def install_dashboard(app: FastAPI) -> None:
     """Mount the pages, their vendored assets, `GET /` -> `/ui/`, and `GET /queue` (the JSON
     twin of the queue page)."""
     from app.api import queue
-    from app.ui import circuits, login
+    from app.ui import circuits, login, sinks
     from app.ui.pages import root, router
     from app.ui.schedules import router as schedules_router
 
@@ -26,4 +26,5 @@ def install_dashboard(app: FastAPI) -> None:
     app.include_router(root)
     app.include_router(login.router)
     app.include_router(circuits.router)
+    app.include_router(sinks.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")

@@ -38,6 +38,9 @@ APP_TABLES = {
     "event_waits",
     # Rate limits' token buckets (migration 0009).
     "flow_buckets",
+    # Event sinks (migration 0010).
+    "subscriptions",
+    "event_deliveries",
 }
 
 

@@ -14,6 +14,9 @@ PURE_CORE = (
     "app.workflows.graph",
     "app.engine.runner",
     "app.circuits.policy",
+    "app.sinks.patterns",
+    "app.sinks.retry",
+    "app.sinks.signing",
 )
 IO_MODULES = ("httpx", "sqlalchemy", "redis", "arq", "app.config")
 

@@ -1,0 +1,40 @@
+"""The sink interface: one `send` per event; a new kind of sink is one module with one class.
+
+A sink is handed the subscription, its secret (decrypted) and the event with its JSON body
+(as the SSE stream carries it), and answers with an `Outcome`. It never raises for a
+failed delivery: the loop turns a failed outcome into a retry or a dead delivery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+from app.store.records import EventRecord
+from app.store.subscriptions import SubscriptionRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    ok: bool
+    status: int | None = None  # the receiver's answer, when it gave one
+    error: str | None = None
+    retryable: bool = True  # False: the delivery is dead at once (it can never succeed)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One event as it goes out: its id (`{executionId}:{seq}`), type and JSON body."""
+
+    id: str
+    event: EventRecord
+    body: bytes
+
+
+class Sink(Protocol):
+    kind: ClassVar[str]
+
+    async def send(
+        self, subscription: SubscriptionRecord, secret: str | None, message: Message
+    ) -> Outcome: ...
+
+    async def close(self) -> None: ...

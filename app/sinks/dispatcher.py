@@ -1,0 +1,223 @@
+"""The delivery loop of a worker (or of the embedded process): claim, send, record.
+
+Up to `sink_batch` queues (one per subscription and execution) are in flight at once, each
+sent in seq order by its own task; a queue stops at its first failure (the rest waits
+behind it, leased to nobody) and deliveries made are recorded in batches, so a crash
+between sending and recording sends them again: at least once, with the same event id."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from itertools import groupby
+from uuid import UUID
+
+from app.auth.vault import VaultUnavailable
+from app.config import Settings
+from app.events.stream import event_json
+from app.sinks.base import Message, Outcome, Sink
+from app.sinks.cache import SubscriptionCache
+from app.sinks.retry import DeliveryRetry
+from app.sinks.sealing import SecretSeal
+from app.sinks.wake import OutboxSignal
+from app.store.deliveries import DeliveryRecord, DeliveryStore
+from app.store.subscriptions import ACTIVE, FAILING, SubscriptionRecord, SubscriptionStore
+
+log = logging.getLogger(__name__)
+
+_BACKOFF_MAX_S = 10.0
+# Deliveries made are recorded after this many, or this long, within one queue (what a
+# crash sends twice).
+FLUSH_EVERY = 50
+FLUSH_AFTER_S = 0.5
+COALESCE_S = 0.005
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        owner: str,
+        deliveries: DeliveryStore,
+        subscriptions: SubscriptionStore,
+        cache: SubscriptionCache,
+        sinks: Mapping[str, Sink],
+        seal: SecretSeal,
+        signal: OutboxSignal,
+    ) -> None:
+        self.owner = owner
+        self.deliveries = deliveries
+        self.subscriptions = subscriptions
+        self.cache = cache
+        self.sinks = sinks
+        self.seal = seal
+        self.signal = signal
+        self.batch = settings.sink_batch
+        self.lease_ms = settings.sink_lease_ms
+        self.poll_s = settings.sink_poll_ms / 1000
+        self.retry = DeliveryRetry(
+            settings.sink_retry_base_ms, settings.sink_retry_max_ms, settings.sink_max_attempts
+        )
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self.failing: set[UUID] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    async def claim_once(self) -> int:
+        """Claim what is due (as many queues as there is room for); how many queues."""
+        room = self.batch - len(self.in_flight)
+        if room <= 0:
+            return 0
+        claimed = await self.deliveries.claim(self.owner, room, self.lease_ms)
+        queues = 0
+        for (sub_id, _), rows in groupby(
+            claimed, key=lambda x: (x.subscription_id, x.execution_id)
+        ):
+            task = asyncio.create_task(self._send_queue(sub_id, list(rows)))
+            self.in_flight.add(task)
+            task.add_done_callback(self.in_flight.discard)
+            queues += 1
+        return queues
+
+    async def _subscription(self, sub_id: UUID) -> SubscriptionRecord | None:
+        found = self.cache.by_id.get(sub_id)
+        return found or await self.subscriptions.get(sub_id, None)
+
+    async def _send_queue(self, sub_id: UUID, rows: list[DeliveryRecord]) -> None:
+        try:
+            await self._send_rows(sub_id, rows)
+        except Exception as exc:  # the database went away: the lease runs out, others retry
+            log.warning(
+                "delivery queue failed",
+                extra={"subscription": str(sub_id), "error": f"{type(exc).__name__}: {exc}"[:200]},
+            )
+        finally:
+            self.signal.local.set()  # room for another queue
+
+    async def _send_rows(self, sub_id: UUID, rows: list[DeliveryRecord]) -> None:
+        sub = await self._subscription(sub_id)
+        if sub is None:  # deleted meanwhile
+            await self.deliveries.drop([r.id for r in rows])
+            return
+        try:
+            secret = self.seal.unseal(sub.secret)
+        except VaultUnavailable as exc:
+            await self._fail(sub, rows[0], Outcome(False, error=str(exc), retryable=False))
+            return
+        while rows:
+            sent = await self._send_in_order(sub, secret, rows)
+            if sent is None:
+                return  # failed, or the lease was lost: the queue stops here
+            done, status = sent
+            # Record them and take what the execution added meanwhile, in one round trip.
+            rows = await self.deliveries.delivered_and_next(
+                self.owner, done, status, rows[-1], self.lease_ms
+            )
+        # Failing as cached, or as this process made it (the cache may predate that).
+        if sub.status == FAILING or sub.id in self.failing:
+            await self.subscriptions.mark(sub.id, ACTIVE)
+            sub.status = ACTIVE
+            self.failing.discard(sub.id)
+
+    async def _send_in_order(
+        self, sub: SubscriptionRecord, secret: str | None, rows: list[DeliveryRecord]
+    ) -> tuple[list[int], int | None] | None:
+        """Send `rows` one after the other; the ids not yet recorded as delivered, and the
+        last answer's status, or None when the queue stopped (a failure, a lost lease)."""
+        sink = self.sinks.get(sub.sink)
+        done: list[int] = []
+        last_status: int | None = None
+        renewed = flushed = time.monotonic()
+        for row in rows:
+            if row.event is None:  # its execution was deleted (retention)
+                await self.deliveries.drop([row.id])
+                continue
+            if time.monotonic() - renewed > self.lease_ms / 3000:
+                await self._flush(done, last_status)
+                left = [r.id for r in rows if r.id >= row.id]
+                if await self.deliveries.renew(self.owner, left, self.lease_ms) < len(left):
+                    return None  # the lease was lost: another worker goes on in order
+                renewed = time.monotonic()
+            message = Message(
+                f"{row.execution_id}:{row.seq}", row.event, event_json(row.event).encode()
+            )
+            if sink is None:
+                outcome = Outcome(False, error=f"no {sub.sink} sink here", retryable=False)
+            else:
+                outcome = await sink.send(sub, secret, message)
+            if not outcome.ok:
+                await self._flush(done, last_status)
+                await self._fail(sub, row, outcome)
+                return None
+            done.append(row.id)
+            last_status = outcome.status
+            if len(done) >= FLUSH_EVERY or time.monotonic() - flushed > FLUSH_AFTER_S:
+                await self._flush(done, last_status)
+                flushed = time.monotonic()
+        return done, last_status
+
+    async def _flush(self, done: list[int], status: int | None) -> None:
+        if done:
+            await self.deliveries.delivered(list(done), status)
+            done.clear()
+
+    async def _fail(self, sub: SubscriptionRecord, row: DeliveryRecord, outcome: Outcome) -> None:
+        delay = self.retry.next_delay_ms(row.attempts + 1) if outcome.retryable else None
+        await self.deliveries.failed(
+            self.owner, row, outcome.status, outcome.error or "failed", delay
+        )
+        extra = {
+            "subscription": str(sub.id),
+            "event_id": f"{row.execution_id}:{row.seq}",
+            "attempt": row.attempts + 1,
+            "status": outcome.status,
+            "error": (outcome.error or "")[:200],
+        }
+        if delay is None:
+            log.warning("delivery dead; subscription failing", extra=extra)
+            await self.subscriptions.mark(sub.id, FAILING)
+            sub.status = FAILING
+            self.failing.add(sub.id)
+        else:
+            log.info("delivery failed; retrying", extra={**extra, "retry_in_ms": delay})
+
+    async def run_forever(self) -> None:
+        delay = self.poll_s
+        while True:
+            try:
+                claimed = await self.claim_once()
+                delay = self.poll_s
+            except Exception as exc:
+                claimed = 0
+                delay = min(_BACKOFF_MAX_S, max(self.poll_s, delay * 2))
+                log.warning(
+                    "delivery claim failed; retrying",
+                    extra={"error": f"{type(exc).__name__}: {exc}"[:200], "retry_in_s": delay},
+                )
+            if claimed and len(self.in_flight) < self.batch:
+                continue  # there may be more due
+            if await self.signal.wait(delay):
+                await asyncio.sleep(COALESCE_S)  # let the pokes of one burst make one claim
+
+    def start(self) -> None:
+        self.signal.listen()
+        if self._task is None:
+            self._task = asyncio.create_task(self.run_forever(), name="turnout-deliveries")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.in_flight:  # let queues being sent finish (their lease would delay them)
+            await asyncio.wait(list(self.in_flight), timeout=2)
+        for task in list(self.in_flight):
+            task.cancel()
+        await asyncio.gather(*self.in_flight, return_exceptions=True)
+        await self.signal.close()
+        for sink in self.sinks.values():
+            await sink.close()

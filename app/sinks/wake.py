@@ -1,0 +1,115 @@
+"""Waking the delivery loops as soon as events with deliveries are committed.
+
+`OutboxBus` wraps the event bus (every event is published to it after its commit): when
+some of a publish's events match a subscription it pokes this process's loop and, with
+Redis, every process's (`{prefix}:outbox`). The loops also poll, so a lost poke only
+delays a delivery by `sink_poll_ms`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from uuid import UUID
+
+from redis.asyncio import Redis
+
+from app.events.bus import EventBus
+from app.store.outbox import OutboxMatcher
+from app.store.records import EventRecord
+
+log = logging.getLogger(__name__)
+
+
+class OutboxSignal:
+    def __init__(self, redis: Redis | None, prefix: str) -> None:
+        self.redis = redis
+        self.channel = f"{prefix}:outbox"
+        self.local = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
+        self._poking: asyncio.Task[None] | None = None
+
+    async def poke(self) -> None:
+        """Wake the loops; never waits for Redis (the caller is a run's write path), and
+        pokes made while one is on its way ride with it."""
+        self.local.set()
+        if self.redis is not None and (self._poking is None or self._poking.done()):
+            self._poking = asyncio.create_task(self._publish())
+
+    async def _publish(self) -> None:
+        assert self.redis is not None
+        try:
+            await self.redis.publish(self.channel, "1")
+        except Exception:  # best effort: the loops poll
+            log.debug("outbox poke failed", exc_info=True)
+
+    async def wait(self, timeout_s: float) -> bool:
+        """Until poked or `timeout_s`; True when poked."""
+        poked = True
+        try:
+            await asyncio.wait_for(self.local.wait(), timeout_s)
+        except TimeoutError:
+            poked = False
+        self.local.clear()
+        return poked
+
+    async def _listen(self) -> None:
+        assert self.redis is not None
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self.local.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                await asyncio.sleep(1.0)  # Redis is down: the loops poll meanwhile
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def listen(self) -> None:
+        """Take pokes from other processes too (the processes that deliver)."""
+        if self.redis is not None and self._listener is None:
+            self._listener = asyncio.create_task(self._listen(), name="turnout-outbox-poke")
+
+    async def close(self) -> None:
+        if self._poking is not None:
+            await asyncio.gather(self._poking, return_exceptions=True)
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+
+
+class OutboxBus:
+    """An event bus that also pokes the delivery loops (see the module's docstring)."""
+
+    def __init__(self, inner: EventBus, matcher: OutboxMatcher, signal: OutboxSignal) -> None:
+        self.inner = inner
+        self.matcher = matcher
+        self.signal = signal
+
+    async def publish(self, events: Sequence[EventRecord]) -> None:
+        await self.inner.publish(events)
+        if self.matcher.targets and self.matcher.candidates([e.type for e in events]):
+            await self.signal.poke()
+
+    def subscribe(
+        self, execution_id: UUID
+    ) -> AbstractAsyncContextManager[asyncio.Queue[EventRecord]]:
+        return self.inner.subscribe(execution_id)
+
+    @property
+    def subscriber_count(self) -> int:
+        count: int = getattr(self.inner, "subscriber_count", 0)
+        return count
+
+    async def close(self) -> None:
+        await self.inner.close()

@@ -1,0 +1,388 @@
+"""The delivery loop's SQL: claim due deliveries in order, record what became of them.
+
+Order per (subscription, execution): only a queue's head (its lowest pending seq) can be
+claimed, and a claim leases the whole queue, so seq n+1 never goes out before n is
+delivered or dead. Heads are taken with FOR UPDATE SKIP LOCKED (Postgres; SQLite's writer
+lock serialises claims), and a lease that expires (a dead worker) frees the queue again."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import and_, delete, exists, func, or_, select, tuple_, update
+from sqlalchemy.engine import RowMapping
+
+from app.engine.state import utcnow
+from app.store import pg_deliveries
+from app.store.base import StoreBase
+from app.store.outbox import DEAD, DELIVERED, PENDING
+from app.store.records import EventRecord
+from app.store.tables import event_deliveries, execution_events
+
+d = event_deliveries
+
+
+@dataclass(slots=True)
+class DeliveryRecord:
+    id: int
+    subscription_id: UUID
+    execution_id: UUID
+    seq: int
+    event_type: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    event: EventRecord | None = None
+
+
+def _delivery(row: RowMapping) -> DeliveryRecord:
+    found = DeliveryRecord(
+        id=row["id"],
+        subscription_id=row["subscription_id"],
+        execution_id=row["execution_id"],
+        seq=row["seq"],
+        event_type=row["event_type"],
+        status=row["status"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        last_status=row["last_status"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        delivered_at=row["delivered_at"],
+    )
+    if row.get("ev_type") is not None:  # the one-statement claims read the event too
+        found.event = EventRecord(
+            row["execution_id"],
+            row["seq"],
+            row["ev_type"],
+            json.loads(row["ev_json"]),
+            row["ev_created_at"],
+        )
+    return found
+
+
+class DeliveryStore(StoreBase):
+    async def claim(self, owner: str, queues: int, lease_ms: int) -> list[DeliveryRecord]:
+        """Lease up to `queues` due queues; their pending deliveries in order, with events."""
+        now = utcnow()
+        if self.dialect == "postgresql":
+            params = {
+                "now": now,
+                "owner": owner,
+                "queues": queues,
+                "expires": now + timedelta(milliseconds=lease_ms),
+            }
+            rows = (await self._autocommit(pg_deliveries.CLAIM, params)).mappings().all()
+            return [_delivery(r) for r in rows]
+        earlier = d.alias("earlier")
+        heads = (
+            select(d.c.subscription_id, d.c.execution_id)
+            .where(
+                d.c.status == PENDING,
+                d.c.next_attempt_at <= now,
+                or_(d.c.lease_expires_at.is_(None), d.c.lease_expires_at < now),
+                ~exists().where(
+                    earlier.c.subscription_id == d.c.subscription_id,
+                    earlier.c.execution_id == d.c.execution_id,
+                    earlier.c.status == PENDING,
+                    earlier.c.seq < d.c.seq,
+                ),
+            )
+            .order_by(d.c.next_attempt_at, d.c.id)
+            .limit(queues)
+        )
+        if self.dialect == "postgresql":
+            heads = heads.with_for_update(skip_locked=True, of=d)
+        async with self._write() as conn:
+            pairs = [tuple(r) for r in (await conn.execute(heads)).all()]
+            if not pairs:
+                return []
+            leased = (
+                (
+                    await conn.execute(
+                        update(d)
+                        .where(
+                            tuple_(d.c.subscription_id, d.c.execution_id).in_(pairs),
+                            d.c.status == PENDING,
+                        )
+                        .values(
+                            lease_owner=owner,
+                            lease_expires_at=now + timedelta(milliseconds=lease_ms),
+                        )
+                        .returning(*d.c)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            found = [_delivery(r) for r in leased]
+            await self._attach_events(conn, found)
+        found.sort(key=lambda x: (str(x.subscription_id), str(x.execution_id), x.seq))
+        return found
+
+    async def delivered_and_next(
+        self,
+        owner: str,
+        ids: list[int],
+        status_code: int | None,
+        last: DeliveryRecord,
+        lease_ms: int,
+    ) -> list[DeliveryRecord]:
+        """Record `ids` as delivered and lease the deliveries of `last`'s queue that came
+        after it meanwhile (with their events), in one go."""
+        now = utcnow()
+        expires = now + timedelta(milliseconds=lease_ms)
+        if self.dialect == "postgresql":
+            params = {
+                "now": now,
+                "ids": ids,
+                "status": status_code,
+                "owner": owner,
+                "expires": expires,
+                "sub": last.subscription_id,
+                "execution": last.execution_id,
+                "after": last.seq,
+            }
+            rows = (
+                (await self._autocommit(pg_deliveries.DELIVERED_AND_NEXT, params)).mappings().all()
+            )
+            return [_delivery(r) for r in rows]
+        async with self._write() as conn:  # one transaction: no claim sees the gap
+            await self._delivered(conn, ids, status_code, now)
+            leased = (
+                (
+                    await conn.execute(
+                        update(d)
+                        .where(
+                            d.c.subscription_id == last.subscription_id,
+                            d.c.execution_id == last.execution_id,
+                            d.c.seq > last.seq,
+                            d.c.status == PENDING,
+                            d.c.next_attempt_at <= now,
+                            # Not another task's (of this worker, too): it took them in
+                            # order when this one had recorded all of its own.
+                            or_(d.c.lease_expires_at.is_(None), d.c.lease_expires_at < now),
+                        )
+                        .values(lease_owner=owner, lease_expires_at=expires)
+                        .returning(*d.c)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            found = sorted((_delivery(r) for r in leased), key=lambda x: x.seq)
+            await self._attach_events(conn, found)
+        return found
+
+    async def _attach_events(self, conn: Any, found: list[DeliveryRecord]) -> None:
+        keys = list({(x.execution_id, x.seq) for x in found})
+        if not keys:
+            return
+        rows = await conn.execute(
+            select(execution_events).where(
+                tuple_(execution_events.c.execution_id, execution_events.c.seq).in_(keys)
+            )
+        )
+        events = {
+            (r["execution_id"], r["seq"]): EventRecord(
+                r["execution_id"], r["seq"], r["type"], r["data"], r["created_at"]
+            )
+            for r in rows.mappings()
+        }
+        for x in found:
+            x.event = events.get((x.execution_id, x.seq))
+
+    async def renew(self, owner: str, ids: list[int], lease_ms: int) -> int:
+        """Extend this owner's lease on `ids`; how many it still held."""
+        async with self._write() as conn:
+            done = await conn.execute(
+                update(d)
+                .where(d.c.id.in_(ids), d.c.lease_owner == owner, d.c.status == PENDING)
+                .values(lease_expires_at=utcnow() + timedelta(milliseconds=lease_ms))
+            )
+        return int(done.rowcount or 0)
+
+    async def delivered(self, ids: list[int], status_code: int | None) -> None:
+        if not ids:
+            return
+        async with self._write() as conn:
+            await self._delivered(conn, ids, status_code, utcnow())
+
+    async def _delivered(
+        self, conn: Any, ids: list[int], status_code: int | None, now: datetime
+    ) -> None:
+        if not ids:
+            return
+        await conn.execute(
+            update(d)
+            .where(d.c.id.in_(ids), d.c.status == PENDING)
+            .values(
+                status=DELIVERED,
+                delivered_at=now,
+                attempts=d.c.attempts + 1,
+                last_status=status_code,
+                last_error=None,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        )
+
+    async def failed(
+        self,
+        owner: str,
+        delivery: DeliveryRecord,
+        status_code: int | None,
+        error: str,
+        retry_in_ms: int | None,
+    ) -> None:
+        """Record a failed attempt: due again in `retry_in_ms`, or dead (None). The rest of
+        its queue is released (it waits behind this one)."""
+        now = utcnow()
+        values: dict[str, Any] = {
+            "attempts": d.c.attempts + 1,
+            "last_status": status_code,
+            "last_error": error[:2000],
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        if retry_in_ms is None:
+            values["status"] = DEAD
+        else:
+            values["next_attempt_at"] = now + timedelta(milliseconds=retry_in_ms)
+        async with self._write() as conn:
+            await conn.execute(
+                update(d).where(d.c.id == delivery.id, d.c.status == PENDING).values(**values)
+            )
+            await self._release(conn, owner, delivery.subscription_id, delivery.execution_id)
+
+    async def release(self, owner: str, subscription_id: UUID, execution_id: UUID) -> None:
+        async with self._write() as conn:
+            await self._release(conn, owner, subscription_id, execution_id)
+
+    async def _release(
+        self, conn: Any, owner: str, subscription_id: UUID, execution_id: UUID
+    ) -> None:
+        await conn.execute(
+            update(d)
+            .where(
+                d.c.subscription_id == subscription_id,
+                d.c.execution_id == execution_id,
+                d.c.lease_owner == owner,
+                d.c.status == PENDING,
+            )
+            .values(lease_owner=None, lease_expires_at=None)
+        )
+
+    async def drop(self, ids: list[int]) -> None:
+        """Deliveries that cannot be made any more (their subscription or event is gone)."""
+        async with self._write() as conn:
+            await conn.execute(delete(d).where(d.c.id.in_(ids)))
+
+    async def prune(self, older_than: datetime, batch: int = 1_000) -> int:
+        """Delete up to `batch` delivered or dead deliveries made before `older_than`."""
+        old = (
+            select(d.c.id)
+            .where(d.c.status.in_([DELIVERED, DEAD]), d.c.next_attempt_at < older_than)
+            .limit(batch)
+            .scalar_subquery()
+        )
+        async with self._write() as conn:
+            done = await conn.execute(delete(d).where(d.c.id.in_(old)))
+        return int(done.rowcount or 0)
+
+    async def release_expired(self) -> int:
+        """Free the queues of workers whose lease expired (they died mid-delivery)."""
+        async with self._write() as conn:
+            done = await conn.execute(
+                update(d)
+                .where(d.c.status == PENDING, d.c.lease_expires_at < utcnow())
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+        return int(done.rowcount or 0)
+
+    async def listed(
+        self,
+        subscription_id: UUID,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> tuple[list[DeliveryRecord], int | None]:
+        """A subscription's deliveries, newest first, and the cursor of the next page."""
+        query = select(d).where(d.c.subscription_id == subscription_id)
+        if status is not None:
+            query = query.where(d.c.status == status)
+        if before_id is not None:
+            query = query.where(d.c.id < before_id)
+        async with self.engine.connect() as conn:
+            rows = (
+                (await conn.execute(query.order_by(d.c.id.desc()).limit(limit + 1)))
+                .mappings()
+                .all()
+            )
+        items = [_delivery(r) for r in rows[:limit]]
+        return items, (items[-1].id if len(rows) > limit else None)
+
+    async def redeliver(self, subscription_id: UUID, delivery_id: int) -> DeliveryRecord | None:
+        """Send it again now, whatever became of it (a fresh count of attempts)."""
+        async with self._write() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        update(d)
+                        .where(d.c.id == delivery_id, d.c.subscription_id == subscription_id)
+                        .values(
+                            status=PENDING,
+                            attempts=0,
+                            next_attempt_at=utcnow(),
+                            lease_owner=None,
+                            lease_expires_at=None,
+                            delivered_at=None,
+                        )
+                        .returning(*d.c)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return _delivery(row) if row is not None else None
+
+    async def counts(self, subscription_ids: list[UUID]) -> dict[UUID, dict[str, int]]:
+        """Deliveries per subscription and status."""
+        if not subscription_ids:
+            return {}
+        query = (
+            select(d.c.subscription_id, d.c.status, func.count())
+            .where(d.c.subscription_id.in_(subscription_ids))
+            .group_by(d.c.subscription_id, d.c.status)
+        )
+        out: dict[UUID, dict[str, int]] = {}
+        async with self.engine.connect() as conn:
+            for sub, status, n in (await conn.execute(query)).all():
+                out.setdefault(sub, {})[status] = int(n)
+        return out
+
+    async def failures(self, namespace_subs: list[UUID], limit: int = 50) -> list[DeliveryRecord]:
+        """The latest deliveries that failed at least once (dead, or pending a retry)."""
+        if not namespace_subs:
+            return []
+        query = (
+            select(d)
+            .where(
+                d.c.subscription_id.in_(namespace_subs),
+                or_(d.c.status == DEAD, and_(d.c.status == PENDING, d.c.attempts > 0)),
+            )
+            .order_by(d.c.id.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_delivery(r) for r in rows]

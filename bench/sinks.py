@@ -1,0 +1,217 @@
+"""`python -m bench.sinks`: what one webhook subscription costs W4, and how fast it delivers.
+
+1. W4 (3-step queued runs/s, 1 API + 1 worker process) with no subscription, then with one
+   webhook subscription taking every event (`*`) to a receiver in this process, alternated
+   `--repeat` times; after each "with" window the outbox is drained (its time reported) and
+   the subscription deleted, so the next "without" window delivers nothing.
+2. Idle latency: `--runs` immediate runs one after another with the subscription on; for
+   each delivered `execution.completed` event (written by the run's final commit) the time
+   from its `at` to its receipt: p50, p99 (same machine clock). Every event's figure is
+   given too: a pure step's `at` precedes its batched commit by up to
+   TURNOUT_CHECKPOINT_INTERVAL_MS.
+
+The receiver is a raw asyncio HTTP/1.1 server (keep-alive, 204 to every POST), so it costs
+next to nothing; Turnout's API and worker are separate processes, as in production."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from app.store.database import make_engine
+from bench import client, workflows
+from bench.config import Progress, Sizes
+from bench.cpu import CpuMeter
+from bench.report import write_results
+from bench.services import DEFAULT_PG, DEFAULT_REDIS, Namespace, Services, bench_database
+from bench.stats import percentile
+from bench.workloads import Bench, _turnout_rate, http_client
+
+
+class Receiver:
+    """Records (receipt time, event) of every POST; answers 204."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[float, dict[str, Any]]] = []
+        self.server: asyncio.Server | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/hook"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                body = await reader.readexactly(length)
+                self.received.append((time.time(), json.loads(body)))
+                writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+def _at(event: dict[str, Any]) -> float:
+    return datetime.fromisoformat(event["at"].replace("Z", "+00:00")).timestamp()
+
+
+async def pending_deliveries(database_url: str) -> int:
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            found = await conn.scalar(
+                text("SELECT count(*) FROM event_deliveries WHERE status = 'pending'")
+            )
+            return int(found or 0)
+    finally:
+        await engine.dispose()
+
+
+async def drain(database_url: str, timeout_s: float = 300) -> float:
+    """Seconds until the outbox has nothing pending."""
+    t0 = time.monotonic()
+    while await pending_deliveries(database_url):
+        if time.monotonic() - t0 > timeout_s:
+            raise RuntimeError(f"the outbox did not drain in {timeout_s} s")
+        await asyncio.sleep(0.1)
+    return time.monotonic() - t0
+
+
+async def throughput(b: Bench, receiver: Receiver, repeat: int, p: Progress) -> dict[str, Any]:
+    api = await b.api()
+    worker = await b.services.start_worker("worker-sinks")
+    meter = CpuMeter({"client": [os.getpid()]})
+    without: list[float] = []
+    with_one: list[float] = []
+    drains: list[float] = []
+    try:
+        async with http_client(api) as http:
+            for i in range(repeat):
+                p(f"W4 without a subscription {i + 1}/{repeat}")
+                without.append(await _turnout_rate(b, meter))
+                made = await http.post(
+                    "/subscriptions", json={"sink": "webhook", "url": receiver.url, "events": ["*"]}
+                )
+                made.raise_for_status()
+                await asyncio.sleep(1.5)  # every process has reloaded its subscriptions
+                p(f"W4 with one webhook subscription {i + 1}/{repeat}")
+                with_one.append(await _turnout_rate(b, meter))
+                drains.append(await drain(b.ns.database_url))
+                (await http.delete(f"/subscriptions/{made.json()['id']}")).raise_for_status()
+                await asyncio.sleep(1.5)
+    finally:
+        await b.services.stop(worker)
+    ratio = statistics.median(with_one) / statistics.median(without)
+    return {
+        "without_runs_per_s": without,
+        "with_webhook_runs_per_s": with_one,
+        "slowdown_pct": round((1 - ratio) * 100, 1),
+        "drain_after_window_s": [round(d, 2) for d in drains],
+        "webhooks_received": len(receiver.received),
+    }
+
+
+async def latency(b: Bench, receiver: Receiver, runs: int, p: Progress) -> dict[str, Any]:
+    api = await b.api()
+    worker = await b.services.start_worker("worker-latency")
+    receiver.received.clear()
+    workflow = workflows.three_steps("bench-sinks")
+    try:
+        async with http_client(api) as http:
+            made = await http.post(
+                "/subscriptions", json={"sink": "webhook", "url": receiver.url, "events": ["*"]}
+            )
+            made.raise_for_status()
+            await asyncio.sleep(1.5)
+            p(f"{runs} immediate runs, one at a time")
+            for _ in range(runs):
+                await client.run_immediate(http, workflow)
+                await asyncio.sleep(0.02)
+            await drain(b.ns.database_url)
+            await asyncio.sleep(0.2)
+    finally:
+        await b.services.stop(worker)
+    final = [
+        (seen - _at(e)) * 1000
+        for seen, e in receiver.received
+        if e["type"] == "execution.completed"
+    ]
+    every = [(seen - _at(e)) * 1000 for seen, e in receiver.received]
+
+    def summary(values: list[float]) -> dict[str, float]:
+        return {
+            "p50": round(statistics.median(values), 1),
+            "p99": round(percentile(values, 99), 1),
+            "max": round(max(values), 1),
+        }
+
+    return {
+        "runs": runs,
+        "events": len(every),
+        "commit_to_receipt_ms": summary(final),
+        "every_event_at_to_receipt_ms": summary(every),
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    progress = Progress()
+    ns = Namespace(args.pg, args.redis)
+    receiver = Receiver()
+    await receiver.start()
+    results: dict[str, Any] = {"load": os.getloadavg()}
+    async with bench_database(ns):
+        services = Services(ns)
+        sizes = Sizes.for_mode(args.quick, args.repeat)
+        bench = Bench(ns, services, sizes, progress)
+        try:
+            os.environ["TURNOUT_HTTP_ALLOW_PRIVATE"] = "true"  # the receiver is on 127.0.0.1
+            results["w4"] = await throughput(bench, receiver, sizes.repeat, progress)
+            progress(json.dumps(results["w4"]))
+            results["latency"] = await latency(bench, receiver, args.runs, progress)
+            progress(json.dumps(results["latency"]))
+        finally:
+            await services.close()
+            await receiver.close()
+    results["load_after"] = os.getloadavg()
+    return results
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.sinks", description=__doc__)
+    parser.add_argument("--repeat", type=int, default=None, help="W4 windows of each kind")
+    parser.add_argument("--runs", type=int, default=200, help="immediate runs for latency")
+    parser.add_argument("--quick", action="store_true", help="5 s windows, one repeat")
+    parser.add_argument("--pg", default=DEFAULT_PG)
+    parser.add_argument("--redis", default=DEFAULT_REDIS)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    results = asyncio.run(main(args))
+    write_results(results, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
