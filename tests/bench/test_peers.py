@@ -1,9 +1,11 @@
 """`python -m bench --peers dbos,restate`: the peers' code paths start and give their rows.
 
 The peers live in their own virtualenv (`.venv-peers`) and Restate's server binary in a cache
-directory; a fresh checkout (CI) has neither. As with the Prefect peer, which CI never runs,
-the runs below are skipped where they are missing, even with CI=true: building them takes
-minutes and a few hundred MB. Make them with `python -m bench --peers dbos,restate` once."""
+directory; a fresh checkout has neither, and building them takes minutes and a few hundred MB.
+So the two runs below carry the `peers` marker, which the default selection leaves out (as the
+Prefect peer, they are part of the benchmark, not of the suite): make the peers once with
+`python -m bench --peers dbos,restate`, then `scripts/test tests/bench -m peers`. Selected, a
+missing peer is a skip on a laptop and a failure with CI=true, like every other prerequisite."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from app.config import Settings
 from bench import peer_restate, peers
 from bench.__main__ import parse
 from bench.stats import Metric
+from tests.support.prereq import missing
 
 
 def test_unknown_peer_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -65,9 +68,10 @@ def _run(tmp_path: Path, settings: Settings, names: str) -> dict[tuple[str, str]
 
 def _need_venv() -> None:
     if not peers.python().exists():
-        pytest.skip(f"{peers.VENV} is not there (python -m bench --peers dbos makes it)")
+        missing(str(peers.VENV), "python -m bench --peers dbos makes it")
 
 
+@pytest.mark.peers
 def test_dbos_peer_runs_w1_to_w4_beside_turnout(tmp_path: Path, settings: Settings) -> None:
     _need_venv()
     rows = _run(tmp_path, settings, "dbos")
@@ -83,10 +87,11 @@ def test_dbos_peer_runs_w1_to_w4_beside_turnout(tmp_path: Path, settings: Settin
     assert rows[("W4", "DBOS: 3-step runs/s, 1 process, queue polling 2 ms")]["median"] > 0
 
 
+@pytest.mark.peers
 def test_restate_peer_runs_w2_to_w4(tmp_path: Path, settings: Settings) -> None:
     _need_venv()
     if not peer_restate.BINARY.exists():
-        pytest.skip(f"{peer_restate.BINARY} is not there (python -m bench --peers restate)")
+        missing(str(peer_restate.BINARY), "python -m bench --peers restate installs it")
     rows = _run(tmp_path, settings, "restate")
     w2 = rows[("W2", "Restate: 3 ctx.run steps: POST -> result (ingress)")]
     assert len(w2["samples"]) == 10 and w2["ratio"] is not None
