@@ -95,6 +95,9 @@ async def test_an_immediate_run_over_the_limit_is_queued_with_its_reason(tmp_pat
         assert body["pendingReason"]["limit"] == 1
         reason = Execution.from_dict(body).pending_reason  # the Python client reads it too
         assert reason is not None and reason["code"] == "concurrency_limit"
+        page = await client.get(f"/ui/executions/{body['executionId']}")  # and the dashboard
+        assert 'data-pending-reason="concurrency_limit"' in page.text, page.text[:2000]
+        assert "Waiting for" in page.text
         answered = await first
         assert answered.status_code == 200 and answered.json()["status"] == "completed"
         (done,) = await finished(client, [body["executionId"]])
