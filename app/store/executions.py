@@ -8,95 +8,21 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import String, and_, exists, func, insert, literal, or_, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import String, and_, exists, func, literal, or_, select, text
 
-from app.engine.state import utcnow
 from app.engine.status import TERMINAL, Status
 from app.errors import ExecutionNotFound, RequestInvalid
-from app.store import pg_statements
-from app.store.base import StoreBase, execution_record, ms
+from app.store.base import StoreBase, execution_record
 from app.store.records import (
     EventRecord,
     ExecutionFilter,
     ExecutionRecord,
-    NewExecution,
-    numbered_events,
 )
 from app.store.tables import execution_events, workflow_executions
 
 
 class ExecutionStore(StoreBase):
     """Executions as the API sees them."""
-
-    async def create_execution(
-        self, new: NewExecution, events: Sequence[tuple[str, dict[str, Any]]]
-    ) -> tuple[ExecutionRecord, bool]:
-        """Insert an execution and its first events; with a known idempotency key, return the
-        existing execution instead (`created` is False)."""
-        now = utcnow()
-        running = new.status == Status.RUNNING
-        values: dict[str, Any] = {
-            "id": new.id,
-            "workflow_id": new.workflow_id,
-            "workflow_name": new.workflow_name,
-            "workflow_version": new.workflow_version,
-            "status": new.status,
-            "execution_mode": new.execution_mode,
-            "requested_mode": new.requested_mode,
-            "created_at": now,
-            "updated_at": now,
-            "started_at": now if running else None,
-            "input": new.input,
-            "definition": new.definition,
-            "complexity": new.complexity,
-            "priority": new.priority,
-            "tags": new.tags,
-            "metadata": new.metadata,
-            "idempotency_key": new.idempotency_key,
-            "request_hash": new.request_hash,
-            "timeout_ms": new.timeout_ms,
-            "progress_total": new.progress_total,
-            "lease_owner": new.lease_owner,
-            "lease_expires_at": now + ms(new.lease_ms) if new.lease_owner else None,
-            "last_seq": len(events),
-            "trace_context": new.trace_context,
-            "namespace": new.namespace,
-        }
-        try:
-            if self.dialect == "postgresql":
-                sql = pg_statements.create_sql(tuple(values))
-                params = pg_statements.create_params(
-                    values, pg_statements.events_json(events, (), now), len(events)
-                )
-                await self._autocommit(sql, params)
-            else:
-                async with self._write() as conn:
-                    await conn.execute(insert(workflow_executions), [values])
-                    await self._insert_events(
-                        conn, numbered_events(new.id, len(events), events, now)
-                    )
-        except IntegrityError:
-            if new.idempotency_key is None:
-                raise
-            existing = await self.get_by_idempotency_key(new.idempotency_key)
-            if existing is None:  # the conflict was something else
-                raise
-            return existing, False
-        record = execution_record(
-            {
-                **values,
-                "result": None,
-                "error": None,
-                "completed_at": None,
-                "attempt": 1,
-                "elapsed_ms": 0,
-                "control_action": None,
-                "wake_at": None,
-                "progress_done": 0,
-            }
-        )
-        return record, True
 
     async def get_by_idempotency_key(self, key: str) -> ExecutionRecord | None:
         async with self.engine.connect() as conn:
