@@ -61,6 +61,17 @@ class CreationStore(StoreBase):
                 results.append(await self._existing(new))
         return results
 
+    async def get_by_idempotency_keys(self, keys: Sequence[str]) -> dict[str, ExecutionRecord]:
+        """The executions holding these idempotency keys (without their steps), by key."""
+        if not keys:
+            return {}
+        query = select(workflow_executions).where(
+            workflow_executions.c.idempotency_key.in_(sorted(set(keys)))
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return {row["idempotency_key"]: execution_record(row) for row in rows}
+
     async def _insert_pg(
         self, items: Sequence[Creation], values: list[dict[str, Any]], now: datetime
     ) -> set[UUID]:
