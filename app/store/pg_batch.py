@@ -164,7 +164,8 @@ def _read(column: str, kind: str) -> str:
 @lru_cache(maxsize=64)
 def checkpoint_many_sql(columns: tuple[str, ...]) -> TextClause:
     """Many lease-fenced checkpoints: each row sets the columns its `v` holds (others keep
-    their value), then its events and step upserts follow."""
+    their value), then its events and step upserts follow. Rows are locked in id order, as
+    the claim locks them, so two batches sharing executions cannot deadlock."""
     types = {c.name: pg_type(c) for c in workflow_executions.c}
     sets = ", ".join(
         [
@@ -179,9 +180,12 @@ def checkpoint_many_sql(columns: tuple[str, ...]) -> TextClause:
         f"""WITH r AS (
   SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
     AS r(id uuid, owner text, n_events bigint, v jsonb, events jsonb, steps jsonb)
+), c AS (
+  SELECT w.id FROM workflow_executions w JOIN r ON r.id = w.id ORDER BY w.id FOR UPDATE OF w
 ), e AS (
   UPDATE workflow_executions w SET {sets}
-  FROM r WHERE w.id = r.id AND w.lease_owner = r.owner AND w.status = 'running'
+  FROM r WHERE w.id = r.id AND w.id IN (SELECT id FROM c)
+    AND w.lease_owner = r.owner AND w.status = 'running'
   RETURNING w.id, w.last_seq, w.control_action, r.n_events, r.events, r.steps
 ), ev AS (
   {_CHECKPOINT_EVENTS}
