@@ -27,6 +27,9 @@ JSON_COLUMNS = frozenset(
 )
 
 
+# Every statement also names its ids as an array (`:ids`): the planner cannot estimate a
+# JSON array's rows, and without it picks a sequential scan of the executions.
+
 # The claimable rows: pending, due waiting, or running with an expired lease.
 CLAIMABLE = """(w.status = 'pending' OR (w.status = 'waiting' AND w.wake_at <= r.now)
          OR (w.status = 'running' AND w.lease_expires_at < r.now))"""
@@ -136,14 +139,15 @@ def claim_many_sql(columns: tuple[str, ...]) -> TextClause:
     AS r(id uuid, owner text, expires timestamptz, now timestamptz, type text, data jsonb)
 ), c AS (
   SELECT w.id FROM workflow_executions w JOIN r ON r.id = w.id
-  WHERE {CLAIMABLE} ORDER BY w.id FOR UPDATE OF w
+  WHERE w.id = ANY(CAST(:ids AS uuid[])) AND {CLAIMABLE} ORDER BY w.id FOR UPDATE OF w
 ), e AS (
   UPDATE workflow_executions w SET
     status = 'running', lease_owner = r.owner, lease_expires_at = r.expires,
     started_at = coalesce(w.started_at, r.now), updated_at = r.now, wake_at = NULL,
     last_seq = w.last_seq + 1,
     recoveries = CASE WHEN w.status = 'running' THEN w.recoveries + 1 ELSE w.recoveries END
-  FROM r WHERE w.id = r.id AND w.id IN (SELECT id FROM c) AND {CLAIMABLE}
+  FROM r WHERE w.id = r.id AND w.id = ANY(CAST(:ids AS uuid[]))
+    AND w.id IN (SELECT id FROM c) AND {CLAIMABLE}
   RETURNING w.*, r.type AS ev_type, r.data AS ev_data, r.now AS ev_at
 ), ev AS (
   {_CLAIM_EVENTS}
@@ -181,10 +185,11 @@ def checkpoint_many_sql(columns: tuple[str, ...]) -> TextClause:
   SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
     AS r(id uuid, owner text, n_events bigint, v jsonb, events jsonb, steps jsonb)
 ), c AS (
-  SELECT w.id FROM workflow_executions w JOIN r ON r.id = w.id ORDER BY w.id FOR UPDATE OF w
+  SELECT w.id FROM workflow_executions w JOIN r ON r.id = w.id
+  WHERE w.id = ANY(CAST(:ids AS uuid[])) ORDER BY w.id FOR UPDATE OF w
 ), e AS (
   UPDATE workflow_executions w SET {sets}
-  FROM r WHERE w.id = r.id AND w.id IN (SELECT id FROM c)
+  FROM r WHERE w.id = r.id AND w.id = ANY(CAST(:ids AS uuid[])) AND w.id IN (SELECT id FROM c)
     AND w.lease_owner = r.owner AND w.status = 'running'
   RETURNING w.id, w.last_seq, w.control_action, r.n_events, r.events, r.steps
 ), ev AS (

@@ -143,7 +143,8 @@ class RunStore(StoreBase):
             }
             for r in requests
         ]
-        result = await self._autocommit(sql, {"rows": pg_batch.rows_param(rows)})
+        ids = [r.execution_id for r in requests]
+        result = await self._autocommit(sql, {"rows": pg_batch.rows_param(rows), "ids": ids})
         claimed: dict[UUID, ExecutionRecord] = {}
         for row in result.mappings():
             record = execution_record(row)
@@ -240,7 +241,12 @@ class RunStore(StoreBase):
         ]
         now = max(w.now for w in writes)
         sql = pg_batch.checkpoint_many_sql(columns)
-        result = await self._autocommit(sql, {"rows": pg_batch.rows_param(rows), "now": now})
+        params = {
+            "rows": pg_batch.rows_param(rows),
+            "ids": [w.execution_id for w in writes],
+            "now": now,
+        }
+        result = await self._autocommit(sql, params)
         fenced = {row.id: row for row in result}
         return [fenced.get(w.execution_id) for w in writes]
 
