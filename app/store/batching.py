@@ -39,16 +39,24 @@ class GroupCommit(Generic[Item, Result]):
         self._key = key
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
         self._drainers: set[asyncio.Task[None]] = set()
+        # Drainers running, counted by the drainers themselves: a task's done-callback runs
+        # later than its last step, so the set alone would let a write wait for no drainer.
+        self._running = 0
 
     async def submit(self, item: Item) -> Result:
+        # A cancelled caller does not cancel the shared statement (nor others' results).
+        return await asyncio.shield(self.enqueue(item))
+
+    def enqueue(self, item: Item) -> asyncio.Future[Result]:
+        """Add a write to the next statement; its outcome, when written."""
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        if len(self._drainers) < self.max_in_flight:
+        if self._running < self.max_in_flight:
+            self._running += 1
             task = asyncio.get_running_loop().create_task(self._drain())
             self._drainers.add(task)
             task.add_done_callback(self._drainers.discard)
-        # A cancelled caller does not cancel the shared statement (nor others' results).
-        return await asyncio.shield(future)
+        return future
 
     def _take(self) -> list[tuple[Item, asyncio.Future[Result]]]:
         batch: list[tuple[Item, asyncio.Future[Result]]] = []
@@ -66,16 +74,21 @@ class GroupCommit(Generic[Item, Result]):
         return batch
 
     async def _drain(self) -> None:
-        while self._pending:
-            batch = self._take()
-            futures = [f for _, f in batch]
-            try:
-                await self._run([item for item, _ in batch], futures)
-            except BaseException as exc:  # cancelled (shutdown): no caller waits forever
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(exc)
-                raise
+        try:
+            while self._pending:
+                batch = self._take()
+                futures = [f for _, f in batch]
+                try:
+                    await self._run([item for item, _ in batch], futures)
+                except BaseException as exc:  # cancelled (shutdown): no caller waits forever
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(exc)
+                    raise
+        finally:
+            # No await between the empty check and here: a write submitted after it finds
+            # a free slot and starts its own drainer.
+            self._running -= 1
 
     async def _run(self, items: list[Item], futures: list[asyncio.Future[Result]]) -> None:
         try:
