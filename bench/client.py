@@ -37,6 +37,16 @@ async def submit_queued(
     return execution_id
 
 
+async def submit_bulk(client: httpx.AsyncClient, workflow: dict[str, Any], runs: int) -> list[str]:
+    """POST /workflow/runs with `runs` queued runs; their execution ids (all must be 202)."""
+    body = {"runs": [{"workflow": workflow, "input": {"x": 1}, "mode": "queued"}] * runs}
+    response = await client.post("/workflow/runs", json=body)
+    results = response.json().get("results", []) if response.status_code == 200 else []
+    if len(results) != runs or any(r.get("httpStatus") != 202 for r in results):
+        raise RunFailed(f"bulk submission answered {response.status_code}: {response.text[:500]}")
+    return [r["execution"]["executionId"] for r in results]
+
+
 async def wait_terminal(client: httpx.AsyncClient, execution_id: str) -> None:
     """Read the SSE stream (it replays first, so nothing is missed) until the terminal event."""
     async with client.stream("GET", f"/execution/{execution_id}/stream") as response:

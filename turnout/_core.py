@@ -22,7 +22,7 @@ from turnout.errors import (
     Unreachable,
     error_from_answer,
 )
-from turnout.models import Event
+from turnout.models import Event, Execution
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 USER_AGENT = "turnout-client/0.1"
@@ -111,6 +111,31 @@ def run_request(
         return workflow_path(workflow, "run"), body
     body["workflow"] = dict(workflow)
     return "/workflow/run", body
+
+
+MAX_BULK_RUNS = 1000  # runs per POST /workflow/runs; more are sent in several requests
+
+
+def bulk_bodies(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The bodies of `POST /workflow/runs` for these runs (each a `POST /workflow/run` body,
+    optionally with `idempotencyKey`), 1,000 a request. A run without a key gets one of
+    ours, so the bounded retry of a 503 can never create it twice."""
+    keyed = [
+        {**run, "idempotencyKey": run.get("idempotencyKey") or f"turnout-client:{uuid.uuid4()}"}
+        for run in runs
+    ]
+    return [{"runs": keyed[i : i + MAX_BULK_RUNS]} for i in range(0, len(keyed), MAX_BULK_RUNS)]
+
+
+def bulk_results(answer: Any) -> list[Execution | ApiError]:
+    """Each run's result: its execution (as a `202` answer shows it), or its error."""
+    out: list[Execution | ApiError] = []
+    for item in answer.get("results", []) if isinstance(answer, dict) else []:
+        if isinstance(item.get("execution"), dict):
+            out.append(Execution.from_dict(item["execution"]))
+        else:
+            out.append(error_from_answer(int(item.get("httpStatus") or 0), item))
+    return out
 
 
 def list_params(

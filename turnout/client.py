@@ -121,6 +121,16 @@ class Client(SubscriptionMethods):
             return self.wait(execution.id, wait_timeout)
         return execution
 
+    def run_many(self, runs: Sequence[Mapping[str, Any]]) -> list[Execution | ApiError]:
+        """Queue many runs through `POST /workflow/runs` (1,000 a request, one commit each).
+        Each run is a `POST /workflow/run` body (`workflow` or `workflowId`, `input`, `mode`,
+        `options`, ...) with an optional `idempotencyKey`; the answer has one entry per run,
+        in order: its `Execution` (`pending`), or the `ApiError` that refused it alone."""
+        results: list[Execution | ApiError] = []
+        for body in _core.bulk_bodies(runs):
+            results.extend(_core.bulk_results(self._request("POST", "/workflow/runs", json=body)))
+        return results
+
     def get(self, execution_id: str) -> Execution:
         return Execution.from_dict(self._request("GET", _core.execution_path(execution_id)))
 

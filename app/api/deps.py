@@ -27,49 +27,52 @@ from app.store.namespaces import namespace_of
 from app.store.repository import Repository
 from app.store.schema import SchemaCheck
 
+# Every dependency is a coroutine function: FastAPI runs a plain `def` one in a thread pool,
+# two thread hops per dependency per request for what is an attribute read.
+
 
 def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_manager(request: Request) -> ExecutionManager:
+async def get_manager(request: Request) -> ExecutionManager:
     return _runtime(request).manager
 
 
-def get_control(request: Request) -> ExecutionControl:
+async def get_control(request: Request) -> ExecutionControl:
     return _runtime(request).control
 
 
-def get_repo(request: Request) -> Repository:
+async def get_repo(request: Request) -> Repository:
     return _runtime(request).repo
 
 
-def get_queue(request: Request) -> ExecutionQueue:
+async def get_queue(request: Request) -> ExecutionQueue:
     return _runtime(request).queue
 
 
-def get_bus(request: Request) -> EventBus:
+async def get_bus(request: Request) -> EventBus:
     return _runtime(request).bus
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return _runtime(request).settings
 
 
-def get_registry(request: Request) -> NodeRegistry:
+async def get_registry(request: Request) -> NodeRegistry:
     return _runtime(request).registry
 
 
-def get_schema(request: Request) -> SchemaCheck:
+async def get_schema(request: Request) -> SchemaCheck:
     return _runtime(request).schema
 
 
-def get_heartbeats(request: Request) -> WorkerHeartbeats:
+async def get_heartbeats(request: Request) -> WorkerHeartbeats:
     return _runtime(request).heartbeats
 
 
-def get_redis(request: Request) -> ArqRedis | None:
+async def get_redis(request: Request) -> ArqRedis | None:
     return _runtime(request).redis
 
 
@@ -101,7 +104,7 @@ def get_principal(request: Request) -> Principal:
     return principal or Principal("api", DEFAULT_NAMESPACE, frozenset(SCOPES), authenticated=False)
 
 
-def get_actor(
+async def get_actor(
     request: Request,
     x_actor: Annotated[
         str | None, Header(alias="X-Actor", max_length=200, description="a sub-label of who asks")
@@ -111,7 +114,11 @@ def get_actor(
     return get_principal(request).actor
 
 
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
+async def _principal_dep(request: Request) -> Principal:
+    return get_principal(request)
+
+
+PrincipalDep = Annotated[Principal, Depends(_principal_dep)]
 ActorDep = Annotated[str, Depends(get_actor)]
 
 
@@ -120,7 +127,11 @@ def get_namespace(request: Request) -> str:
     return get_principal(request).namespace
 
 
-NamespaceDep = Annotated[str, Depends(get_namespace)]
+async def _namespace_dep(request: Request) -> str:
+    return get_namespace(request)
+
+
+NamespaceDep = Annotated[str, Depends(_namespace_dep)]
 
 
 async def guard_execution(request: Request) -> None:

@@ -152,7 +152,7 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 
 def error_answer(exc: errors.TurnoutError) -> JSONResponse:
     """The answer for a domain error raised outside a route (e.g. by a middleware)."""
-    status = _status_of(exc)
+    status = status_of(exc)
     headers = {"Retry-After": "2"} if status == 503 else None
     if isinstance(exc, errors.RateLimited):
         headers = {"Retry-After": str(exc.retry_after_s)}
@@ -161,7 +161,8 @@ def error_answer(exc: errors.TurnoutError) -> JSONResponse:
     return JSONResponse(error_body(exc.code, exc.message, exc.details), status, headers=headers)
 
 
-def _status_of(exc: errors.TurnoutError) -> int:
+def status_of(exc: errors.TurnoutError) -> int:
+    """The HTTP status of a domain error (also a bulk request's per-run status)."""
     for cls in type(exc).__mro__:
         if cls in STATUS:
             return STATUS[cls]
@@ -175,7 +176,7 @@ async def _turnout_error(request: Request, exc: Exception) -> JSONResponse:
     details = [
         detail(["status"], exc.code, exc.message, currentStatus=exc.current, requested=exc.target)
     ]
-    return JSONResponse(error_body(exc.code, exc.message, details), _status_of(exc))
+    return JSONResponse(error_body(exc.code, exc.message, details), status_of(exc))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

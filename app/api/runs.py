@@ -8,7 +8,8 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
-from app.api.deps import ManagerDep, NamespaceDep
+from app.api.bulk import BulkResults, BulkRunBody, parse_item, results_resource
+from app.api.deps import BusDep, ManagerDep, NamespaceDep, QueueDep
 from app.api.errors import error_responses
 from app.api.resources import Accepted, Execution
 from app.api.schemas import (
@@ -18,6 +19,7 @@ from app.api.schemas import (
     accepted_resource,
     execution_resource,
 )
+from app.execution.bulk import BulkSubmitter
 from app.execution.manager import ExecutionManager, RunRequest
 
 router = APIRouter(tags=["runs"])
@@ -82,3 +84,22 @@ async def run_registered(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     return await _submit(manager, _request(body, idempotency_key, namespace, workflow_id=name))
+
+
+@router.post(
+    "/workflow/runs",
+    summary="Run many workflows (up to 1,000 queued runs, one commit)",
+    response_model=BulkResults,
+    responses=error_responses(413, 415, 422),
+)
+async def run_many(
+    body: BulkRunBody,
+    manager: ManagerDep,
+    queue: QueueDep,
+    bus: BusDep,
+    namespace: NamespaceDep,
+) -> JSONResponse:
+    """Each run is validated on its own and answered on its own (`results[i].httpStatus`)."""
+    requests = [parse_item(i, raw, namespace) for i, raw in enumerate(body.runs)]
+    outcomes = await BulkSubmitter(manager, queue, bus).submit(requests)
+    return JSONResponse(results_resource(outcomes), status_code=200)

@@ -11,7 +11,7 @@ OPEN_PREFIXES = ("/static/", "/ui/static/")
 
 CONTROL_VERBS = re.compile(r"^(/api/workflow)?/execution/[^/]+/(pause|resume|cancel|retry|input)$")
 SEED_CANCEL = re.compile(r"^(/api/workflow)?/execution/[^/]+$")
-RUN_PATHS = re.compile(r"^(/api/workflow/run|/workflow/run|/workflows/[^/]+/run|/events)$")
+RUN_PATHS = re.compile(r"^(/api/workflow/run|/workflow/runs?|/workflows/[^/]+/run|/events)$")
 ADMIN_PREFIXES = ("/keys", "/audit", "/secrets", "/schedules", "/ui/audit", "/ui/schedules")
 
 # Methods that change nothing: the browser session needs no CSRF token for them.

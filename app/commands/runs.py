@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from app.commands.batch import run_batch
 from app.commands.live import follow
 from app.commands.options import ApiKey, ExecutionId, Format, Output, Server
 from app.commands.output import (
@@ -50,7 +51,9 @@ def show(execution: Execution, fmt: Format) -> None:
 
 
 def run(
-    target: Annotated[str, typer.Argument(metavar="FILE|NAME", help="workflow file or name")],
+    target: Annotated[
+        str | None, typer.Argument(metavar="FILE|NAME", help="workflow file or name")
+    ] = None,
     input: Annotated[
         str | None, typer.Option("--input", "-i", help="input JSON, or @file (@- for stdin)")
     ] = None,
@@ -66,11 +69,28 @@ def run(
         bool, typer.Option("--detach", "-d", help="print the accepted run and return")
     ] = False,
     wait_timeout: WaitTimeoutOpt = None,
+    batch: Annotated[
+        str | None,
+        typer.Option(
+            "--batch",
+            metavar="FILE",
+            help="queue every run of FILE in one request (JSONL or a JSON array of run "
+            "bodies; - for stdin); exit 1 if any run was refused",
+        ),
+    ] = None,
     server: Server = None,
     api_key: ApiKey = None,
     output: Output = Format.table,
 ) -> None:
     """Run a workflow and follow it live (exit 0 completed, 1 failed or cancelled)."""
+    if (target is None) == (batch is None):
+        raise typer.BadParameter(
+            "give a workflow FILE|NAME, or --batch FILE", param_hint="FILE|NAME"
+        )
+    if batch is not None:
+        run_batch(batch, server, api_key, output)
+        return
+    assert target is not None
     if mode not in ("auto", "immediate", "queued"):
         raise typer.BadParameter("auto, immediate or queued", param_hint="--mode")
     source = workflow_source(target)

@@ -16,9 +16,13 @@ from redis.asyncio import Redis
 
 from app.events.bus import FEED, InProcessBus, in_feed
 from app.jsonvalue import dumps
+from app.store.batching import GroupCommit
 from app.store.records import EventRecord
 
 log = logging.getLogger(__name__)
+
+# Publishes (each one write's events) that share one pipeline at most.
+PUBLISH_MAX_BATCHES = 500
 
 
 def encode(events: Sequence[EventRecord]) -> str:
@@ -61,11 +65,22 @@ class RedisBus:
         self._lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
         self.feed_channel = self.channel(FEED)
+        # One pipeline at a time keeps an execution's publishes in order on the wire.
+        self._outbox: GroupCommit[Sequence[EventRecord], None] = GroupCommit(
+            self._publish_many, max_rows=PUBLISH_MAX_BATCHES, max_in_flight=1
+        )
 
     def channel(self, execution_id: UUID) -> str:
         return f"{self.prefix}:events:{'feed' if execution_id == FEED else execution_id}"
 
     async def publish(self, events: Sequence[EventRecord]) -> None:
+        """Publish after the commit. Concurrent publishes of this process share one
+        pipeline (one round trip, one feed message), in the order they were asked."""
+        if events:
+            await self._outbox.submit(events)
+
+    async def _publish_many(self, batches: Sequence[Sequence[EventRecord]]) -> list[None]:
+        events = [event for batch in batches for event in batch]
         by_execution: dict[UUID, list[EventRecord]] = {}
         for event in events:
             by_execution.setdefault(event.execution_id, []).append(event)
@@ -80,6 +95,7 @@ class RedisBus:
         except Exception:
             # Live delivery is best effort; streams catch up from the store.
             log.warning("event publish failed", exc_info=True)
+        return [None] * len(batches)
 
     @contextlib.asynccontextmanager
     async def _subscription(self, execution_id: UUID) -> AsyncIterator[asyncio.Queue[EventRecord]]:

@@ -23,7 +23,7 @@ from app.execution.strategies import (
 from app.metrics import EXECUTIONS_SUBMITTED
 from app.nodes.registry import NodeRegistry
 from app.store.history import HistoryStore
-from app.store.records import ExecutionRecord, NewExecution, ParentLink
+from app.store.records import ExecutionRecord, NewExecution, ParentLink, WorkflowRecord
 from app.store.repository import Repository
 from app.workflows.flow import KeyInvalid, flow_spec
 from app.workflows.graph import CompiledWorkflow, compile_workflow
@@ -71,6 +71,26 @@ class RunRequest:
 
 
 @dataclass(slots=True)
+class Memo:
+    """What the runs of one request share, looked up once (compiled workflows only when
+    `share`: a single run would pay for the key and gain nothing)."""
+
+    share: bool = False
+    compiled: dict[tuple[str, str], CompiledWorkflow] = field(default_factory=dict)
+    dumped: dict[int, dict[str, Any]] = field(default_factory=dict)
+    workflows: dict[tuple[str, str, str | None], WorkflowRecord | None] = field(
+        default_factory=dict
+    )
+    history: dict[tuple[str | None, str | None], dict[str, float] | None] = field(
+        default_factory=dict
+    )
+
+
+# A validated request: its row, its compiled workflow, its analysis and its track.
+Prepared = tuple[NewExecution, CompiledWorkflow, Complexity, Literal["immediate", "queued"]]
+
+
+@dataclass(slots=True)
 class Submission:
     started: Started
     complexity: Complexity
@@ -107,43 +127,8 @@ class ExecutionManager:
                     raise IdempotencyConflict("this Idempotency-Key is already in use")
                 self._check_same_request(existing.request_hash, fingerprint)
                 return _replay(existing)
-        definition, workflow_id, version = await self._resolve(request)
-        compiled = compile_workflow(definition, self.registry, max_nodes=self.settings.max_nodes)
-        resolver = SecretResolver(self.repo.engine, self.settings.secret_key)
-        await resolver.resolve(request.namespace, definition)  # an unknown secret is a 422
-        problems = validate_input(compiled.definition.input_schema, request.input)
-        if problems:
-            raise InputInvalid(
-                "the input does not match the workflow's inputSchema",
-                [p.to_dict() for p in problems],
-            )
-        flow = self._flow(compiled, request.input)
-        complexity = self.analyzer.analyze(compiled, await self._history(workflow_id, version))
-        chosen = self._choose(request.mode, complexity)
-        new = NewExecution(
-            id=uuid.uuid4(),
-            workflow_name=compiled.definition.name,
-            workflow_id=workflow_id,
-            workflow_version=version,
-            status="pending",
-            execution_mode=chosen,
-            requested_mode=request.mode,
-            input=request.input,
-            definition=compiled.definition.model_dump(by_alias=True, exclude_none=True),
-            complexity=complexity.to_dict(),
-            priority=request.priority,
-            tags=request.tags,
-            metadata=request.metadata,
-            idempotency_key=request.idempotency_key,
-            request_hash=fingerprint,
-            timeout_ms=request.timeout_ms,
-            progress_total=len(compiled.nodes),
-            namespace=request.namespace,
-            schedule_id=request.schedule_id,
-            schedule_slot=request.schedule_slot,
-            parent=request.parent,
-            flow=flow,
-        )
+        prepared = await self.prepare(request, fingerprint)
+        new, compiled, complexity, chosen = prepared
         strategy = self.immediate if chosen == "immediate" else self.queued
         started = await strategy.start(new, compiled)
         if not started.created:  # lost an idempotency race to an identical request
@@ -173,6 +158,71 @@ class ExecutionManager:
             problem = Problem(("workflow", exc.where, "key"), "bad_key", exc.message)
             raise InputInvalid(exc.message, [problem.to_dict()]) from None
 
+    async def prepare(
+        self, request: RunRequest, fingerprint: str | None, memo: Memo | None = None
+    ) -> Prepared:
+        """Validate a request and decide its row and track; raises a 4xx domain error.
+        `memo` keeps what a bulk request's runs share (compiled workflows, history)."""
+        memo = memo if memo is not None else Memo()
+        definition, workflow_id, version = await self._resolve(request, memo)
+        compiled = await self._compile(request.namespace, definition, memo)
+        problems = validate_input(compiled.definition.input_schema, request.input)
+        if problems:
+            raise InputInvalid(
+                "the input does not match the workflow's inputSchema",
+                [p.to_dict() for p in problems],
+            )
+        history_key = (workflow_id, version)
+        if history_key not in memo.history:
+            memo.history[history_key] = await self._history(workflow_id, version)
+        flow = self._flow(compiled, request.input)
+        complexity = self.analyzer.analyze(compiled, memo.history[history_key])
+        chosen = self._choose(request.mode, complexity)
+        new = NewExecution(
+            id=uuid.uuid4(),
+            workflow_name=compiled.definition.name,
+            workflow_id=workflow_id,
+            workflow_version=version,
+            status="pending",
+            execution_mode=chosen,
+            requested_mode=request.mode,
+            input=request.input,
+            definition=memo.dumped[id(compiled)],
+            complexity=complexity.to_dict(),
+            priority=request.priority,
+            tags=request.tags,
+            metadata=request.metadata,
+            idempotency_key=request.idempotency_key,
+            request_hash=fingerprint,
+            timeout_ms=request.timeout_ms,
+            progress_total=len(compiled.nodes),
+            namespace=request.namespace,
+            schedule_id=request.schedule_id,
+            schedule_slot=request.schedule_slot,
+            parent=request.parent,
+            flow=flow,
+        )
+        return new, compiled, complexity, chosen
+
+    async def _compile(
+        self, namespace: str, definition: dict[str, Any], memo: Memo
+    ) -> CompiledWorkflow:
+        """Compile (and check the secrets of) a definition once per request."""
+        key = (namespace, json.dumps(definition, sort_keys=True, default=str))
+        compiled = memo.compiled.get(key)
+        if compiled is None:
+            compiled = compile_workflow(
+                definition, self.registry, max_nodes=self.settings.max_nodes
+            )
+            resolver = SecretResolver(self.repo.engine, self.settings.secret_key)
+            await resolver.resolve(namespace, definition)  # an unknown secret is a 422
+            if key is not None:
+                memo.compiled[key] = compiled
+            memo.dumped[id(compiled)] = compiled.definition.model_dump(
+                by_alias=True, exclude_none=True
+            )
+        return compiled
+
     @staticmethod
     def _check_same_request(stored: str | None, fingerprint: str | None) -> None:
         if stored != fingerprint:
@@ -192,13 +242,18 @@ class ExecutionManager:
             return None
         return await HistoryStore(self.repo.engine).node_medians(name, version, runs) or None
 
-    async def _resolve(self, request: RunRequest) -> tuple[dict[str, Any], str | None, str | None]:
+    async def _resolve(
+        self, request: RunRequest, memo: Memo
+    ) -> tuple[dict[str, Any], str | None, str | None]:
         if request.workflow is not None:
             return request.workflow, None, None
         assert request.workflow_id is not None
-        stored = await self.repo.get_workflow(
-            request.workflow_id, request.version, request.namespace
-        )
+        key = (request.namespace, request.workflow_id, request.version)
+        if key not in memo.workflows:
+            memo.workflows[key] = await self.repo.get_workflow(
+                request.workflow_id, request.version, request.namespace
+            )
+        stored = memo.workflows[key]
         if stored is None:
             raise WorkflowNotFound(
                 f"no registered workflow '{request.workflow_id}'"

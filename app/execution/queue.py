@@ -64,6 +64,10 @@ class ExecutionQueue(Protocol):
         self, execution_id: UUID, *, priority: int = 0, defer_until: datetime | None = None
     ) -> None: ...
 
+    async def enqueue_many(self, jobs: Sequence[tuple[UUID, int]]) -> None:
+        """Enqueue many (execution id, priority) at once (a bulk submission)."""
+        ...
+
     async def live(self, execution_ids: Sequence[UUID]) -> set[UUID]:
         """The ids that have a job waiting to be picked up (so need no re-enqueue)."""
         ...
@@ -101,6 +105,22 @@ class ArqQueue:
         arq's `enqueue_job` first WATCHes and checks the job id (two more round trips) to
         dedupe; a fresh random job id cannot collide, so the job is written directly, in
         arq's own format, in one MULTI/EXEC."""
+        async with self.pool.pipeline(transaction=True) as pipe:
+            self._add(pipe, execution_id, priority, defer_until)
+            await pipe.execute()
+
+    async def enqueue_many(self, jobs: Sequence[tuple[UUID, int]]) -> None:
+        """Every job in one MULTI/EXEC (one round trip)."""
+        if not jobs:
+            return
+        async with self.pool.pipeline(transaction=True) as pipe:
+            for execution_id, priority in jobs:
+                self._add(pipe, execution_id, priority, None)
+            await pipe.execute()
+
+    def _add(
+        self, pipe: Any, execution_id: UUID, priority: int, defer_until: datetime | None
+    ) -> None:
         now_ms = time.time() * 1000
         if defer_until is None:
             score = job_score_ms(now_ms, priority)
@@ -111,11 +131,9 @@ class ArqQueue:
             JOB_NAME, (str(execution_id),), {}, None, int(now_ms), serializer=self.serializer
         )
         ttl_ms = int(max(0.0, score - now_ms) + JOB_EXPIRES_MS)
-        async with self.pool.pipeline(transaction=True) as pipe:
-            pipe.psetex(job_key_prefix + job_id, ttl_ms, job)
-            pipe.zadd(self.queue_name, {job_id: int(score)})
-            pipe.psetex(self._marker(execution_id), ttl_ms, job_id)
-            await pipe.execute()
+        pipe.psetex(job_key_prefix + job_id, ttl_ms, job)
+        pipe.zadd(self.queue_name, {job_id: int(score)})
+        pipe.psetex(self._marker(execution_id), ttl_ms, job_id)
 
     async def live(self, execution_ids: Sequence[UUID]) -> set[UUID]:
         if not execution_ids:
@@ -177,6 +195,10 @@ class InProcessQueue:
         heapq.heappush(self._heap, (score, next(self._counter), execution_id))
         self._queued[execution_id] += 1
         self._wakeup.set()
+
+    async def enqueue_many(self, jobs: Sequence[tuple[UUID, int]]) -> None:
+        for execution_id, priority in jobs:
+            await self.enqueue(execution_id, priority=priority)
 
     async def live(self, execution_ids: Sequence[UUID]) -> set[UUID]:
         return {i for i in execution_ids if self._queued[i] > 0}

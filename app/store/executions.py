@@ -8,21 +8,15 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import String, and_, exists, func, insert, literal, or_, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import String, and_, exists, func, literal, or_, select, text
 
-from app.engine.state import utcnow
 from app.engine.status import TERMINAL, Status
 from app.errors import ExecutionNotFound, RequestInvalid
-from app.store import pg_statements
-from app.store.base import StoreBase, execution_record, ms
-from app.store.outbox import outbox_json
+from app.store.base import StoreBase, execution_record
 from app.store.records import (
     EventRecord,
     ExecutionFilter,
     ExecutionRecord,
-    NewExecution,
-    numbered_events,
 )
 from app.store.tables import execution_events, workflow_executions
 
@@ -30,99 +24,10 @@ from app.store.tables import execution_events, workflow_executions
 class ExecutionStore(StoreBase):
     """Executions as the API sees them."""
 
-    async def create_execution(
-        self, new: NewExecution, events: Sequence[tuple[str, dict[str, Any]]]
-    ) -> tuple[ExecutionRecord, bool]:
-        """Insert an execution and its first events; with a known idempotency key, return the
-        existing execution instead (`created` is False)."""
-        now = utcnow()
-        running = new.status == Status.RUNNING
-        values: dict[str, Any] = {
-            "id": new.id,
-            "workflow_id": new.workflow_id,
-            "workflow_name": new.workflow_name,
-            "workflow_version": new.workflow_version,
-            "status": new.status,
-            "execution_mode": new.execution_mode,
-            "requested_mode": new.requested_mode,
-            "created_at": now,
-            "updated_at": now,
-            "started_at": now if running else None,
-            "input": new.input,
-            "definition": new.definition,
-            "complexity": new.complexity,
-            "priority": new.priority,
-            "tags": new.tags,
-            "metadata": new.metadata,
-            "idempotency_key": new.idempotency_key,
-            "request_hash": new.request_hash,
-            "timeout_ms": new.timeout_ms,
-            "progress_total": new.progress_total,
-            "lease_owner": new.lease_owner,
-            "lease_expires_at": now + ms(new.lease_ms) if new.lease_owner else None,
-            "last_seq": len(events),
-            "trace_context": new.trace_context,
-            "namespace": new.namespace,
-            "schedule_id": new.schedule_id,
-            "schedule_slot": new.schedule_slot,
-            "flow": new.flow,
-            "concurrency_key": (new.flow or {}).get("concurrency", {}).get("key"),
-        }
-        if new.parent is not None:
-            values.update(
-                parent_execution_id=new.parent.execution_id,
-                parent_step_key=new.parent.step_key,
-                parent_attempt=new.parent.attempt,
-                child_depth=new.parent.depth,
-            )
-        try:
-            if self.dialect == "postgresql":
-                deliveries = outbox_json(self.outbox, events)
-                sql = pg_statements.create_sql(tuple(values), deliveries is not None)
-                params = pg_statements.create_params(
-                    values, pg_statements.events_json(events, (), now), len(events)
-                )
-                params["outbox"] = deliveries
-                await self._autocommit(sql, params)
-            else:
-                async with self._write() as conn:
-                    await conn.execute(insert(workflow_executions), [values])
-                    await self._insert_events(
-                        conn, numbered_events(new.id, len(events), events, now)
-                    )
-        except IntegrityError:
-            existing = await self._same_request(new)
-            if existing is None:  # the conflict was something else
-                raise
-            return existing, False
-        record = execution_record(
-            {
-                **values,
-                "result": None,
-                "error": None,
-                "completed_at": None,
-                "attempt": 1,
-                "elapsed_ms": 0,
-                "control_action": None,
-                "wake_at": None,
-                "progress_done": 0,
-            }
-        )
-        return record, True
-
-    async def _same_request(self, new: NewExecution) -> ExecutionRecord | None:
-        """The execution an insert collided with: same idempotency key, or same schedule slot."""
-        if new.idempotency_key is not None:
-            found = await self.get_by_idempotency_key(new.idempotency_key)
-            if found is not None:
-                return found
-        if new.schedule_id is not None and new.schedule_slot is not None:
-            return await self.get_by_schedule_slot(new.schedule_id, new.schedule_slot)
-        return None
-
     async def get_by_schedule_slot(
         self, schedule_id: UUID, slot: datetime
     ) -> ExecutionRecord | None:
+        """The execution a schedule fired for this slot (one per slot: a unique pair)."""
         query = select(workflow_executions).where(
             workflow_executions.c.schedule_id == schedule_id,
             workflow_executions.c.schedule_slot == slot,

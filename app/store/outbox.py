@@ -82,6 +82,21 @@ ob AS (
 )"""
 
 
+def outbox_rows_cte(source: str, candidates: str, seq: str) -> str:
+    """The deliveries CTE of a batched statement: each execution row of `source` carries its
+    own candidates (`candidates`, a JSON array or NULL) and knows its namespace, workflow and
+    events' seqs (`seq`, SQL over candidate `d.i`)."""
+    return f"""
+ob AS (
+  INSERT INTO event_deliveries (subscription_id, execution_id, seq, event_type, status,
+                                attempts, next_attempt_at, created_at)
+  SELECT d.sub, e.id, {seq}, d.type, 'pending', 0, now(), now()
+  FROM {source}, jsonb_to_recordset({candidates})
+       AS d(i bigint, sub uuid, type text, ns text, wf text)
+  WHERE d.ns = e.namespace AND (d.wf IS NULL OR d.wf = e.workflow_name)
+)"""
+
+
 async def write_deliveries(
     conn: AsyncConnection, matcher: OutboxMatcher, stored: Sequence[EventRecord]
 ) -> int:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import literal, select
 
+from app.store.creations import CreationStore
 from app.store.executions import ExecutionStore
 from app.store.flow import FlowStore
 from app.store.steering import ControlStore
 from app.store.workflows import WorkflowStore
 
 
-class Repository(ExecutionStore, FlowStore, ControlStore, WorkflowStore):
+class Repository(CreationStore, ExecutionStore, FlowStore, ControlStore, WorkflowStore):
     """All reads and writes of executions, steps, events and registered workflows
     (FlowStore is the RunStore with the flow-control gate)."""
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
@@ -16,11 +18,37 @@ from app.engine.state import StepState, step_order, utcnow
 from app.engine.status import TERMINAL, Status, can_transition
 from app.errors import LeaseLost
 from app.jsonvalue import dumps
-from app.store import pg_statements
+from app.store import pg_batch
 from app.store.base import StoreBase, execution_record, ms
+from app.store.batching import GroupCommit
 from app.store.outbox import outbox_json
 from app.store.records import Checkpoint, EventRecord, ExecutionRecord, numbered_events
 from app.store.tables import execution_events, execution_steps, workflow_executions
+
+# Rows one group-committed claim or checkpoint statement takes at most.
+GROUP_MAX_ROWS = 200
+
+Claimed = tuple[ExecutionRecord, EventRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    execution_id: UUID
+    owner: str
+    lease_ms: int
+    event: tuple[str, dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointWrite:
+    """One runner's fenced write, its column values already decided (RunStore.checkpoint)."""
+
+    execution_id: UUID
+    owner: str
+    cp: Checkpoint
+    values: dict[str, Any]
+    now: datetime
+
 
 _STEP_FIELDS = ("status", "attempt", "started_at", "completed_at", "output", "error", "state")
 
@@ -28,21 +56,37 @@ _STEP_FIELDS = ("status", "attempt", "started_at", "completed_at", "output", "er
 class RunStore(StoreBase):
     """Writes of whoever holds an execution's lease."""
 
+    @cached_property
+    def _claims(self) -> GroupCommit[ClaimRequest, Claimed | None]:
+        return GroupCommit(self.claim_many, max_rows=GROUP_MAX_ROWS, key=lambda r: r.execution_id)
+
+    @cached_property
+    def _checkpoints(self) -> GroupCommit[CheckpointWrite, Any]:
+        return GroupCommit(
+            self._write_checkpoints, max_rows=GROUP_MAX_ROWS, key=lambda w: w.execution_id
+        )
+
     async def claim(
         self, execution_id: UUID, owner: str, lease_ms: int, event: tuple[str, dict[str, Any]]
-    ) -> tuple[ExecutionRecord, EventRecord] | None:
+    ) -> Claimed | None:
         """Take an execution to run: pending, due waiting, or running with an expired lease.
+        Concurrent claims of this process share one statement (see claim_many)."""
+        return await self._claims.submit(ClaimRequest(execution_id, owner, lease_ms, event))
 
-        Only executions without flow control: the others go through `claim_gated`."""
+    async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claimed | None]:
+        """Claim many executions in one statement (one transaction on SQLite); each request
+        gets its execution and its event, or None when it was not claimable."""
         now = utcnow()
         if self.dialect == "postgresql":
-            deliveries = outbox_json(self.outbox, [event])
-            sql = _claim_sql(gated=False, outbox=deliveries is not None)
-            params = _claim_params(execution_id, owner, lease_ms, event, now, deliveries)
-            row = (await self._autocommit(sql, params)).mappings().first()
-            return _claimed(execution_id, row, event, now)
+            return await self._claim_many_one_statement(requests, now)
         async with self._write() as conn:
-            return await self._claim_in(conn, execution_id, owner, lease_ms, event, now, False)
+            return [await self._claim_sqlite(conn, r, now) for r in requests]
+
+    async def _claim_sqlite(
+        self, conn: AsyncConnection, request: ClaimRequest, now: datetime
+    ) -> Claimed | None:
+        r = request
+        return await self._claim_in(conn, r.execution_id, r.owner, r.lease_ms, r.event, now, False)
 
     async def _claim_in(
         self,
@@ -53,14 +97,33 @@ class RunStore(StoreBase):
         event: tuple[str, dict[str, Any]],
         now: datetime,
         gated: bool,
-    ) -> tuple[ExecutionRecord, EventRecord] | None:
-        """The claim inside a caller's transaction (`gated`: also a row with flow control)."""
+    ) -> Claimed | None:
+        """One claim inside a caller's transaction. Without `gated` only a row without flow
+        control; `gated` (app/store/flow.py, after its checks) takes any and clears its
+        pending reason."""
         if self.dialect == "postgresql":
+            columns = tuple(c.name for c in workflow_executions.c)
             deliveries = outbox_json(self.outbox, [event])
-            sql = _claim_sql(gated=gated, outbox=deliveries is not None)
-            params = _claim_params(execution_id, owner, lease_ms, event, now, deliveries)
-            row = (await conn.execute(sql, params)).mappings().first()
-            return _claimed(execution_id, row, event, now)
+            sql = pg_batch.claim_one_sql(columns, gated, deliveries is not None).columns(
+                *workflow_executions.c, column("steps_json", JSONB)
+            )
+            params = {
+                "outbox": deliveries,
+                "id": execution_id,
+                "owner": owner,
+                "expires": now + ms(lease_ms),
+                "now": now,
+                "type": event[0],
+                "data": dumps(event[1]),
+            }
+            found = (await conn.execute(sql, params)).mappings().first()
+            if found is None:
+                return None
+            claimed = execution_record(found)
+            claimed.steps = sorted(
+                (pg_batch.step_from_json(s) for s in found["steps_json"]), key=step_order
+            )
+            return claimed, numbered_events(execution_id, claimed.last_seq, [event], now)[0]
         claimable = or_(
             workflow_executions.c.status == Status.PENDING,
             and_(
@@ -106,6 +169,46 @@ class RunStore(StoreBase):
             conn, numbered_events(execution_id, record.last_seq, [event], now)
         )
         return await self._with_steps(conn, record), stored[0]
+
+    async def _claim_many_one_statement(
+        self, requests: Sequence[ClaimRequest], now: datetime
+    ) -> list[Claimed | None]:
+        columns = tuple(c.name for c in workflow_executions.c)
+        rows = [
+            {
+                "id": str(r.execution_id),
+                "owner": r.owner,
+                "expires": (now + ms(r.lease_ms)).isoformat(),
+                "now": now.isoformat(),
+                "type": r.event[0],
+                "data": r.event[1],
+                "outbox": self.outbox.candidates([r.event[0]]) or None,
+            }
+            for r in requests
+        ]
+        outbox = any(row["outbox"] for row in rows)
+        sql = pg_batch.claim_many_sql(columns, outbox).columns(
+            *workflow_executions.c, column("steps_json", JSONB)
+        )
+        ids = [r.execution_id for r in requests]
+        result = await self._autocommit(sql, {"rows": pg_batch.rows_param(rows), "ids": ids})
+        claimed: dict[UUID, ExecutionRecord] = {}
+        for row in result.mappings():
+            record = execution_record(row)
+            record.steps = sorted(
+                (pg_batch.step_from_json(s) for s in row["steps_json"]), key=step_order
+            )
+            claimed[record.id] = record
+        answers: list[Claimed | None] = []
+        for r in requests:
+            found = claimed.pop(r.execution_id, None)  # a repeated id is claimed once
+            if found is None:
+                answers.append(None)
+                continue
+            record = found
+            event = numbered_events(r.execution_id, record.last_seq, [r.event], now)[0]
+            answers.append((record, event))
+        return answers
 
     async def find_orphans(self, *, pending_grace_ms: int, limit: int) -> list[tuple[UUID, int]]:
         """Executions that may have lost their job: (id, priority), oldest first.
@@ -158,63 +261,70 @@ class RunStore(StoreBase):
             values["status"] = str(cp.status)
             if cp.status in TERMINAL:
                 values.setdefault("completed_at", now)
-        row = await self._write_checkpoint(execution_id, owner, cp, values, now)
+        row = await self._checkpoints.submit(CheckpointWrite(execution_id, owner, cp, values, now))
         if row is None:
             raise LeaseLost(f"execution {execution_id} is no longer leased by {owner}")
         stored = numbered_events(execution_id, row.last_seq, cp.events, now, cp.event_times)
         return stored, row.control_action
 
-    async def _write_checkpoint(
-        self,
-        execution_id: UUID,
-        owner: str,
-        cp: Checkpoint,
-        values: dict[str, Any],
-        now: datetime,
-    ) -> Any:
-        """The fenced write: one statement on Postgres, a transaction of several on SQLite.
-        Returns the row's new `last_seq` and `control_action`, or None if the fence failed."""
-        if self.dialect == "postgresql":
-            deliveries = outbox_json(self.outbox, cp.events)
-            sql = pg_statements.checkpoint_sql(tuple(values), deliveries is not None)
-            params = pg_statements.checkpoint_params(
-                execution_id,
-                owner,
-                values,
-                pg_statements.events_json(cp.events, cp.event_times, now),
-                len(cp.events),
-                pg_statements.steps_json(cp.steps),
-                now,
-            )
-            params["outbox"] = deliveries
-            return (await self._autocommit(sql, params)).first()
+    async def _write_checkpoints(self, writes: Sequence[CheckpointWrite]) -> list[Any]:
+        """The fenced writes of many executions: one statement on Postgres, one transaction
+        on SQLite. Each gets the row's new `last_seq` and `control_action`, or None if its
+        fence failed."""
+        if self.dialect != "postgresql":
+            async with self._write() as conn:
+                return [await self._checkpoint_sqlite(conn, w) for w in writes]
+        columns = tuple(sorted({c for w in writes for c in w.values}))
+        rows = [
+            {
+                "id": str(w.execution_id),
+                "owner": w.owner,
+                "n_events": len(w.cp.events),
+                "v": {c: pg_batch.json_value(v) for c, v in w.values.items()},
+                "events": pg_batch.event_rows(w.cp.events, w.cp.event_times, w.now),
+                "steps": pg_batch.step_rows([pg_batch.step_row(s) for s in w.cp.steps]),
+                "outbox": self.outbox.candidates([kind for kind, _ in w.cp.events]) or None,
+            }
+            for w in writes
+        ]
+        now = max(w.now for w in writes)
+        sql = pg_batch.checkpoint_many_sql(columns, any(row["outbox"] for row in rows))
+        params = {
+            "rows": pg_batch.rows_param(rows),
+            "ids": [w.execution_id for w in writes],
+            "now": now,
+        }
+        result = await self._autocommit(sql, params)
+        fenced = {row.id: row for row in result}
+        return [fenced.get(w.execution_id) for w in writes]
+
+    async def _checkpoint_sqlite(self, conn: AsyncConnection, w: CheckpointWrite) -> Any:
         stmt = (
             update(workflow_executions)
             .where(
-                workflow_executions.c.id == execution_id,
-                workflow_executions.c.lease_owner == owner,
+                workflow_executions.c.id == w.execution_id,
+                workflow_executions.c.lease_owner == w.owner,
                 workflow_executions.c.status == Status.RUNNING,
             )
-            .values(last_seq=workflow_executions.c.last_seq + len(cp.events), **values)
+            .values(last_seq=workflow_executions.c.last_seq + len(w.cp.events), **w.values)
             .returning(workflow_executions.c.last_seq, workflow_executions.c.control_action)
         )
-        async with self._write() as conn:
-            row = (await conn.execute(stmt)).first()
-            if row is None:
-                return None
-            await self._insert_events(
-                conn, numbered_events(execution_id, row.last_seq, cp.events, now, cp.event_times)
-            )
-            if cp.steps:
-                await self._upsert_steps(conn, execution_id, cp.steps, now)
+        row = (await conn.execute(stmt)).first()
+        if row is None:
+            return None
+        await self._insert_events(
+            conn,
+            numbered_events(w.execution_id, row.last_seq, w.cp.events, w.now, w.cp.event_times),
+        )
+        if w.cp.steps:
+            await self._upsert_steps(conn, w.execution_id, w.cp.steps, w.now)
         return row
 
     async def _upsert_steps(
         self, conn: AsyncConnection, execution_id: UUID, steps: Sequence[StepState], now: datetime
     ) -> None:
         rows = [
-            {"execution_id": execution_id, **pg_statements.step_row(s), "updated_at": now}
-            for s in steps
+            {"execution_id": execution_id, **pg_batch.step_row(s), "updated_at": now} for s in steps
         ]
         stmt = sqlite.insert(execution_steps)  # the statements path is SQLite's only
         stmt = stmt.on_conflict_do_update(
@@ -233,41 +343,3 @@ class RunStore(StoreBase):
             .limit(limit)
         )
         return await self._read_events(query)
-
-
-def _claim_sql(*, gated: bool, outbox: bool) -> Any:
-    columns = tuple(c.name for c in workflow_executions.c)
-    return pg_statements.claim_sql(columns, gated, outbox).columns(
-        *workflow_executions.c, column("steps_json", JSONB)
-    )
-
-
-def _claim_params(
-    execution_id: UUID,
-    owner: str,
-    lease_ms: int,
-    event: tuple[str, dict[str, Any]],
-    now: datetime,
-    deliveries: str | None,
-) -> dict[str, Any]:
-    return {
-        "outbox": deliveries,
-        "id": execution_id,
-        "owner": owner,
-        "expires": now + ms(lease_ms),
-        "now": now,
-        "type": event[0],
-        "data": dumps(event[1]),
-    }
-
-
-def _claimed(
-    execution_id: UUID, row: Any, event: tuple[str, dict[str, Any]], now: datetime
-) -> tuple[ExecutionRecord, EventRecord] | None:
-    if row is None:
-        return None
-    record = execution_record(row)
-    record.steps = sorted(
-        (pg_statements.step_from_json(s) for s in row["steps_json"]), key=step_order
-    )
-    return record, numbered_events(execution_id, record.last_seq, [event], now)[0]

@@ -10,7 +10,6 @@ from sqlalchemy import update
 from app.engine.state import utcnow
 from app.store.repository import Repository
 from app.store.tables import workflow_executions
-from tests.integration.test_repository import repo  # noqa: F401  (both databases)
 from tests.support.executions import insert_pending
 
 ONE = {"nodes": [{"id": "a", "type": "noop"}]}
@@ -18,7 +17,7 @@ KEYED = {"concurrency": {"key": "k", "limit": 2, "strategy": "queue"}}
 STARTED: tuple[str, dict[str, Any]] = ("execution.started", {})
 
 
-async def test_the_fast_claim_takes_plain_rows_only(repo: Repository) -> None:  # noqa: F811
+async def test_the_fast_claim_takes_plain_rows_only(repo: Repository) -> None:
     plain = await insert_pending(repo, ONE)
     gated = await insert_pending(repo, ONE, flow=KEYED)
     assert await repo.claim(plain, "w", 60_000, STARTED) is not None
@@ -28,7 +27,7 @@ async def test_the_fast_claim_takes_plain_rows_only(repo: Repository) -> None:  
 
 
 async def test_concurrent_gated_claims_take_exactly_the_limit(
-    repo: Repository,  # noqa: F811
+    repo: Repository,
 ) -> None:
     ids = [await insert_pending(repo, ONE, flow=KEYED) for _ in range(8)]
     results = await asyncio.gather(
@@ -48,7 +47,7 @@ def keyed(strategy: str, limit: int = 1) -> dict[str, Any]:
 
 
 async def test_cancel_in_progress_names_the_older_runs_beyond_the_limit(
-    repo: Repository,  # noqa: F811
+    repo: Repository,
 ) -> None:
     flow = keyed("cancel_in_progress", limit=2)
     older = [await insert_pending(repo, ONE, flow=flow) for _ in range(3)]
@@ -61,7 +60,7 @@ async def test_cancel_in_progress_names_the_older_runs_beyond_the_limit(
 
 
 async def test_cancel_newest_refuses_a_newcomer_but_not_a_resumed_run(
-    repo: Repository,  # noqa: F811
+    repo: Repository,
 ) -> None:
     flow = keyed("cancel_newest")
     first = await insert_pending(repo, ONE, flow=flow)

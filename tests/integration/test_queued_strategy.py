@@ -40,6 +40,10 @@ class VisibilityCheckingQueue:
             await other.dispose()
         self.seen.append((execution_id, status))
 
+    async def enqueue_many(self, jobs: Sequence[tuple[uuid.UUID, int]]) -> None:
+        for execution_id, priority in jobs:
+            await self.enqueue(execution_id, priority=priority)
+
     async def live(self, execution_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         return set()
 

@@ -4,37 +4,19 @@ events written with the change they describe, terminal statuses never overwritte
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.engine.state import StepState, utcnow
 from app.engine.status import TERMINAL, Status, StepStatus
 from app.errors import LeaseLost
-from app.store.database import make_engine, upgrade_schema
 from app.store.records import Checkpoint
 from app.store.repository import Repository
 from tests.support.executions import insert_pending
 
 ONE_STEP = {"nodes": [{"id": "a", "type": "noop"}]}
 STARTED: tuple[str, dict[str, Any]] = ("execution.started", {})
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def repo(
-    request: pytest.FixtureRequest, engine: AsyncEngine, tmp_path: Path
-) -> AsyncIterator[Repository]:
-    if request.param == "postgresql":
-        yield Repository(engine)
-        return
-    url = f"sqlite+aiosqlite:///{tmp_path / 'repo.db'}"
-    await upgrade_schema(url)
-    sqlite = make_engine(url)
-    yield Repository(sqlite)
-    await sqlite.dispose()
 
 
 def step(status: StepStatus, node: str = "a") -> StepState:

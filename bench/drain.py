@@ -1,0 +1,144 @@
+"""CPU per run by process: create queued 3-step runs, then let one worker drain them.
+
+    python -m bench.drain --mode single --runs 1000   # one run per request, 8 clients
+    python -m bench.drain --mode bulk --runs 1000     # POST /workflow/runs, 100 a request
+
+CPU comes from /proc; Postgres counts only the backends of the bench's own database, so
+what other tenants of a shared server run is not in it (unlike W4's Postgres note). Run it
+from another checkout (cwd) to compare two versions on the same machine in the same hour."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+
+from app.store.database import make_engine
+from bench import workflows
+from bench.cpu import cpu_seconds
+from bench.services import (
+    DEFAULT_PG,
+    DEFAULT_REDIS,
+    Namespace,
+    Services,
+    bench_database,
+    clear_redis,
+)
+
+BULK_SIZE = 100
+
+
+def database_pids(database: str) -> list[int]:
+    """The Postgres backends connected to `database` (its name is in their title)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if database in (entry / "cmdline").read_text():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+async def _create(client: httpx.AsyncClient, mode: str, runs: int) -> None:
+    run = {"workflow": workflows.three_steps(), "input": {"x": 1}, "mode": "queued"}
+    if mode == "bulk":
+        limit = asyncio.Semaphore(2)
+
+        async def post_many() -> None:
+            async with limit:
+                answer = await client.post("/workflow/runs", json={"runs": [run] * BULK_SIZE})
+                answer.raise_for_status()
+
+        await asyncio.gather(*(post_many() for _ in range(runs // BULK_SIZE)))
+        return
+    limit = asyncio.Semaphore(8)
+
+    async def post_one() -> None:
+        async with limit:
+            (await client.post("/workflow/run", json=run)).raise_for_status()
+
+    await asyncio.gather(*(post_one() for _ in range(runs)))
+
+
+async def _completed(database_url: str) -> int:
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            query = text("SELECT count(*) FROM workflow_executions WHERE status = 'completed'")
+            return int((await conn.execute(query)).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+async def _drained(database_url: str, total: int) -> None:
+    """Return once `total` runs are completed (polled every 50 ms)."""
+    while True:
+        if await _completed(database_url) >= total:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def measure(mode: str, runs: int, pg: str, redis: str) -> str:
+    ns = Namespace(pg, redis)
+    async with bench_database(ns):
+        services = Services(ns)
+        try:
+            api, url = await services.start_api()
+            async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+                await _create(client, "single", 20)  # warm up
+                pg0, api0, t0 = (
+                    cpu_seconds(database_pids(ns.database)),
+                    cpu_seconds([api.proc.pid]),
+                    time.monotonic(),
+                )
+                await _create(client, mode, runs)
+                pg1, api1, t1 = (
+                    cpu_seconds(database_pids(ns.database)),
+                    cpu_seconds([api.proc.pid]),
+                    time.monotonic(),
+                )
+            total = runs + 20
+            worker = await services.start_worker("worker-drain")
+            w0, pg2, t2 = (
+                cpu_seconds([worker.proc.pid]),
+                cpu_seconds(database_pids(ns.database)),
+                time.monotonic(),
+            )
+            # Runs the worker finished while it started up are not in the measurement.
+            measured = max(1, total - await _completed(ns.database_url))
+            await _drained(ns.database_url, total)
+            w1, pg3, t3 = (
+                cpu_seconds([worker.proc.pid]),
+                cpu_seconds(database_pids(ns.database)),
+                time.monotonic(),
+            )
+        finally:
+            await services.close()
+            await clear_redis(ns)
+    return (
+        f"{mode}: created {runs} runs at {runs / (t1 - t0):.0f}/s, API CPU "
+        f"{1000 * (api1 - api0) / runs:.2f} ms/run, Postgres {1000 * (pg1 - pg0) / runs:.2f} "
+        f"ms/run; drained {measured} at {measured / (t3 - t2):.0f}/s, worker CPU "
+        f"{1000 * (w1 - w0) / measured:.2f} ms/run, Postgres "
+        f"{1000 * (pg3 - pg2) / measured:.2f} ms/run"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.drain", description=__doc__)
+    parser.add_argument("--mode", choices=("single", "bulk"), default="single")
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--pg", default=DEFAULT_PG)
+    parser.add_argument("--redis", default=DEFAULT_REDIS)
+    args = parser.parse_args()
+    print(asyncio.run(measure(args.mode, args.runs, args.pg, args.redis)))
+
+
+if __name__ == "__main__":
+    main()
