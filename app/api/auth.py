@@ -89,9 +89,12 @@ class Authenticator:
             await self.app(scope, receive, send)
             return
         answer = Answer(send)
-        await self.app(scope, receive, answer.send)
-        if answer.status < 400:
-            await self._audit(runtime, scope, principal, audited, answer)
+        try:
+            await self.app(scope, receive, answer.send)
+            if answer.status < 400:
+                await self._audit(runtime, scope, principal, audited, answer)
+        finally:  # the answer ends once its audit row is written: a read after it sees it
+            await answer.release()
 
     async def _audit(
         self,
@@ -261,13 +264,24 @@ class Answer:
         self._send = send
         self.status = 500
         self.body = b""
+        self._last: Message | None = None
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.status = int(message["status"])
-        elif message["type"] == "http.response.body" and len(self.body) < self.LIMIT:
-            self.body += message.get("body", b"")
+        elif message["type"] == "http.response.body":
+            if len(self.body) < self.LIMIT:
+                self.body += message.get("body", b"")
+            if not message.get("more_body", False):
+                self._last = message  # held back until the audit row is written
+                return
         await self._send(message)
+
+    async def release(self) -> None:
+        """Send the answer's last part (held back by `send`), once."""
+        last, self._last = self._last, None
+        if last is not None:
+            await self._send(last)
 
     def json(self) -> dict[str, Any]:
         try:

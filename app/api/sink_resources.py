@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from app.api.resources import Resource
 from app.auth.keys import NAME
+from app.sinks.patterns import EVENT_TYPES, WILDCARDS
 
 NO_NUL = r"^[^\x00]*$"
+
+# An event pattern: the schema lists the ones there are; the service answers a 422 naming
+# them for any other string (a typo would match nothing).
+Pattern = Annotated[
+    str, WithJsonSchema({"type": "string", "enum": sorted(WILDCARDS | EVENT_TYPES)})
+]
 
 
 class SubscriptionCreate(BaseModel):
@@ -18,7 +25,7 @@ class SubscriptionCreate(BaseModel):
     sink: Literal["webhook", "redis-stream"]
     url: str | None = Field(default=None, max_length=2000, description="webhook: where to POST")
     stream: str | None = Field(default=None, max_length=200, description="redis-stream: the key")
-    events: list[str] = Field(
+    events: list[Pattern] = Field(
         min_length=1,
         max_length=50,
         description="patterns: '*', 'execution.*', 'step.*' or event types ('step.failed')",
@@ -44,7 +51,7 @@ class SubscriptionChange(BaseModel):
 
     url: str | None = Field(default=None, max_length=2000)
     stream: str | None = Field(default=None, max_length=200)
-    events: list[str] | None = Field(default=None, min_length=1, max_length=50)
+    events: list[Pattern] | None = Field(default=None, min_length=1, max_length=50)
     workflow: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
     description: str | None = Field(default=None, max_length=500, pattern=NO_NUL)
     status: Literal["active"] | None = Field(
