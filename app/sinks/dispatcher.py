@@ -36,10 +36,6 @@ _BACKOFF_MAX_S = 10.0
 FLUSH_EVERY = 50
 FLUSH_AFTER_S = 0.5
 COALESCE_S = 0.005
-# Claims start at least this far apart: under load one claim takes the queues of many
-# commits (each commit pokes), instead of one claim per commit; idle, a poke after a
-# quiet spell is claimed after COALESCE_S.
-CLAIM_GAP_S = 0.025
 
 
 class Dispatcher:
@@ -194,13 +190,7 @@ class Dispatcher:
 
     async def run_forever(self) -> None:
         delay = self.poll_s
-        loop = asyncio.get_running_loop()
-        last_claim = -CLAIM_GAP_S
         while True:
-            gap = last_claim + CLAIM_GAP_S - loop.time()
-            if gap > 0:
-                await asyncio.sleep(gap)
-            last_claim = loop.time()
             try:
                 claimed = await self.claim_once()
                 delay = self.poll_s
