@@ -42,6 +42,7 @@ class DeliveryRecorder:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
+                        future.exception()  # retrieved, even if its waiter was cancelled
                 continue
             for (_, future), rows in zip(batch, found, strict=True):
                 if not future.done():
