@@ -2,7 +2,8 @@
 
 Up to `sink_batch` queues (one per subscription and execution) are in flight at once, each
 sent in seq order by its own task; a queue stops at its first failure (the rest waits
-behind it, leased to nobody) and deliveries made are recorded in batches, so a crash
+behind it, leased to nobody) and deliveries made are recorded in batches (of one queue's
+deliveries, and across the queues that finish together: `app.sinks.recorder`), so a crash
 between sending and recording sends them again: at least once, with the same event id."""
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from app.config import Settings
 from app.events.stream import event_json
 from app.sinks.base import Message, Outcome, Sink
 from app.sinks.cache import SubscriptionCache
+from app.sinks.recorder import DeliveryRecorder
 from app.sinks.retry import DeliveryRetry
 from app.sinks.sealing import SecretSeal
 from app.sinks.wake import OutboxSignal
-from app.store.deliveries import DeliveryRecord, DeliveryStore
+from app.store.deliveries import DeliveryRecord, DeliveryStore, Recorded
 from app.store.subscriptions import ACTIVE, FAILING, SubscriptionRecord, SubscriptionStore
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,9 @@ class Dispatcher:
         self.retry = DeliveryRetry(
             settings.sink_retry_base_ms, settings.sink_retry_max_ms, settings.sink_max_attempts
         )
+        # What the queues delivered goes to the database together (one statement for all
+        # the queues that finished while the previous one ran).
+        self.recorder = DeliveryRecorder(deliveries, owner, self.lease_ms)
         self.in_flight: set[asyncio.Task[None]] = set()
         self.failing: set[UUID] = set()
         self._task: asyncio.Task[None] | None = None
@@ -112,10 +117,9 @@ class Dispatcher:
             if sent is None:
                 return  # failed, or the lease was lost: the queue stops here
             done, status = sent
-            # Record them and take what the execution added meanwhile, in one round trip.
-            rows = await self.deliveries.delivered_and_next(
-                self.owner, done, status, rows[-1], self.lease_ms
-            )
+            # Record them and take what the execution added meanwhile, in one round trip
+            # (shared with the other queues that finished meanwhile).
+            rows = await self.recorder.record(Recorded(done, status, rows[-1]))
         # Failing as cached, or as this process made it (the cache may predate that).
         if sub.status == FAILING or sub.id in self.failing:
             await self.subscriptions.mark(sub.id, ACTIVE)
@@ -161,7 +165,7 @@ class Dispatcher:
 
     async def _flush(self, done: list[int], status: int | None) -> None:
         if done:
-            await self.deliveries.delivered(list(done), status)
+            await self.recorder.record(Recorded(list(done), status))
             done.clear()
 
     async def _fail(self, sub: SubscriptionRecord, row: DeliveryRecord, outcome: Outcome) -> None:
@@ -203,6 +207,7 @@ class Dispatcher:
                 await asyncio.sleep(COALESCE_S)  # let the pokes of one burst make one claim
 
     def start(self) -> None:
+        self.signal.local_room = lambda: len(self.in_flight) < self.batch
         self.signal.listen()
         if self._task is None:
             self._task = asyncio.create_task(self.run_forever(), name="turnout-deliveries")
@@ -218,6 +223,7 @@ class Dispatcher:
         for task in list(self.in_flight):
             task.cancel()
         await asyncio.gather(*self.in_flight, return_exceptions=True)
+        await self.recorder.close()
         await self.signal.close()
         for sink in self.sinks.values():
             await sink.close()

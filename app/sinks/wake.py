@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from uuid import UUID
 
@@ -30,11 +30,16 @@ class OutboxSignal:
         self.local = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
         self._poking: asyncio.Task[None] | None = None
+        # Set by this process's delivery loop: True while it can take more queues itself.
+        self.local_room: Callable[[], bool] | None = None
 
     async def poke(self) -> None:
         """Wake the loops; never waits for Redis (the caller is a run's write path), and
-        pokes made while one is on its way ride with it."""
+        pokes made while one is on its way ride with it. A process whose own loop has
+        room does not tell the others: its loop claims what it wrote (the others poll)."""
         self.local.set()
+        if self.local_room is not None and self.local_room():
+            return
         if self.redis is not None and (self._poking is None or self._poking.done()):
             self._poking = asyncio.create_task(self._publish())
 

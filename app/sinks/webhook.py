@@ -1,76 +1,75 @@
-"""The webhook sink: a signed JSON POST; a 2xx answer is a delivery, anything else a retry."""
+"""The webhook sink: a signed JSON POST; a 2xx answer is a delivery, anything else a retry.
+
+It sends through `app.sinks.http1` (a small keep-alive HTTP/1.1 client) rather than httpx:
+see that module for why, and for how the SSRF guard, TLS and redirects are kept."""
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 import time
 from typing import ClassVar
 
+import h11
 import httpx
 
 from app.errors import StepError
 from app.nodes.ssrf import AddressGuard
 from app.sinks.base import Message, Outcome
+from app.sinks.http1 import Http1Client, parse_target
 from app.sinks.signing import signature_header
 from app.store.subscriptions import SubscriptionRecord
 
 USER_AGENT = "Turnout-Webhooks/1"
-DEFAULT_PORTS = {"http": 80, "https": 443}
 ANSWER_BYTES = 200
+JSON = (b"content-type", b"application/json")
 
 
 class WebhookSink:
     kind: ClassVar[str] = "webhook"
 
-    def __init__(self, guard: AddressGuard, timeout_ms: int) -> None:
+    def __init__(
+        self, guard: AddressGuard, timeout_ms: int, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.guard = guard
-        # Its own client: no cookies, no redirects followed (a 3xx is not a delivery).
-        self.client = httpx.AsyncClient(
-            timeout=timeout_ms / 1000,
-            follow_redirects=False,
-            headers={"User-Agent": USER_AGENT},
-        )
+        self.timeout_s = timeout_ms / 1000
+        # Its own connections: no cookies, no redirects followed (a 3xx is not a delivery).
+        self.client = Http1Client(guard, USER_AGENT, tls)
 
     async def send(
         self, subscription: SubscriptionRecord, secret: str | None, message: Message
     ) -> Outcome:
-        url = httpx.URL(subscription.url or "")
+        url = subscription.url or ""
         timestamp = int(time.time())
-        headers = {
-            "Content-Type": "application/json",
-            "Turnout-Event-Id": message.id,
-            "Turnout-Event-Type": message.event.type,
-            "Turnout-Timestamp": str(timestamp),
-        }
+        headers = [
+            JSON,
+            (b"turnout-event-id", message.id.encode()),
+            (b"turnout-event-type", message.event.type.encode()),
+            (b"turnout-timestamp", str(timestamp).encode()),
+        ]
         if secret:
-            headers["Turnout-Signature"] = signature_header(secret, timestamp, message.body)
-        request = self.client.build_request("POST", url, content=message.body, headers=headers)
+            signed = signature_header(secret, timestamp, message.body)
+            headers.append((b"turnout-signature", signed.encode()))
         try:
-            # Checked at each delivery too: DNS may point elsewhere since the subscription
-            # was made, and the connect check catches a rebinding between the two lookups.
-            await self.guard.vet(url.host, url.port or DEFAULT_PORTS.get(url.scheme, 443))
-            hook = self.guard.connect_check(url.host)
-            if hook is not None:
-                request.extensions["trace"] = hook
-            response = await self.client.send(request, stream=True)
-            try:
-                # Only the start of an answer is kept (for the delivery's `lastError`).
-                head = b""
-                async for chunk in response.aiter_raw():
-                    head += chunk
-                    if len(head) >= ANSWER_BYTES:
-                        break
-            finally:
-                await response.aclose()
+            target = parse_target(url)
+            async with asyncio.timeout(self.timeout_s):
+                # Checked at each delivery too: DNS may point elsewhere since the
+                # subscription was made, and the client checks each new connection's peer
+                # (a rebinding between the two lookups).
+                await self.guard.vet(target.host, target.origin[2])
+                answer = await self.client.post(url, headers, message.body, ANSWER_BYTES)
         except StepError as exc:
             return Outcome(False, error=str(exc), retryable=exc.retryable)
-        except httpx.HTTPError as exc:
+        except TimeoutError:
+            return Outcome(False, error=f"no answer in {self.timeout_s:g} s (timeout)")
+        except (OSError, ssl.SSLError, asyncio.IncompleteReadError, h11.ProtocolError) as exc:
             return Outcome(False, error=f"{type(exc).__name__}: {exc}"[:500])
-        if 200 <= response.status_code < 300:
-            return Outcome(True, response.status_code)
-        snippet = head[:ANSWER_BYTES].decode(errors="replace")
-        return Outcome(
-            False, response.status_code, f"HTTP {response.status_code} {snippet}".strip()
-        )
+        except httpx.InvalidURL as exc:
+            return Outcome(False, error=f"bad url: {exc}"[:500], retryable=False)
+        if 200 <= answer.status < 300:
+            return Outcome(True, answer.status)
+        snippet = answer.head[:ANSWER_BYTES].decode(errors="replace")
+        return Outcome(False, answer.status, f"HTTP {answer.status} {snippet}".strip())
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.client.close()

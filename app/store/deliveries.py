@@ -43,6 +43,16 @@ class DeliveryRecord:
     event: EventRecord | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One queue's deliveries made (`ids`, the last answer's `status`) and, when the
+    queue goes on, its `last` delivery: what came after it is leased next."""
+
+    ids: list[int]
+    status: int | None
+    last: DeliveryRecord | None = None
+
+
 def _delivery(row: RowMapping) -> DeliveryRecord:
     found = DeliveryRecord(
         id=row["id"],
@@ -129,58 +139,65 @@ class DeliveryStore(StoreBase):
         return found
 
     async def delivered_and_next(
-        self,
-        owner: str,
-        ids: list[int],
-        status_code: int | None,
-        last: DeliveryRecord,
-        lease_ms: int,
-    ) -> list[DeliveryRecord]:
-        """Record `ids` as delivered and lease the deliveries of `last`'s queue that came
-        after it meanwhile (with their events), in one go."""
+        self, owner: str, batch: list[Recorded], lease_ms: int
+    ) -> list[list[DeliveryRecord]]:
+        """Record the deliveries of many queues as delivered and, for each queue with a
+        `last`, lease what its execution added after it meanwhile (with the events), in
+        one go; the leased rows of each item, in seq order."""
         now = utcnow()
         expires = now + timedelta(milliseconds=lease_ms)
+        found: list[DeliveryRecord]
         if self.dialect == "postgresql":
             params = {
                 "now": now,
-                "ids": ids,
-                "status": status_code,
+                "ids": [i for r in batch for i in r.ids],
+                "statuses": [r.status for r in batch for _ in r.ids],
+                "subs": [r.last.subscription_id for r in batch if r.last],
+                "executions": [r.last.execution_id for r in batch if r.last],
+                "afters": [r.last.seq for r in batch if r.last],
                 "owner": owner,
                 "expires": expires,
-                "sub": last.subscription_id,
-                "execution": last.execution_id,
-                "after": last.seq,
             }
             rows = (
                 (await self._autocommit(pg_deliveries.DELIVERED_AND_NEXT, params)).mappings().all()
             )
-            return [_delivery(r) for r in rows]
-        async with self._write() as conn:  # one transaction: no claim sees the gap
-            await self._delivered(conn, ids, status_code, now)
-            leased = (
-                (
-                    await conn.execute(
-                        update(d)
-                        .where(
-                            d.c.subscription_id == last.subscription_id,
-                            d.c.execution_id == last.execution_id,
-                            d.c.seq > last.seq,
-                            d.c.status == PENDING,
-                            d.c.next_attempt_at <= now,
-                            # Not another task's (of this worker, too): it took them in
-                            # order when this one had recorded all of its own.
-                            or_(d.c.lease_expires_at.is_(None), d.c.lease_expires_at < now),
-                        )
-                        .values(lease_owner=owner, lease_expires_at=expires)
-                        .returning(*d.c)
-                    )
-                )
-                .mappings()
-                .all()
+            found = [_delivery(r) for r in rows]
+        else:
+            found = []
+            async with self._write() as conn:  # one transaction: no claim sees the gap
+                for r in batch:
+                    await self._delivered(conn, r.ids, r.status, now)
+                for r in batch:
+                    if r.last is not None:
+                        found += await self._lease_after(conn, owner, r.last, now, expires)
+                await self._attach_events(conn, found)
+        by_queue: dict[tuple[UUID, UUID], list[DeliveryRecord]] = {}
+        for x in sorted(found, key=lambda x: x.seq):
+            by_queue.setdefault((x.subscription_id, x.execution_id), []).append(x)
+        return [
+            by_queue.get((r.last.subscription_id, r.last.execution_id), []) if r.last else []
+            for r in batch
+        ]
+
+    async def _lease_after(
+        self, conn: Any, owner: str, last: DeliveryRecord, now: datetime, expires: datetime
+    ) -> list[DeliveryRecord]:
+        leased = await conn.execute(
+            update(d)
+            .where(
+                d.c.subscription_id == last.subscription_id,
+                d.c.execution_id == last.execution_id,
+                d.c.seq > last.seq,
+                d.c.status == PENDING,
+                d.c.next_attempt_at <= now,
+                # Not another task's (of this worker, too): it took them in order when
+                # this one had recorded all of its own.
+                or_(d.c.lease_expires_at.is_(None), d.c.lease_expires_at < now),
             )
-            found = sorted((_delivery(r) for r in leased), key=lambda x: x.seq)
-            await self._attach_events(conn, found)
-        return found
+            .values(lease_owner=owner, lease_expires_at=expires)
+            .returning(*d.c)
+        )
+        return [_delivery(r) for r in leased.mappings().all()]
 
     async def _attach_events(self, conn: Any, found: list[DeliveryRecord]) -> None:
         keys = list({(x.execution_id, x.seq) for x in found})

@@ -42,16 +42,23 @@ CLAIM = _typed(
     + _WITH_EVENTS
 )
 
-# Record a queue's deliveries and lease what its execution added meanwhile.
+# Record the deliveries of many queues (each id with its answer's status) and lease what
+# each queue's execution added after its last one (`q`: subscription, execution, seq).
 DELIVERED_AND_NEXT = _typed(
-    """WITH done AS (
-  UPDATE event_deliveries SET status = 'delivered', delivered_at = :now,
-    attempts = attempts + 1, last_status = :status, last_error = NULL,
+    """WITH s AS (
+  SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS int[])) AS s(id, status)
+), q AS (
+  SELECT * FROM unnest(CAST(:subs AS uuid[]), CAST(:executions AS uuid[]),
+                       CAST(:afters AS bigint[])) AS q(sub, execution, after)
+), done AS (
+  UPDATE event_deliveries d SET status = 'delivered', delivered_at = :now,
+    attempts = d.attempts + 1, last_status = s.status, last_error = NULL,
     lease_owner = NULL, lease_expires_at = NULL
-  WHERE id = ANY(CAST(:ids AS bigint[])) AND status = 'pending'
+  FROM s WHERE d.id = s.id AND d.status = 'pending'
 ), leased AS (
   UPDATE event_deliveries x SET lease_owner = :owner, lease_expires_at = :expires
-  WHERE x.subscription_id = :sub AND x.execution_id = :execution AND x.seq > :after
+  FROM q
+  WHERE x.subscription_id = q.sub AND x.execution_id = q.execution AND x.seq > q.after
     AND x.status = 'pending' AND x.next_attempt_at <= :now
     AND (x.lease_expires_at IS NULL OR x.lease_expires_at < :now)
   RETURNING x.*

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -13,7 +14,8 @@ from app.engine.state import utcnow
 from app.execution.queue import InProcessQueue
 from app.execution.reconciler import Reconciler
 from app.sinks.cache import SubscriptionCache
-from app.store.deliveries import DeliveryStore
+from app.sinks.recorder import DeliveryRecorder
+from app.store.deliveries import DeliveryRecord, DeliveryStore, Recorded
 from app.store.outbox import OutboxMatcher
 from app.store.repository import Repository
 from app.store.subscriptions import SubscriptionStore
@@ -133,3 +135,51 @@ async def test_old_finished_deliveries_are_pruned(engine: AsyncEngine) -> None:
     assert await store.prune(utcnow()) == 1  # the pending one stays
     items, _ = await store.listed(sub)
     assert [d.id for d in items] == [second.id]
+
+
+class CountingStore(DeliveryStore):
+    """The real store, counting its batched statements."""
+
+    statements = 0
+
+    async def delivered_and_next(
+        self, owner: str, batch: list[Recorded], lease_ms: int
+    ) -> list[list[DeliveryRecord]]:
+        self.statements += 1
+        return await super().delivered_and_next(owner, batch, lease_ms)
+
+
+async def test_many_queues_are_recorded_and_go_on_in_one_statement(engine: AsyncEngine) -> None:
+    await subscribe(engine)
+    repo = await cached_repo(engine)
+    executions = [await insert_pending(repo, ONE) for _ in range(4)]
+    store = CountingStore(engine)
+    heads = {d.execution_id: d for d in await store.claim("w1", 10, 30_000)}
+    assert set(heads) == set(executions)
+    for execution_id in executions[:3]:  # seq 2 arrives while seq 1 is being sent
+        await repo.claim(execution_id, "runner", 3000, ("execution.started", {}))
+    recorder = DeliveryRecorder(store, "w1", 30_000)
+    a, b, c, d = (heads[x] for x in executions)
+    found = await asyncio.gather(
+        recorder.record(Recorded([a.id], 204, a)),
+        recorder.record(Recorded([b.id], 200, b)),
+        recorder.record(Recorded([c.id], 202)),  # c stops here: its seq 2 is not taken
+        recorder.record(Recorded([d.id], 201, d)),  # nothing came after d
+    )
+    assert store.statements <= 2  # the first flush starts at once, the rest go together
+    assert [[(x.execution_id, x.seq) for x in rows] for rows in found] == [
+        [(a.execution_id, 2)],
+        [(b.execution_id, 2)],
+        [],
+        [],
+    ]
+    assert all(rows[0].event is not None for rows in found[:2])
+    delivered, _ = await store.listed(a.subscription_id, status="delivered")
+    assert sorted((x.execution_id, x.last_status) for x in delivered) == sorted(
+        [(a.execution_id, 204), (b.execution_id, 200), (c.execution_id, 202), (d.execution_id, 201)]
+    )
+    # a's and b's seq 2 are leased to w1 now; c's is free for the next claim.
+    assert [(x.execution_id, x.seq) for x in await store.claim("w2", 10, 30_000)] == [
+        (c.execution_id, 2)
+    ]
+    await recorder.close()
