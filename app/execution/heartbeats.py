@@ -12,6 +12,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from app.tasks import stop
+
 log = logging.getLogger(__name__)
 
 BEAT_S = 2.0
@@ -112,9 +114,6 @@ class Heartbeat:
             await asyncio.sleep(BEAT_S)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop(self._task)
         with contextlib.suppress(Exception):
             await self.registry.forget(self.owner)

@@ -24,6 +24,7 @@ from app.execution.manager import ExecutionManager, RunRequest
 from app.execution.steering import ExecutionControl
 from app.metrics import SCHEDULE_FIRES
 from app.store.schedules import Advance, ScheduleRecord, ScheduleStore
+from app.tasks import stop
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,8 @@ class Scheduler:
 
     async def close(self) -> None:
         """Stop firing; runs already started go on (the drain hands them over)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop(self._task)
+        self._task = None
 
     async def settle(self, timeout_s: float) -> None:
         """Wait for the fires' own tasks (an immediate run ends or is handed to the queue)."""

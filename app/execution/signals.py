@@ -4,7 +4,6 @@ next checkpoint (the database's `control_action` stays the truth either way)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from typing import Any
@@ -15,6 +14,7 @@ from redis.asyncio import Redis
 from app.engine.stops import ACTIONS
 from app.execution.active import ActiveRuns
 from app.execution.steering import Signal
+from app.tasks import stop
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,4 @@ class RedisSignals:
             log.warning("bad control message ignored")
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        await stop(self._listener)

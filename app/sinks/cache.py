@@ -7,12 +7,12 @@ takes events from at most `sink_cache_ms` after it was created."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from uuid import UUID
 
 from app.store.outbox import OutboxMatcher, Target
 from app.store.subscriptions import SubscriptionRecord, SubscriptionStore
+from app.tasks import stop
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,5 @@ class SubscriptionCache:
             self._task = asyncio.create_task(self._refresh_forever(), name="turnout-sink-cache")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop(self._task)
+        self._task = None

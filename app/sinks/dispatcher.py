@@ -9,7 +9,6 @@ between sending and recording sends them again: at least once, with the same eve
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from app.sinks.sealing import SecretSeal
 from app.sinks.wake import OutboxSignal
 from app.store.deliveries import DeliveryRecord, DeliveryStore, Recorded
 from app.store.subscriptions import ACTIVE, FAILING, SubscriptionRecord, SubscriptionStore
+from app.tasks import stop
 
 log = logging.getLogger(__name__)
 
@@ -213,11 +213,8 @@ class Dispatcher:
             self._task = asyncio.create_task(self.run_forever(), name="turnout-deliveries")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop(self._task)
+        self._task = None
         if self.in_flight:  # let queues being sent finish (their lease would delay them)
             await asyncio.wait(list(self.in_flight), timeout=2)
         for task in list(self.in_flight):

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from app.events.bus import EventBus
 from app.store.outbox import OutboxMatcher
 from app.store.records import EventRecord
+from app.tasks import stop
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +87,8 @@ class OutboxSignal:
     async def close(self) -> None:
         if self._poking is not None:
             await asyncio.gather(self._poking, return_exceptions=True)
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        await stop(self._listener)
+        self._listener = None
 
 
 class OutboxBus:

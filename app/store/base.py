@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.engine.state import StepState
-from app.engine.status import StepStatus
+from app.engine.status import Status, StepStatus
 from app.store.database import sqlite_writer
 from app.store.outbox import OutboxMatcher, write_deliveries
 from app.store.records import EventRecord, ExecutionRecord, ParentLink, WorkflowRecord
-from app.store.tables import execution_events, execution_steps
+from app.store.tables import execution_events, execution_steps, workflow_executions
 
 
 def ms(value: int | None) -> timedelta:
@@ -88,6 +88,31 @@ class StoreBase:
             EventRecord(r["execution_id"], r["seq"], r["type"], r["data"], r["created_at"])
             for r in rows
         ]
+
+    async def _make_runnable(
+        self, conn: AsyncConnection, execution_id: UUID, now: datetime
+    ) -> int | None:
+        """A waiting execution becomes pending (queued, for the next claim) on `conn`, taking
+        the seq of the `execution.resumed` event the caller writes; None when it was not
+        waiting (still parking, paused, or over)."""
+        row = (
+            await conn.execute(
+                update(workflow_executions)
+                .where(
+                    workflow_executions.c.id == execution_id,
+                    workflow_executions.c.status == Status.WAITING,
+                )
+                .values(
+                    status=Status.PENDING,
+                    wake_at=None,
+                    updated_at=now,
+                    execution_mode="queued",
+                    last_seq=workflow_executions.c.last_seq + 1,
+                )
+                .returning(workflow_executions.c.last_seq)
+            )
+        ).first()
+        return None if row is None else int(row.last_seq)
 
     async def _insert_events(
         self, conn: AsyncConnection, stored: Sequence[EventRecord]

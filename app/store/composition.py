@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy import and_, delete, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
@@ -164,28 +164,12 @@ class CompositionStore(StoreBase):
         it was not waiting (it is still parking, paused, or over)."""
         now = utcnow()
         async with self._write() as conn:
-            row = (
-                await conn.execute(
-                    update(workflow_executions)
-                    .where(
-                        workflow_executions.c.id == execution_id,
-                        workflow_executions.c.status == Status.WAITING,
-                    )
-                    .values(
-                        status=Status.PENDING,
-                        wake_at=None,
-                        updated_at=now,
-                        execution_mode="queued",
-                        last_seq=workflow_executions.c.last_seq + 1,
-                    )
-                    .returning(workflow_executions.c.last_seq)
-                )
-            ).first()
-            if row is None:
+            last_seq = await self._make_runnable(conn, execution_id, now)
+            if last_seq is None:
                 return None
             event = ("execution.resumed", data)
             stored = await self._insert_events(
-                conn, numbered_events(execution_id, row.last_seq, [event], now)
+                conn, numbered_events(execution_id, last_seq, [event], now)
             )
         return stored[0]
 

@@ -168,24 +168,8 @@ class ControlStore(StoreBase):
         """Record a human's answer on the waiting step and make the execution runnable."""
         now = utcnow()
         async with self._write() as conn:
-            row = (
-                await conn.execute(
-                    update(workflow_executions)
-                    .where(
-                        workflow_executions.c.id == execution_id,
-                        workflow_executions.c.status == Status.WAITING,
-                    )
-                    .values(
-                        status=Status.PENDING,
-                        wake_at=None,
-                        updated_at=now,
-                        execution_mode="queued",
-                        last_seq=workflow_executions.c.last_seq + 1,
-                    )
-                    .returning(workflow_executions.c.last_seq)
-                )
-            ).first()
-            if row is None:
+            last_seq = await self._make_runnable(conn, execution_id, now)
+            if last_seq is None:
                 return None
             step = (
                 await conn.execute(
@@ -212,7 +196,7 @@ class ControlStore(StoreBase):
                 conn,
                 numbered_events(
                     execution_id,
-                    row.last_seq,
+                    last_seq,
                     [
                         (
                             "execution.resumed",
