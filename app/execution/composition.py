@@ -169,6 +169,21 @@ class EventRetention:
         return await self.store.delete_events_before(utcnow() - timedelta(days=self.days), limit)
 
 
+SOLITARY_MAX = 10_000
+_COMPOSES = object()
+
+
+def may_compose(definition: Any) -> bool:
+    """Whether a definition holds a `workflow` node anywhere (foreach templates included)."""
+    if isinstance(definition, dict):
+        return definition.get("type") == "workflow" or any(
+            may_compose(v) for v in definition.values()
+        )
+    if isinstance(definition, list):
+        return any(may_compose(v) for v in definition)
+    return False
+
+
 class CompositionBus:
     """The event bus, plus the wake-ups that follow what it carries: a run that ended wakes
     its parent and cancels its open children; a run that parked on a child or an event looks
@@ -187,6 +202,9 @@ class CompositionBus:
         self.control = control
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_sweep: float | None = None
+        # Runs of this process that have no parent and no `workflow` step: their end wakes
+        # and cancels nobody, so it needs no read (oldest forgotten first past the bound).
+        self._solitary: dict[UUID, None] = {}
 
     def subscribe(
         self, execution_id: UUID
@@ -197,10 +215,18 @@ class CompositionBus:
     def subscriber_count(self) -> int:
         return int(getattr(self.inner, "subscriber_count", 0))
 
+    def solitary(self, execution_id: UUID) -> None:
+        """Say that this run has no parent and can start no child (ExecutionSession)."""
+        self._solitary[execution_id] = None
+        if len(self._solitary) > SOLITARY_MAX:
+            del self._solitary[next(iter(self._solitary))]
+
     async def publish(self, events: Sequence[EventRecord]) -> None:
         await self.inner.publish(events)
         for event in events:
             if event.type in TERMINAL_EVENTS:
+                if self._solitary.pop(event.execution_id, _COMPOSES) is None:
+                    continue  # nobody to wake or cancel
                 self._spawn(self._ended(event.execution_id))
             elif event.type == "execution.waiting":
                 self._spawn(self._parked(event.execution_id, event.data.get("waitingFor")))

@@ -17,6 +17,7 @@ from app.engine.status import Status
 from app.engine.stops import RunControl, StopKind
 from app.errors import WorkflowInvalid
 from app.events.bus import EventBus
+from app.execution.composition import may_compose
 from app.execution.recorder import Recorder
 from app.execution.secrets import SecretResolver
 from app.execution.steering import stop_at_rest
@@ -89,6 +90,9 @@ class ExecutionSession:
         compiled: CompiledWorkflow | None,
     ) -> SessionResult:
         workflow = compiled or self.compile(record)
+        solitary = getattr(self.bus, "solitary", None)  # the composition bus (app/runtime.py)
+        if solitary is not None and record.parent is None and not may_compose(record.definition):
+            solitary(record.id)  # its end needs no look for a parent or children
         steps: dict[str, StepState] = {s.key: s for s in record.steps}
         recorder = Recorder(
             repo=self.repo,
