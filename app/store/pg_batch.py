@@ -33,9 +33,21 @@ NULLABLE_JSON_COLUMNS = frozenset({"flow", "pending_reason"})
 # Every statement also names its ids as an array (`:ids`): the planner cannot estimate a
 # JSON array's rows, and without it picks a sequential scan of the executions.
 
-# The claimable rows: pending, due waiting, or running with an expired lease.
-CLAIMABLE = """(w.status = 'pending' OR (w.status = 'waiting' AND w.wake_at <= r.now)
-         OR (w.status = 'running' AND w.lease_expires_at < r.now))"""
+
+def claimable(row: str, now: str) -> str:
+    """The claimable rows: pending, due waiting, or running with an expired lease.
+
+    A CASE, not `status = ... OR ...`: the planner cannot serve a CASE from the status
+    index, so it finds the rows by their primary key. With the status index it read every
+    pending row per claim (1.3 ms with 2,000 pending, its statistics not yet analyzed)."""
+    return (
+        f"CASE {row}status WHEN 'pending' THEN true"
+        f" WHEN 'waiting' THEN {row}wake_at <= {now}"
+        f" WHEN 'running' THEN {row}lease_expires_at < {now} ELSE false END"
+    )
+
+
+CLAIMABLE = claimable("w.", "r.now")
 
 EVENT_RECORD = "x(i bigint, type text, data jsonb, at timestamptz)"
 
@@ -189,8 +201,7 @@ def claim_one_sql(columns: tuple[str, ...], gated: bool, outbox: bool) -> TextCl
     last_seq = last_seq + 1,
     recoveries = CASE WHEN status = 'running' THEN recoveries + 1 ELSE recoveries END{gate}
   WHERE id = CAST(:id AS uuid)
-    AND (status = 'pending' OR (status = 'waiting' AND wake_at <= :now)
-         OR (status = 'running' AND lease_expires_at < :now)){fast}
+    AND {claimable("", ":now")}{fast}
   RETURNING *
 ), ev AS (
   {events_insert("SELECT e.id, e.last_seq, :type, CAST(:data AS jsonb), :now FROM e")}
