@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     queue_name: str = "turnout:queue"
     key_prefix: str = "turnout"
     worker_max_jobs: int = 100
+    # Executions enqueued together share an arq job of up to this many (1: a job each).
+    queue_batch: int = Field(default=20, ge=1, le=1000)
     worker_poll_delay_ms: int = 2
     worker_concurrency_embedded: int = 20
 

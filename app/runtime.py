@@ -198,7 +198,7 @@ def build_runtime(
 
     queue: ArqQueue | InProcessQueue
     if redis is not None:
-        queue = ArqQueue(redis, settings.queue_name)
+        queue = ArqQueue(redis, settings.queue_name, batch_max=settings.queue_batch)
     else:
         queue = InProcessQueue(
             lambda execution_id: jobs.run(execution_id), settings.worker_concurrency_embedded

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import time
 from pathlib import Path
 
@@ -43,6 +44,16 @@ def database_pids(database: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def database_cpu(database: str) -> dict[int, float]:
+    """CPU seconds so far of each backend of `database`: a backend that connects later counts
+    from 0, so a window's figure is the sum of differences over the backends at its end."""
+    return {pid: cpu_seconds([pid]) for pid in database_pids(database)}
+
+
+def spent(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 async def _create(client: httpx.AsyncClient, mode: str, runs: int) -> None:
@@ -90,32 +101,34 @@ async def measure(mode: str, runs: int, pg: str, redis: str) -> str:
         services = Services(ns)
         try:
             api, url = await services.start_api()
+            worker = await services.start_worker("worker-drain")
             async with httpx.AsyncClient(base_url=url, timeout=120) as client:
-                await _create(client, "single", 20)  # warm up
+                await _create(client, "single", 20)  # warm up both
+                await _drained(ns.database_url, 20)
+                # The worker is stopped (SIGSTOP) while the backlog is made, so that it drains
+                # a full queue and its start-up is not in the measurement.
+                worker.proc.send_signal(signal.SIGSTOP)
                 pg0, api0, t0 = (
-                    cpu_seconds(database_pids(ns.database)),
+                    database_cpu(ns.database),
                     cpu_seconds([api.proc.pid]),
                     time.monotonic(),
                 )
                 await _create(client, mode, runs)
                 pg1, api1, t1 = (
-                    cpu_seconds(database_pids(ns.database)),
+                    database_cpu(ns.database),
                     cpu_seconds([api.proc.pid]),
                     time.monotonic(),
                 )
-            total = runs + 20
-            worker = await services.start_worker("worker-drain")
             w0, pg2, t2 = (
                 cpu_seconds([worker.proc.pid]),
-                cpu_seconds(database_pids(ns.database)),
+                database_cpu(ns.database),
                 time.monotonic(),
             )
-            # Runs the worker finished while it started up are not in the measurement.
-            measured = max(1, total - await _completed(ns.database_url))
-            await _drained(ns.database_url, total)
+            worker.proc.send_signal(signal.SIGCONT)
+            await _drained(ns.database_url, runs + 20)
             w1, pg3, t3 = (
                 cpu_seconds([worker.proc.pid]),
-                cpu_seconds(database_pids(ns.database)),
+                database_cpu(ns.database),
                 time.monotonic(),
             )
         finally:
@@ -123,10 +136,10 @@ async def measure(mode: str, runs: int, pg: str, redis: str) -> str:
             await clear_redis(ns)
     return (
         f"{mode}: created {runs} runs at {runs / (t1 - t0):.0f}/s, API CPU "
-        f"{1000 * (api1 - api0) / runs:.2f} ms/run, Postgres {1000 * (pg1 - pg0) / runs:.2f} "
-        f"ms/run; drained {measured} at {measured / (t3 - t2):.0f}/s, worker CPU "
-        f"{1000 * (w1 - w0) / measured:.2f} ms/run, Postgres "
-        f"{1000 * (pg3 - pg2) / measured:.2f} ms/run"
+        f"{1000 * (api1 - api0) / runs:.2f} ms/run, Postgres {1000 * spent(pg0, pg1) / runs:.2f} "
+        f"ms/run; drained at {runs / (t3 - t2):.0f}/s, worker CPU "
+        f"{1000 * (w1 - w0) / runs:.2f} ms/run, Postgres "
+        f"{1000 * spent(pg2, pg3) / runs:.2f} ms/run"
     )
 
 

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from app.execution.queue import JOB_BATCH_MAX
 from app.store.database import make_engine
 from bench import client, workflows
 from bench.config import Progress, Sizes
@@ -220,13 +221,15 @@ async def _turnout_rate(b: Bench, meter: CpuMeter, per_request: int = 1) -> floa
 
     One run per request: `w4_submitters` clients post back to back. Bulk: BULK_SUBMITTERS
     clients post `per_request` runs at a time while the queue holds fewer than BULK_BACKLOG
-    jobs (enough that the worker never waits; more would only spend the CPU it needs)."""
+    runs (enough that the worker never waits; more would only spend the CPU it needs). The
+    queue holds jobs of up to JOB_BATCH_MAX runs, so the backlog is counted in jobs of it."""
     workflow = workflows.three_steps()
     window = b.sizes.w4_window_s
     redis = Redis.from_url(b.ns.redis_url)
+    backlog_jobs = BULK_BACKLOG // min(per_request, JOB_BATCH_MAX)
 
     async def bulk(api: httpx.AsyncClient) -> None:
-        if int(await redis.zcard(b.ns.queue_name)) >= BULK_BACKLOG:
+        if int(await redis.zcard(b.ns.queue_name)) >= backlog_jobs:
             await asyncio.sleep(0.005)
             return
         await client.submit_bulk(api, workflow, per_request)

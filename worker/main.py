@@ -43,26 +43,37 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await runtime.close()
 
 
-async def run_execution(ctx: dict[str, Any], execution_id: str) -> None:
+async def run_execution(ctx: dict[str, Any], *execution_ids: str) -> None:
+    """Run every execution of the job at once (a job carries those enqueued together)."""
     runtime: Runtime = ctx["runtime"]
-    run = asyncio.ensure_future(runtime.jobs.run(UUID(execution_id)))
+    runs = [asyncio.ensure_future(runtime.jobs.run(UUID(i))) for i in execution_ids]
+    together = asyncio.gather(*runs, return_exceptions=True)
     try:
-        await asyncio.shield(run)
+        outcomes = await asyncio.shield(together)
     except asyncio.CancelledError:
-        # arq cancels running jobs on SIGTERM. Rather than dropping the run mid-step, drain:
-        # running steps get the grace period, then the execution is checkpointed and
+        # arq cancels running jobs on SIGTERM. Rather than dropping the runs mid-step, drain:
+        # running steps get the grace period, then each execution is checkpointed and
         # re-enqueued at once, so another worker carries on without waiting for the lease.
         await runtime.shutdown_runs()
-        await asyncio.wait({run})
+        await asyncio.wait(runs)
         raise
-    except Exception as exc:
-        if not is_unavailable(exc):
-            raise
-        # The database is down: try again later (the claim dedupes; a half-run execution
-        # keeps its lease until it expires, then the retry or the reconciler takes it over).
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    if any(is_unavailable(f) for f in failures):
+        # The database is down: try the job again later (the claim dedupes, so its runs that
+        # ended are not run again; a half-run execution keeps its lease until it expires,
+        # then the retry or the reconciler takes it over).
         delay = min(RETRY_MAX_S, RETRY_BASE_S * 2 ** min(ctx.get("job_try", 1), 10))
         log.warning("database unavailable; retrying job", extra={"retry_in_s": delay})
-        raise Retry(defer=delay) from exc
+        raise Retry(defer=delay) from next(f for f in failures if is_unavailable(f))
+    for execution_id, outcome in zip(execution_ids, outcomes, strict=True):
+        if isinstance(outcome, BaseException) and outcome is not failures[0]:
+            log.error(
+                "execution job failed",
+                extra={"execution_id": execution_id, "error": type(outcome).__name__},
+                exc_info=outcome,
+            )
+    if failures:
+        raise failures[0]
 
 
 # An execution may run for hours; its own timeouts apply, not arq's.

@@ -19,6 +19,7 @@ from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.jobs import serialize_job
 
 from app.config import Settings
+from app.store.batching import GroupCommit
 from app.store.records import MAX_PRIORITY
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ JOB_NAME = "run_execution"
 PRIORITY_STEP_MS = 1_000_000_000
 JOB_EXPIRES = timedelta(days=7)
 JOB_EXPIRES_MS = JOB_EXPIRES.total_seconds() * 1000
+# Executions enqueued together (one bulk request, or concurrent submissions) share an arq job
+# of up to this many: arq's own cost (poll, in-progress key, job read, cleanup) is per job.
+JOB_BATCH_MAX = 20
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -85,14 +89,20 @@ class ArqQueue:
     """arq on Redis. Every enqueue gets a fresh job id: a kept or running job with the same id
     would swallow a legitimate re-enqueue (resume, wake-up), and the claim dedupes anyway.
 
-    `{queue}:job:{execution id}` remembers the latest job id, so the reconciler can tell an
-    execution whose job waits in the queue from one whose job was lost (Redis restarted, the
-    enqueue failed) or taken by a worker that died."""
+    A job carries one or more execution ids (`run_execution(*ids)`): enqueues that arrive
+    while another is in flight, and the runs of one bulk request, share a job of up to
+    `batch_max`. `{queue}:job:{execution id}` remembers the latest job of each execution, so
+    the reconciler can tell an execution whose job waits in the queue from one whose job was
+    lost (Redis restarted, the enqueue failed) or taken by a worker that died."""
 
-    def __init__(self, pool: Any, queue_name: str) -> None:
+    def __init__(self, pool: Any, queue_name: str, *, batch_max: int = JOB_BATCH_MAX) -> None:
         self.pool = pool
         self.queue_name = queue_name
         self.serializer = pool.job_serializer
+        self.batch_max = max(1, batch_max)
+        self._now: GroupCommit[tuple[UUID, int], None] = GroupCommit(
+            self._write, max_rows=10 * self.batch_max
+        )
 
     def _marker(self, execution_id: UUID) -> str:
         return f"{self.queue_name}:job:{execution_id}"
@@ -100,40 +110,48 @@ class ArqQueue:
     async def enqueue(
         self, execution_id: UUID, *, priority: int = 0, defer_until: datetime | None = None
     ) -> None:
-        """One round trip: the job as arq stores it, its place in the queue, and the marker.
+        """One round trip: the job as arq stores it, its place in the queue, and the markers.
 
         arq's `enqueue_job` first WATCHes and checks the job id (two more round trips) to
         dedupe; a fresh random job id cannot collide, so the job is written directly, in
-        arq's own format, in one MULTI/EXEC."""
+        arq's own format, in one MULTI/EXEC. Enqueues due now share it when they overlap."""
+        if defer_until is None:
+            await self._now.submit((execution_id, priority))
+            return
         async with self.pool.pipeline(transaction=True) as pipe:
-            self._add(pipe, execution_id, priority, defer_until)
+            self._add(pipe, [execution_id], defer_until.timestamp() * 1000)
             await pipe.execute()
 
     async def enqueue_many(self, jobs: Sequence[tuple[UUID, int]]) -> None:
         """Every job in one MULTI/EXEC (one round trip)."""
-        if not jobs:
-            return
-        async with self.pool.pipeline(transaction=True) as pipe:
-            for execution_id, priority in jobs:
-                self._add(pipe, execution_id, priority, None)
-            await pipe.execute()
+        await self._write(jobs)
 
-    def _add(
-        self, pipe: Any, execution_id: UUID, priority: int, defer_until: datetime | None
-    ) -> None:
+    async def _write(self, jobs: Sequence[tuple[UUID, int]]) -> list[None]:
+        """Jobs of up to `batch_max` executions of one priority, in one MULTI/EXEC."""
+        if not jobs:
+            return []
+        by_priority: dict[int, list[UUID]] = {}
+        for execution_id, priority in jobs:
+            by_priority.setdefault(priority, []).append(execution_id)
         now_ms = time.time() * 1000
-        if defer_until is None:
-            score = job_score_ms(now_ms, priority)
-        else:
-            score = defer_until.timestamp() * 1000
-        job_id = f"{execution_id}:{uuid4().hex[:12]}"
-        job = serialize_job(
-            JOB_NAME, (str(execution_id),), {}, None, int(now_ms), serializer=self.serializer
-        )
+        async with self.pool.pipeline(transaction=True) as pipe:
+            for priority, ids in by_priority.items():
+                score = job_score_ms(now_ms, priority)
+                for start in range(0, len(ids), self.batch_max):
+                    self._add(pipe, ids[start : start + self.batch_max], score)
+            await pipe.execute()
+        return [None] * len(jobs)
+
+    def _add(self, pipe: Any, execution_ids: Sequence[UUID], score: float) -> None:
+        now_ms = time.time() * 1000
+        job_id = f"{execution_ids[0]}:{uuid4().hex[:12]}"
+        args = tuple(str(i) for i in execution_ids)
+        job = serialize_job(JOB_NAME, args, {}, None, int(now_ms), serializer=self.serializer)
         ttl_ms = int(max(0.0, score - now_ms) + JOB_EXPIRES_MS)
         pipe.psetex(job_key_prefix + job_id, ttl_ms, job)
         pipe.zadd(self.queue_name, {job_id: int(score)})
-        pipe.psetex(self._marker(execution_id), ttl_ms, job_id)
+        for execution_id in execution_ids:
+            pipe.psetex(self._marker(execution_id), ttl_ms, job_id)
 
     async def live(self, execution_ids: Sequence[UUID]) -> set[UUID]:
         if not execution_ids:
@@ -166,7 +184,8 @@ class ArqQueue:
             pipe.zrank(self.queue_name, job_id)
             pipe.exists(in_progress_key_prefix + job_id.decode())
             rank, taken = await pipe.execute()
-        # Jobs being picked up right now still count as ahead: arq drops them when done.
+        # Jobs being picked up right now still count as ahead: arq drops them when done. The
+        # place is the job's: executions enqueued together share a job, and so a place.
         return None if rank is None or taken else int(rank) + 1
 
 
