@@ -26,7 +26,8 @@ from app.nodes.registry import NodeRegistry
 from app.observability import tracing, usage
 from app.store.records import Checkpoint, EventRecord, ExecutionRecord
 from app.store.repository import Repository
-from app.workflows.graph import CompiledWorkflow, compile_workflow
+from app.workflows.cache import compile_cached
+from app.workflows.graph import CompiledWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class ExecutionSession:
         self.registry = registry
 
     def compile(self, record: ExecutionRecord) -> CompiledWorkflow:
-        return compile_workflow(record.definition, self.registry, max_nodes=self.settings.max_nodes)
+        return compile_cached(record.definition, self.registry, max_nodes=self.settings.max_nodes)
 
     async def run(
         self,
