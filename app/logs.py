@@ -6,8 +6,8 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,13 +21,26 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 _step_fields: ContextVar[dict[str, Any] | None] = ContextVar("turnout_log_fields", default=None)
 
 
-@contextmanager
-def log_context(**fields: Any) -> Iterator[None]:
-    token = _step_fields.set({**(_step_fields.get() or {}), **fields})
-    try:
-        yield
-    finally:
-        _step_fields.reset(token)
+class _LogContext:
+    """`with log_context(...)`: a class, not a generator (it runs around every step)."""
+
+    __slots__ = ("_fields", "_token")
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self._fields = fields
+        self._token: Token[dict[str, Any] | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _step_fields.set({**(_step_fields.get() or {}), **self._fields})
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _step_fields.reset(self._token)
+            self._token = None
+
+
+def log_context(**fields: Any) -> AbstractContextManager[None]:
+    return _LogContext(fields)
 
 
 @contextmanager

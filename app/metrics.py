@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+M = TypeVar("M", bound=MetricWrapperBase)
+
+
+class Children(Generic[M]):
+    """A metric's children by their label values, given in the order the metric names its
+    labels: a dict lookup per observation, where `labels()` checks, converts and locks."""
+
+    __slots__ = ("_children", "_metric")
+
+    def __init__(self, metric: M) -> None:
+        self._metric = metric
+        self._children: dict[tuple[object, ...], M] = {}
+
+    def __call__(self, *values: object) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children.setdefault(values, self._metric.labels(*values))
+        return child
+
 
 EXECUTIONS_SUBMITTED = Counter(
     "turnout_executions_submitted_total", "Executions accepted, by track.", ["mode"]

@@ -25,11 +25,14 @@ class RunBudget:
         self.started = time.monotonic()
         self.exceeded: dict[str, Any] | None = None
 
-    def spend(self, steps: int = 0, output: Any = None) -> bool:
-        """Add a step's cost; False (and `exceeded` set) once a limit is passed."""
+    def spend(self, steps: int = 0, output: Any = None, size: int | None = None) -> bool:
+        """Add a step's cost; False (and `exceeded` set) once a limit is passed. `size`: the
+        output's size already measured as `output_size` measures it (the same JSON text)."""
         self.steps += steps
         if output is not None:
-            self.output_bytes += len(json.dumps(output, separators=(",", ":"), default=str))
+            if size is None:
+                size = len(json.dumps(output, separators=(",", ":"), default=str))
+            self.output_bytes += size
         if self.limits.max_steps and self.steps > self.limits.max_steps:
             return self._over("maxSteps", self.limits.max_steps, self.steps)
         if self.limits.max_output_bytes and self.output_bytes > self.limits.max_output_bytes:

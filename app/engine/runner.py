@@ -20,6 +20,7 @@ from app.errors import ExpressionError, OutputNotJSON
 from app.jsonvalue import NotJSON, normalise
 from app.nodes.base import Services
 from app.nodes.registry import NodeRegistry
+from app.observability.usage import recorded_output_size
 from app.workflows.graph import CompiledNode, CompiledWorkflow
 
 log = logging.getLogger(__name__)
@@ -265,9 +266,12 @@ class _Walk:
                 return
         self.scope[node_id] = step.output if step.status == StepStatus.COMPLETED else None
         completed = step.status == StepStatus.COMPLETED
-        if completed and not self.budget.spend(self._cost(node_id) - 1, step.output):
-            self._over_limit()
-            return
+        if completed:
+            # Completed just now: its usage holds the output's size (the same JSON text).
+            size = recorded_output_size(step.state, step.attempt)
+            if not self.budget.spend(self._cost(node_id) - 1, step.output, size):
+                self._over_limit()
+                return
         for child in self.workflow.dependents.get(node_id, ()):
             self.missing[child] -= 1
             if self.missing[child] == 0:

@@ -86,11 +86,16 @@ class RedisBus:
             by_execution.setdefault(event.execution_id, []).append(event)
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
+                text = ""
                 for execution_id, group in by_execution.items():
-                    pipe.publish(self.channel(execution_id), encode(group))
+                    text = encode(group)
+                    pipe.publish(self.channel(execution_id), text)
                 feed = [e for e in events if in_feed(e)]
                 if feed:
-                    pipe.publish(self.feed_channel, encode(feed))
+                    # One execution's events, all in the feed (a creation, a start): the
+                    # same list, so the same text.
+                    same = len(by_execution) == 1 and len(feed) == len(events)
+                    pipe.publish(self.feed_channel, text if same else encode(feed))
                 await pipe.execute()
         except Exception:
             # Live delivery is best effort; streams catch up from the store.

@@ -25,8 +25,9 @@ from app.nodes.registry import NodeRegistry
 from app.store.history import HistoryStore
 from app.store.records import ExecutionRecord, NewExecution, ParentLink, WorkflowRecord
 from app.store.repository import Repository
+from app.workflows.cache import compile_cached
 from app.workflows.flow import KeyInvalid, flow_spec
-from app.workflows.graph import CompiledWorkflow, compile_workflow
+from app.workflows.graph import CompiledWorkflow
 from app.workflows.problems import Problem, validate_input
 
 log = logging.getLogger(__name__)
@@ -72,11 +73,12 @@ class RunRequest:
 
 @dataclass(slots=True)
 class Memo:
-    """What the runs of one request share, looked up once (compiled workflows only when
-    `share`: a single run would pay for the key and gain nothing)."""
+    """What the runs of one request share, looked up once: each compiled workflow (by
+    namespace: its secrets are checked once) and its definition as stored, the registered
+    workflows, their history."""
 
     share: bool = False
-    compiled: dict[tuple[str, str], CompiledWorkflow] = field(default_factory=dict)
+    compiled: dict[tuple[str, int], CompiledWorkflow] = field(default_factory=dict)
     dumped: dict[int, dict[str, Any]] = field(default_factory=dict)
     workflows: dict[tuple[str, str, str | None], WorkflowRecord | None] = field(
         default_factory=dict
@@ -207,20 +209,18 @@ class ExecutionManager:
     async def _compile(
         self, namespace: str, definition: dict[str, Any], memo: Memo
     ) -> CompiledWorkflow:
-        """Compile (and check the secrets of) a definition once per request."""
-        key = (namespace, json.dumps(definition, sort_keys=True, default=str))
-        compiled = memo.compiled.get(key)
-        if compiled is None:
-            compiled = compile_workflow(
-                definition, self.registry, max_nodes=self.settings.max_nodes
-            )
+        """Compile a definition (once per process: app/workflows/cache.py) and check its
+        secrets in the namespace once per request."""
+        compiled = compile_cached(definition, self.registry, max_nodes=self.settings.max_nodes)
+        key = (namespace, id(compiled))  # memo.compiled keeps it alive: the id stays its own
+        if key not in memo.compiled:
             resolver = SecretResolver(self.repo.engine, self.settings.secret_key)
             await resolver.resolve(namespace, definition)  # an unknown secret is a 422
-            if key is not None:
-                memo.compiled[key] = compiled
-            memo.dumped[id(compiled)] = compiled.definition.model_dump(
-                by_alias=True, exclude_none=True
-            )
+            memo.compiled[key] = compiled
+            if id(compiled) not in memo.dumped:
+                memo.dumped[id(compiled)] = compiled.definition.model_dump(
+                    by_alias=True, exclude_none=True
+                )
         return compiled
 
     @staticmethod

@@ -21,14 +21,17 @@ from app.execution.composition import may_compose
 from app.execution.recorder import Recorder
 from app.execution.secrets import SecretResolver
 from app.execution.steering import stop_at_rest
-from app.metrics import EXECUTIONS_SETTLED, RUN_SECONDS
+from app.metrics import EXECUTIONS_SETTLED, RUN_SECONDS, Children
 from app.nodes.registry import NodeRegistry
 from app.observability import tracing, usage
 from app.store.records import Checkpoint, EventRecord, ExecutionRecord
 from app.store.repository import Repository
-from app.workflows.graph import CompiledWorkflow, compile_workflow
+from app.workflows.cache import compile_cached
+from app.workflows.graph import CompiledWorkflow
 
 log = logging.getLogger(__name__)
+
+_SETTLED = Children(EXECUTIONS_SETTLED)  # (status,)
 
 
 @dataclass(slots=True)
@@ -59,7 +62,7 @@ class ExecutionSession:
         self.registry = registry
 
     def compile(self, record: ExecutionRecord) -> CompiledWorkflow:
-        return compile_workflow(record.definition, self.registry, max_nodes=self.settings.max_nodes)
+        return compile_cached(record.definition, self.registry, max_nodes=self.settings.max_nodes)
 
     async def run(
         self,
@@ -160,7 +163,7 @@ class ExecutionSession:
             log.exception("could not fail the execution", extra={"execution_id": str(record.id)})
             return SessionResult(RunOutcome(OutcomeKind.FAILED, error=error), None)
         await self.bus.publish(stored)
-        EXECUTIONS_SETTLED.labels(status=str(Status.FAILED)).inc()
+        _SETTLED(str(Status.FAILED)).inc()
         return SessionResult(RunOutcome(OutcomeKind.FAILED, error=error), Status.FAILED)
 
     async def _secrets(self, record: ExecutionRecord) -> dict[str, str]:
@@ -234,7 +237,7 @@ class ExecutionSession:
         late = await self._apply_late_request(record, recorder.requested, control, status)
         if late is not None:
             return SessionResult(outcome, Status(late.status), record=late)
-        EXECUTIONS_SETTLED.labels(status=str(status)).inc()
+        _SETTLED(str(status)).inc()
         final = settled_record(record, status, values, stored, recorder.progress_done, steps)
         return SessionResult(outcome, status, promoted=status == Status.PENDING, record=final)
 
@@ -249,7 +252,7 @@ class ExecutionSession:
         if not await stop_at_rest(self.repo, self.bus, record.id, action, control.by, status):
             return None
         stopped = await self.repo.get_execution(record.id)
-        EXECUTIONS_SETTLED.labels(status=stopped.status).inc()
+        _SETTLED(stopped.status).inc()
         return stopped
 
 

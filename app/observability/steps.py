@@ -9,10 +9,13 @@ from typing import Any
 
 from app.engine.state import StepState
 from app.logs import log_context
-from app.metrics import STEP_CPU_SECONDS, STEP_SECONDS
+from app.metrics import STEP_CPU_SECONDS, STEP_SECONDS, Children
 from app.nodes.base import Suspend
 from app.observability import tracing
 from app.observability.usage import StepUsage
+
+_STEP_SECONDS = Children(STEP_SECONDS)  # (node_type, status)
+_STEP_CPU_SECONDS = Children(STEP_CPU_SECONDS)  # (node_type,)
 
 
 @contextmanager
@@ -54,5 +57,5 @@ def observe_step(
             tracing.end_step(span, status, error)
             # The metrics count this slice only (an earlier one was counted when it ended).
             wall = usage.wall_s - wall_before
-            STEP_SECONDS.labels(node_type=node_type, status=status).observe(wall)
-            STEP_CPU_SECONDS.labels(node_type=node_type).inc(usage.cpu_s - cpu_before)
+            _STEP_SECONDS(node_type, status).observe(wall)
+            _STEP_CPU_SECONDS(node_type).inc(usage.cpu_s - cpu_before)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Awaitable, Coroutine, Generator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -69,6 +69,17 @@ def output_size(output: Any) -> int:
         return len(json.dumps(output, separators=(",", ":"), default=str).encode())
     except (TypeError, ValueError):
         return 0
+
+
+def recorded_output_size(state: Mapping[str, Any], attempt: int) -> int | None:
+    """The `output_size` a step's usage recorded when that attempt completed (its output
+    was just measured: no need to write it out again), or None if it holds none."""
+    usage = state.get("usage")
+    if not isinstance(usage, dict) or usage.get("attempt") != attempt:
+        return None
+    size = usage.get("outputBytes")
+    # 0: the output could not be measured, so whoever asks measures it (and fails) itself.
+    return size if type(size) is int and size > 0 else None
 
 
 class _Measured:

@@ -142,6 +142,20 @@ async def test_environment_fallback(
     assert answer.json()["result"]["echo"]["headers"]["authorization"] == "Bearer ***"
 
 
+async def test_a_secret_is_checked_on_every_request_even_for_a_compiled_workflow(
+    client: httpx.AsyncClient, echo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The definition is compiled once per process; whether its secrets exist is not."""
+    monkeypatch.setenv("TURNOUT_SECRET_API_TOKEN", VALUE)
+    body = {"workflow": workflow(echo_url), "mode": "immediate", "input": {"n": 2}}
+    assert (await client.post("/workflow/run", json=body)).status_code == 200
+    monkeypatch.delenv("TURNOUT_SECRET_API_TOKEN")
+    for _ in range(2):
+        answer = await client.post("/workflow/run", json=body)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["details"][0]["code"] == "unknown_secret"
+
+
 def test_secrets_are_encrypted_at_rest_and_listed_by_name_only(db_url: str) -> None:
     set_secret(db_url, "API_TOKEN", VALUE)
     listed = turnout_db(db_url, "secrets", "ls", "-o", "json", TURNOUT_SECRET_KEY=SECRET_KEY)

@@ -12,6 +12,7 @@ import pytest
 PURE_CORE = (
     "app.execution.complexity",
     "app.workflows.graph",
+    "app.workflows.cache",
     "app.engine.runner",
     "app.circuits.policy",
     "app.sinks.patterns",
