@@ -111,9 +111,9 @@ async def test_sigterm_hands_over_every_execution_of_a_batched_job(
     async with running_worker(settings) as worker:
         for _ in range(500):
             records = [await repo.get_execution(i) for i in ids]
-            if all(s.node_id == "b" for r in records for s in r.steps if s.status == "running"):
-                if all(any(s.status == "running" for s in r.steps) for r in records):
-                    break
+            running = [{s.node_id for s in r.steps if s.status == "running"} for r in records]
+            if all(nodes == {"b"} for nodes in running):  # every one mid-way, in its delay
+                break
             await asyncio.sleep(0.01)
         worker.handle_sig(signal.SIGTERM)
         for _ in range(500):
