@@ -25,11 +25,10 @@ async def insert_pending(
         status=Status.PENDING,
         execution_mode="queued",
         requested_mode="queued",
-        input={},
         definition=definition,
         complexity=None,
         progress_total=len(definition["nodes"]),
-        **overrides,
+        **{"input": {}, **overrides},
     )
     record, _ = await repo.create_execution(new, [("execution.created", {})])
     return record.id
