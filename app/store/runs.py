@@ -191,7 +191,9 @@ class RunStore(StoreBase):
             *workflow_executions.c, column("steps_json", JSONB)
         )
         ids = [r.execution_id for r in requests]
-        result = await self._autocommit(sql, {"rows": pg_batch.rows_param(rows), "ids": ids})
+        result = await self._autocommit(
+            sql, {"rows": pg_batch.rows_param(rows), "ids": ids}, batch=True
+        )
         claimed: dict[UUID, ExecutionRecord] = {}
         for row in result.mappings():
             record = execution_record(row)
@@ -294,7 +296,7 @@ class RunStore(StoreBase):
             "ids": [w.execution_id for w in writes],
             "now": now,
         }
-        result = await self._autocommit(sql, params)
+        result = await self._autocommit(sql, params, batch=True)
         fenced = {row.id: row for row in result}
         return [fenced.get(w.execution_id) for w in writes]
 
