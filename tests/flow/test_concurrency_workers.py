@@ -170,9 +170,11 @@ async def test_a_worker_killed_while_holding_a_slot_does_not_wedge_the_key(
     with worker_process(flow_settings) as survivor:
         async with httpx.AsyncClient(base_url=flow_api, timeout=30) as client:
             with worker_process(flow_settings) as doomed:
+                # Eight one at a time (~6 s): either worker takes each freed slot, so with
+                # four the survivor took them all about once in sixteen runs.
                 ids = [
                     UUID((await submit(client, workflow, {"k": "x"}))["executionId"])
-                    for _ in range(4)
+                    for _ in range(8)
                 ]
 
                 async def doomed_holds_it() -> bool:
