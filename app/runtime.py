@@ -43,7 +43,7 @@ from app.observability.sampler import Sampler
 from app.sinks.parts import SinkParts, build_sinks
 from app.sinks.wake import OutboxBus
 from app.store.composition import CompositionStore
-from app.store.database import create_batch_engine, create_engine, upgrade_schema
+from app.store.database import create_engine, upgrade_schema
 from app.store.history import HistoryStore
 from app.store.repository import Repository
 from app.store.schedules import ScheduleStore
@@ -156,8 +156,6 @@ class Runtime:
             await self.redis.aclose()
         await self.http.aclose()
         await self.repo.engine.dispose()
-        if self.repo.batch_engine is not self.repo.engine:
-            await self.repo.batch_engine.dispose()
         tracing.flush()
 
 
@@ -171,7 +169,7 @@ def build_runtime(
     redis = arq_pool(settings) if settings.redis_url else None
     runs_queued_work = role == "worker" or redis is None
     sinks = build_sinks(settings, engine, redis, owner, deliver=runs_queued_work)
-    repo = Repository(engine, sinks.matcher, create_batch_engine(settings))
+    repo = Repository(engine, sinks.matcher)
     fanout: EventBus = OutboxBus(
         RedisBus(redis, settings.key_prefix) if redis is not None else InProcessBus(),
         sinks.matcher,

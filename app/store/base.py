@@ -27,15 +27,8 @@ def ms(value: int | None) -> timedelta:
 class StoreBase:
     """The engine, and helpers every part of the repository uses."""
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        outbox: OutboxMatcher | None = None,
-        batch_engine: AsyncEngine | None = None,
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, outbox: OutboxMatcher | None = None) -> None:
         self.engine = engine
-        # The batched statements' own pool (database.create_batch_engine), else the engine.
-        self.batch_engine = batch_engine or engine
         self.dialect = engine.dialect.name
         # The subscriptions an event write adds outbox deliveries for (none by default).
         self.outbox = outbox or OutboxMatcher()
@@ -52,10 +45,9 @@ class StoreBase:
         async with sqlite_writer(self.engine), self.engine.begin() as conn:
             yield conn
 
-    async def _autocommit(self, sql: Any, params: dict[str, Any], *, batch: bool = False) -> Any:
-        """One statement, atomic on its own: no BEGIN/COMMIT round trips around it; `batch`
-        for a batched statement of pg_batch (planned once, on the batch engine)."""
-        async with (self.batch_engine if batch else self.engine).connect() as conn:
+    async def _autocommit(self, sql: Any, params: dict[str, Any]) -> Any:
+        """One statement, atomic on its own: no BEGIN/COMMIT round trips around it."""
+        async with self.engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             return await conn.execute(sql, params)  # buffered: usable after the close
 

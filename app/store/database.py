@@ -73,34 +73,6 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return make_engine(settings.database_url, **pool)
 
 
-# The group-commit writers (creations, claims, checkpoints) have at most two statements in
-# flight per kind and process (app/store/batching.py): their own pool never waits.
-BATCH_POOL_SIZE = 6
-
-
-def create_batch_engine(settings: Settings) -> AsyncEngine | None:
-    """A small pool of its own for the batched statements (app/store/pg_batch.py), whose
-    connections plan every prepared statement once (`plan_cache_mode = force_generic_plan`).
-
-    Postgres plans a prepared statement again at every execution until a generic plan looks
-    no dearer, which for these many-CTE statements it never does: planning took 0.2-0.4 ms of
-    each one, more than running it (0.1-0.2 ms). Their generic plans read every row by
-    primary key (tests/integration/test_batch_plans.py). Other queries keep the default:
-    a generic plan of a selective filter (a status, a time range) may scan what a custom
-    plan would not. None on SQLite (nothing to plan again)."""
-    if make_url(settings.database_url).get_driver_name() != "asyncpg":
-        return None
-    settings_sql = {"application_name": "turnout-batch", "plan_cache_mode": "force_generic_plan"}
-    return make_engine(
-        settings.database_url,
-        pool_size=BATCH_POOL_SIZE,
-        max_overflow=0,
-        pool_recycle=POOL_RECYCLE_S,
-        pool_pre_ping=False,
-        connect_args={"server_settings": settings_sql},
-    )
-
-
 def make_engine(database_url: str, **engine_kwargs: Any) -> AsyncEngine:
     """An async engine for any supported URL; SQLite gets its pragmas and an absolute path."""
     url = make_url(database_url)

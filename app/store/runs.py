@@ -191,9 +191,7 @@ class RunStore(StoreBase):
             *workflow_executions.c, column("steps_json", JSONB)
         )
         ids = [r.execution_id for r in requests]
-        result = await self._autocommit(
-            sql, {"rows": pg_batch.rows_param(rows), "ids": ids}, batch=True
-        )
+        result = await self._autocommit(sql, {"rows": pg_batch.rows_param(rows), "ids": ids})
         claimed: dict[UUID, ExecutionRecord] = {}
         for row in result.mappings():
             record = execution_record(row)
@@ -296,7 +294,7 @@ class RunStore(StoreBase):
             "ids": [w.execution_id for w in writes],
             "now": now,
         }
-        result = await self._autocommit(sql, params, batch=True)
+        result = await self._autocommit(sql, params)
         fenced = {row.id: row for row in result}
         return [fenced.get(w.execution_id) for w in writes]
 
