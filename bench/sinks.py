@@ -1,14 +1,16 @@
 """`python -m bench.sinks`: what one webhook subscription costs W4, and how fast it delivers.
 
-1. W4 (3-step queued runs/s, 1 API + 1 worker process) with no subscription, then with one
-   webhook subscription taking every event (`*`) to a receiver in this process, alternated
-   `--repeat` times; after each "with" window the outbox is drained (its time reported) and
-   the subscription deleted, so the next "without" window delivers nothing.
-2. Idle latency: `--runs` immediate runs one after another with the subscription on; for
-   each delivered `execution.completed` event (written by the run's final commit) the time
-   from its `at` to its receipt: p50, p99 (same machine clock). Every event's figure is
-   given too: a pure step's `at` precedes its batched commit by up to
-   TURNOUT_CHECKPOINT_INTERVAL_MS.
+1. W4 (3-step queued runs/s, 1 API + 1 worker process) with no subscription, with one
+   webhook subscription taking every event (`*`) to a receiver in this process, one event
+   per POST, and with one such subscription batched (`batchSize` `--batch-size`: a JSON
+   array per POST), alternated `--repeat` times; after each "with" window the outbox is
+   drained (its time reported) and the subscription deleted, so the next window delivers
+   nothing.
+2. Idle latency, for each kind of subscription: `--runs` immediate runs one after another
+   with the subscription on; for each delivered `execution.completed` event (written by the
+   run's final commit) the time from its `at` to its receipt: p50, p99 (same machine
+   clock). Every event's figure is given too: a pure step's `at` precedes its batched
+   commit by up to TURNOUT_CHECKPOINT_INTERVAL_MS.
 
 The receiver is a raw asyncio HTTP/1.1 server (keep-alive, 204 to every POST), so it costs
 next to nothing; Turnout's API and worker are separate processes, as in production."""
@@ -60,7 +62,9 @@ class Receiver:
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":", 1)[1])
                 body = await reader.readexactly(length)
-                self.received.append((time.time(), json.loads(body)))
+                now, found = time.time(), json.loads(body)
+                for event in found if isinstance(found, list) else [found]:
+                    self.received.append((now, event))
                 writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -100,58 +104,69 @@ async def drain(database_url: str, timeout_s: float = 300) -> float:
     return time.monotonic() - t0
 
 
-async def throughput(b: Bench, receiver: Receiver, repeat: int, p: Progress) -> dict[str, Any]:
+def subscription(receiver: Receiver, batch_size: int) -> dict[str, Any]:
+    return {"sink": "webhook", "url": receiver.url, "events": ["*"], "batchSize": batch_size}
+
+
+async def throughput(
+    b: Bench, receiver: Receiver, repeat: int, batch_size: int, p: Progress
+) -> dict[str, Any]:
     api = await b.api()
     worker = await b.services.start_worker("worker-sinks")
     meter = CpuMeter({"client": [os.getpid()]})
+    kinds = {"per_event": 1, "batched": batch_size}
     without: list[float] = []
-    with_one: list[float] = []
-    drains: list[float] = []
+    rates: dict[str, list[float]] = {kind: [] for kind in kinds}
+    drains: dict[str, list[float]] = {kind: [] for kind in kinds}
     try:
         async with http_client(api) as http:
             for i in range(repeat):
                 p(f"W4 without a subscription {i + 1}/{repeat}")
                 without.append(await _turnout_rate(b, meter))
-                made = await http.post(
-                    "/subscriptions", json={"sink": "webhook", "url": receiver.url, "events": ["*"]}
-                )
-                made.raise_for_status()
-                await asyncio.sleep(1.5)  # every process has reloaded its subscriptions
-                p(f"W4 with one webhook subscription {i + 1}/{repeat}")
-                with_one.append(await _turnout_rate(b, meter))
-                drains.append(await drain(b.ns.database_url))
-                (await http.delete(f"/subscriptions/{made.json()['id']}")).raise_for_status()
-                await asyncio.sleep(1.5)
+                for kind, size in kinds.items():
+                    made = await http.post("/subscriptions", json=subscription(receiver, size))
+                    made.raise_for_status()
+                    await asyncio.sleep(1.5)  # every process has reloaded its subscriptions
+                    p(f"W4 with one webhook subscription, {kind} {i + 1}/{repeat}")
+                    rates[kind].append(await _turnout_rate(b, meter))
+                    drains[kind].append(round(await drain(b.ns.database_url), 2))
+                    (await http.delete(f"/subscriptions/{made.json()['id']}")).raise_for_status()
+                    await asyncio.sleep(1.5)
     finally:
         await b.services.stop(worker)
-    ratio = statistics.median(with_one) / statistics.median(without)
+    base = statistics.median(without)
     return {
         "without_runs_per_s": without,
-        "with_webhook_runs_per_s": with_one,
-        "slowdown_pct": round((1 - ratio) * 100, 1),
-        "drain_after_window_s": [round(d, 2) for d in drains],
-        "webhooks_received": len(receiver.received),
+        "batch_size": batch_size,
+        **{f"with_webhook_{kind}_runs_per_s": rates[kind] for kind in kinds},
+        **{
+            f"slowdown_{kind}_pct": round((1 - statistics.median(rates[kind]) / base) * 100, 1)
+            for kind in kinds
+        },
+        **{f"drain_after_window_{kind}_s": drains[kind] for kind in kinds},
+        "webhook_events_received": len(receiver.received),
     }
 
 
-async def latency(b: Bench, receiver: Receiver, runs: int, p: Progress) -> dict[str, Any]:
+async def latency(
+    b: Bench, receiver: Receiver, runs: int, batch_size: int, p: Progress
+) -> dict[str, Any]:
     api = await b.api()
-    worker = await b.services.start_worker("worker-latency")
+    worker = await b.services.start_worker(f"worker-latency-{batch_size}")
     receiver.received.clear()
     workflow = workflows.three_steps("bench-sinks")
     try:
         async with http_client(api) as http:
-            made = await http.post(
-                "/subscriptions", json={"sink": "webhook", "url": receiver.url, "events": ["*"]}
-            )
+            made = await http.post("/subscriptions", json=subscription(receiver, batch_size))
             made.raise_for_status()
             await asyncio.sleep(1.5)
-            p(f"{runs} immediate runs, one at a time")
+            p(f"{runs} immediate runs, one at a time (batchSize {batch_size})")
             for _ in range(runs):
                 await client.run_immediate(http, workflow)
                 await asyncio.sleep(0.02)
             await drain(b.ns.database_url)
             await asyncio.sleep(0.2)
+            (await http.delete(f"/subscriptions/{made.json()['id']}")).raise_for_status()
     finally:
         await b.services.stop(worker)
     final = [
@@ -170,6 +185,7 @@ async def latency(b: Bench, receiver: Receiver, runs: int, p: Progress) -> dict[
 
     return {
         "runs": runs,
+        "batch_size": batch_size,
         "events": len(every),
         "commit_to_receipt_ms": summary(final),
         "every_event_at_to_receipt_ms": summary(every),
@@ -188,10 +204,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         bench = Bench(ns, services, sizes, progress)
         try:
             os.environ["TURNOUT_HTTP_ALLOW_PRIVATE"] = "true"  # the receiver is on 127.0.0.1
-            results["w4"] = await throughput(bench, receiver, sizes.repeat, progress)
+            results["w4"] = await throughput(
+                bench, receiver, sizes.repeat, args.batch_size, progress
+            )
             progress(json.dumps(results["w4"]))
-            results["latency"] = await latency(bench, receiver, args.runs, progress)
-            progress(json.dumps(results["latency"]))
+            for size in (1, args.batch_size):
+                results[f"latency_batch_{size}"] = await latency(
+                    bench, receiver, args.runs, size, progress
+                )
+                progress(json.dumps(results[f"latency_batch_{size}"]))
         finally:
             await services.close()
             await receiver.close()
@@ -203,6 +224,7 @@ def cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sinks", description=__doc__)
     parser.add_argument("--repeat", type=int, default=None, help="W4 windows of each kind")
     parser.add_argument("--runs", type=int, default=200, help="immediate runs for latency")
+    parser.add_argument("--batch-size", type=int, default=100, help="the batched subscription's")
     parser.add_argument("--quick", action="store_true", help="5 s windows, one repeat")
     parser.add_argument("--pg", default=DEFAULT_PG)
     parser.add_argument("--redis", default=DEFAULT_REDIS)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from app.api.resources import Resource
 from app.auth.keys import NAME
+from app.sinks.batches import MAX_BATCH
 from app.sinks.patterns import EVENT_TYPES, WILDCARDS
 
 NO_NUL = r"^[^\x00]*$"
@@ -44,6 +45,14 @@ class SubscriptionCreate(BaseModel):
         description="webhook signing secret (default: generated, shown once)",
     )
     description: str | None = Field(default=None, max_length=500, pattern=NO_NUL)
+    batch_size: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_BATCH,
+        alias="batchSize",
+        description="events per delivery: 1 sends each event on its own; more makes a webhook's"
+        " body a JSON array of up to this many events (a stream gets them in one pipeline)",
+    )
 
 
 class SubscriptionChange(BaseModel):
@@ -54,6 +63,7 @@ class SubscriptionChange(BaseModel):
     events: list[Pattern] | None = Field(default=None, min_length=1, max_length=50)
     workflow: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
     description: str | None = Field(default=None, max_length=500, pattern=NO_NUL)
+    batch_size: int | None = Field(default=None, ge=1, le=MAX_BATCH, alias="batchSize")
     status: Literal["active"] | None = Field(
         default=None, description="'active' clears 'failing' by hand"
     )
@@ -69,6 +79,7 @@ class Subscription(Resource):
     workflow: str | None
     description: str | None
     status: str = Field(description="active, or failing (a delivery went dead)")
+    batch_size: int = Field(alias="batchSize", description="events per delivery")
     created_at: str = Field(alias="createdAt")
     updated_at: str = Field(alias="updatedAt")
     deliveries: dict[str, int] = Field(description="how many deliveries are in each status")

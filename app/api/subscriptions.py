@@ -50,6 +50,7 @@ def subscription_resource(
         "workflow": record.workflow,
         "description": record.description,
         "status": record.status,
+        "batchSize": record.batch_size,
         "createdAt": iso(record.created_at),
         "updatedAt": iso(record.updated_at),
         "deliveries": counts or {},

@@ -1,8 +1,10 @@
-"""The sink interface: one `send` per event; a new kind of sink is one module with one class.
+"""The sink interface: a new kind of sink is one module with one class.
 
 A sink is handed the subscription, its secret (decrypted) and the event with its JSON body
-(as the SSE stream carries it), and answers with an `Outcome`. It never raises for a
-failed delivery: the loop turns a failed outcome into a retry or a dead delivery."""
+(as the SSE stream carries it), and answers with an `Outcome`: `send` takes one event,
+`send_batch` the events of a batched subscription (`batchSize` > 1) in one delivery, which
+succeeds or fails as a whole. It never raises for a failed delivery: the loop turns a failed
+outcome into a retry or a dead delivery."""
 
 from __future__ import annotations
 
@@ -35,6 +37,10 @@ class Sink(Protocol):
 
     async def send(
         self, subscription: SubscriptionRecord, secret: str | None, message: Message
+    ) -> Outcome: ...
+
+    async def send_batch(
+        self, subscription: SubscriptionRecord, secret: str | None, messages: list[Message]
     ) -> Outcome: ...
 
     async def close(self) -> None: ...

@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from itertools import groupby
+from typing import Any
 from uuid import UUID
 
 from app.auth.vault import VaultUnavailable
 from app.config import Settings
-from app.events.stream import event_json
-from app.sinks.base import Message, Outcome, Sink
+from app.sinks.base import Outcome, Sink
+from app.sinks.batched import BatchedSender, message_for, no_sink
 from app.sinks.cache import SubscriptionCache
 from app.sinks.recorder import DeliveryRecorder
 from app.sinks.retry import DeliveryRetry
@@ -67,33 +68,40 @@ class Dispatcher:
         # What the queues delivered goes to the database together (one statement for all
         # the queues that finished while the previous one ran).
         self.recorder = DeliveryRecorder(deliveries, owner, self.lease_ms)
+        self.batched = BatchedSender(self)
         self.in_flight: set[asyncio.Task[None]] = set()
         self.failing: set[UUID] = set()
         self._task: asyncio.Task[None] | None = None
 
     async def claim_once(self) -> int:
-        """Claim what is due (as many queues as there is room for); how many queues."""
+        """Claim what is due (as many queues as there is room for); how many tasks."""
         room = self.batch - len(self.in_flight)
         if room <= 0:
             return 0
         claimed = await self.deliveries.claim(self.owner, room, self.lease_ms)
-        queues = 0
-        for (sub_id, _), rows in groupby(
-            claimed, key=lambda x: (x.subscription_id, x.execution_id)
-        ):
-            task = asyncio.create_task(self._send_queue(sub_id, list(rows)))
-            self.in_flight.add(task)
-            task.add_done_callback(self.in_flight.discard)
-            queues += 1
-        return queues
+        tasks = 0
+        for sub_id, rows in groupby(claimed, key=lambda x: x.subscription_id):
+            queues = [list(q) for _, q in groupby(rows, key=lambda x: x.execution_id)]
+            sub = self.cache.by_id.get(sub_id)
+            if sub is None:  # not cached yet (made in another process): look it up first
+                self._spawn(sub_id, self._send_uncached(sub_id, queues))
+            elif sub.batch_size > 1:  # the queues go out together
+                self._spawn(sub_id, self.batched.send(sub, queues))
+            else:
+                for queue in queues:
+                    self._spawn(sub_id, self._send_rows(sub_id, queue))
+                tasks += len(queues) - 1
+            tasks += 1
+        return tasks
 
-    async def _subscription(self, sub_id: UUID) -> SubscriptionRecord | None:
-        found = self.cache.by_id.get(sub_id)
-        return found or await self.subscriptions.get(sub_id, None)
+    def _spawn(self, sub_id: UUID, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(self._guarded(sub_id, work))
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
 
-    async def _send_queue(self, sub_id: UUID, rows: list[DeliveryRecord]) -> None:
+    async def _guarded(self, sub_id: UUID, work: Coroutine[Any, Any, None]) -> None:
         try:
-            await self._send_rows(sub_id, rows)
+            await work
         except Exception as exc:  # the database went away: the lease runs out, others retry
             log.warning(
                 "delivery queue failed",
@@ -101,6 +109,18 @@ class Dispatcher:
             )
         finally:
             self.signal.local.set()  # room for another queue
+
+    async def _send_uncached(self, sub_id: UUID, queues: list[list[DeliveryRecord]]) -> None:
+        sub = await self._subscription(sub_id)
+        if sub is not None and sub.batch_size > 1:
+            await self.batched.send(sub, queues)
+            return
+        for queue in queues:  # one after the other: rare (the cache reloads every second)
+            await self._send_rows(sub_id, queue)
+
+    async def _subscription(self, sub_id: UUID) -> SubscriptionRecord | None:
+        found = self.cache.by_id.get(sub_id)
+        return found or await self.subscriptions.get(sub_id, None)
 
     async def _send_rows(self, sub_id: UUID, rows: list[DeliveryRecord]) -> None:
         sub = await self._subscription(sub_id)
@@ -110,7 +130,7 @@ class Dispatcher:
         try:
             secret = self.seal.unseal(sub.secret)
         except VaultUnavailable as exc:
-            await self._fail(sub, rows[0], Outcome(False, error=str(exc), retryable=False))
+            await self.fail(sub, [rows[0]], Outcome(False, error=str(exc), retryable=False))
             return
         while rows:
             sent = await self._send_in_order(sub, secret, rows)
@@ -120,7 +140,11 @@ class Dispatcher:
             # Record them and take what the execution added meanwhile, in one round trip
             # (shared with the other queues that finished meanwhile).
             rows = await self.recorder.record(Recorded(done, status, rows[-1]))
-        # Failing as cached, or as this process made it (the cache may predate that).
+        await self.succeeded(sub)
+
+    async def succeeded(self, sub: SubscriptionRecord) -> None:
+        """Failing as cached, or as this process made it (the cache may predate that):
+        active again."""
         if sub.status == FAILING or sub.id in self.failing:
             await self.subscriptions.mark(sub.id, ACTIVE)
             sub.status = ACTIVE
@@ -145,16 +169,13 @@ class Dispatcher:
                 if await self.deliveries.renew(self.owner, left, self.lease_ms) < len(left):
                     return None  # the lease was lost: another worker goes on in order
                 renewed = time.monotonic()
-            message = Message(
-                f"{row.execution_id}:{row.seq}", row.event, event_json(row.event).encode()
-            )
             if sink is None:
-                outcome = Outcome(False, error=f"no {sub.sink} sink here", retryable=False)
+                outcome = no_sink(sub)
             else:
-                outcome = await sink.send(sub, secret, message)
+                outcome = await sink.send(sub, secret, message_for(row, row.event))
             if not outcome.ok:
                 await self._flush(done, last_status)
-                await self._fail(sub, row, outcome)
+                await self.fail(sub, [row], outcome)
                 return None
             done.append(row.id)
             last_status = outcome.status
@@ -168,25 +189,37 @@ class Dispatcher:
             await self.recorder.record(Recorded(list(done), status))
             done.clear()
 
-    async def _fail(self, sub: SubscriptionRecord, row: DeliveryRecord, outcome: Outcome) -> None:
-        delay = self.retry.next_delay_ms(row.attempts + 1) if outcome.retryable else None
-        await self.deliveries.failed(
-            self.owner, row, outcome.status, outcome.error or "failed", delay
-        )
-        extra = {
+    async def fail(
+        self, sub: SubscriptionRecord, heads: list[DeliveryRecord], outcome: Outcome
+    ) -> None:
+        """A failed attempt at the head of each queue in `heads` (one delivery, or one
+        batch): each is due again after its backoff, or dead; the rest of each queue is
+        released (it waits behind its head)."""
+        dead = False
+        delays: list[int] = []
+        for row in heads:
+            delay = self.retry.next_delay_ms(row.attempts + 1) if outcome.retryable else None
+            await self.deliveries.failed(
+                self.owner, row, outcome.status, outcome.error or "failed", delay
+            )
+            dead = dead or delay is None
+            delays += [delay] if delay is not None else []
+        first = heads[0]
+        extra: dict[str, Any] = {
             "subscription": str(sub.id),
-            "event_id": f"{row.execution_id}:{row.seq}",
-            "attempt": row.attempts + 1,
+            "event_id": f"{first.execution_id}:{first.seq}",
+            "attempt": first.attempts + 1,
             "status": outcome.status,
             "error": (outcome.error or "")[:200],
         }
-        if delay is None:
+        if len(heads) > 1:
+            extra["queues"] = len(heads)
+        if dead:  # the subscription was marked failing with the dead delivery
             log.warning("delivery dead; subscription failing", extra=extra)
-            await self.subscriptions.mark(sub.id, FAILING)
             sub.status = FAILING
             self.failing.add(sub.id)
         else:
-            log.info("delivery failed; retrying", extra={**extra, "retry_in_ms": delay})
+            log.info("delivery failed; retrying", extra={**extra, "retry_in_ms": min(delays)})
 
     async def run_forever(self) -> None:
         delay = self.poll_s

@@ -31,6 +31,10 @@ class DeliveryRecorder:
             self._flushing = asyncio.create_task(self._flush_all())
         return await asyncio.shield(future)  # a cancelled waiter leaves the batch intact
 
+    async def record_many(self, items: list[Recorded]) -> list[list[DeliveryRecord]]:
+        """`record` for each of `items` (one statement, unless a flush is under way)."""
+        return list(await asyncio.gather(*(self.record(item) for item in items)))
+
     async def _flush_all(self) -> None:
         while self.waiting:
             batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]

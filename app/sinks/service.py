@@ -89,6 +89,7 @@ class SubscriptionService:
             "url": None,
             "stream": None,
             "secret": None,
+            "batch_size": body.get("batch_size", 1),
         }
         if sink == "webhook":
             await self._check_url(body.get("url"))
@@ -111,9 +112,25 @@ class SubscriptionService:
             if body["events"] is None:
                 raise _problem("events", "missing", "'events' cannot be null")
             values["events"] = self._events(body["events"])
+        if body.get("batch_size") is not None:
+            values["batch_size"] = body["batch_size"]
         for name in ("workflow", "description"):
             if name in body:
                 values[name] = body[name]
+        values.update(await self._target(found, body))
+        if body.get("status") == ACTIVE:
+            values["status"] = ACTIVE
+        if not values:
+            return found
+        changed = await self.parts.store.change(subscription_id, namespace, values)
+        if changed is None:
+            raise SubscriptionNotFound(f"no subscription with id {subscription_id}")
+        await self.parts.cache.load()
+        return changed
+
+    async def _target(self, found: SubscriptionRecord, body: dict[str, Any]) -> dict[str, Any]:
+        """A change of where events go (`url`, `stream`), checked."""
+        values: dict[str, Any] = {}
         if "url" in body:
             if found.sink != "webhook":
                 raise _problem("url", "not_webhook", "only a webhook subscription has a 'url'")
@@ -126,15 +143,7 @@ class SubscriptionService:
                 )
             self._check_stream(body["stream"])
             values["stream"] = body["stream"]
-        if body.get("status") == ACTIVE:
-            values["status"] = ACTIVE
-        if not values:
-            return found
-        changed = await self.parts.store.change(subscription_id, namespace, values)
-        if changed is None:
-            raise SubscriptionNotFound(f"no subscription with id {subscription_id}")
-        await self.parts.cache.load()
-        return changed
+        return values
 
     async def get(self, subscription_id: UUID, namespace: str | None) -> SubscriptionRecord:
         found = await self.parts.store.get(subscription_id, namespace)

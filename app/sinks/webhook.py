@@ -16,6 +16,7 @@ import httpx
 from app.errors import StepError
 from app.nodes.ssrf import AddressGuard
 from app.sinks.base import Message, Outcome
+from app.sinks.batches import array_body
 from app.sinks.http1 import Http1Client, parse_target
 from app.sinks.signing import signature_header
 from app.store.subscriptions import SubscriptionRecord
@@ -39,16 +40,31 @@ class WebhookSink:
     async def send(
         self, subscription: SubscriptionRecord, secret: str | None, message: Message
     ) -> Outcome:
-        url = subscription.url or ""
-        timestamp = int(time.time())
-        headers = [
-            JSON,
+        about = [
             (b"turnout-event-id", message.id.encode()),
             (b"turnout-event-type", message.event.type.encode()),
-            (b"turnout-timestamp", str(timestamp).encode()),
         ]
+        return await self._post(subscription, secret, about, message.body)
+
+    async def send_batch(
+        self, subscription: SubscriptionRecord, secret: str | None, messages: list[Message]
+    ) -> Outcome:
+        """One POST whose body is the JSON array of the events, in order per execution."""
+        about = [(b"turnout-event-count", str(len(messages)).encode())]
+        return await self._post(subscription, secret, about, array_body([m.body for m in messages]))
+
+    async def _post(
+        self,
+        subscription: SubscriptionRecord,
+        secret: str | None,
+        about: list[tuple[bytes, bytes]],
+        body: bytes,
+    ) -> Outcome:
+        url = subscription.url or ""
+        timestamp = int(time.time())
+        headers = [JSON, *about, (b"turnout-timestamp", str(timestamp).encode())]
         if secret:
-            signed = signature_header(secret, timestamp, message.body)
+            signed = signature_header(secret, timestamp, body)
             headers.append((b"turnout-signature", signed.encode()))
         try:
             target = parse_target(url)
@@ -57,7 +73,7 @@ class WebhookSink:
                 # subscription was made, and the client checks each new connection's peer
                 # (a rebinding between the two lookups).
                 await self.guard.vet(target.host, target.origin[2])
-                answer = await self.client.post(url, headers, message.body, ANSWER_BYTES)
+                answer = await self.client.post(url, headers, body, ANSWER_BYTES)
         except StepError as exc:
             return Outcome(False, error=str(exc), retryable=exc.retryable)
         except TimeoutError:

@@ -7,79 +7,26 @@ lock serialises claims), and a lease that expires (a dead worker) frees the queu
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, delete, exists, func, or_, select, tuple_, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy import delete, exists, or_, select, tuple_, update
 
 from app.engine.state import utcnow
 from app.store import pg_deliveries
-from app.store.base import StoreBase
+from app.store.delivery_views import DeliveryRecord, DeliveryViews, Recorded, delivery_row
 from app.store.outbox import DEAD, DELIVERED, PENDING
 from app.store.records import EventRecord
-from app.store.tables import event_deliveries, execution_events
+from app.store.subscriptions import ACTIVE, FAILING
+from app.store.tables import event_deliveries, execution_events, subscriptions
 
 d = event_deliveries
 
 
-@dataclass(slots=True)
-class DeliveryRecord:
-    id: int
-    subscription_id: UUID
-    execution_id: UUID
-    seq: int
-    event_type: str
-    status: str
-    attempts: int
-    next_attempt_at: datetime
-    last_status: int | None
-    last_error: str | None
-    created_at: datetime
-    delivered_at: datetime | None
-    event: EventRecord | None = None
+class DeliveryStore(DeliveryViews):
+    """The delivery loop's side: claims, records, leases."""
 
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """One queue's deliveries made (`ids`, the last answer's `status`) and, when the
-    queue goes on, its `last` delivery: what came after it is leased next."""
-
-    ids: list[int]
-    status: int | None
-    last: DeliveryRecord | None = None
-
-
-def _delivery(row: RowMapping) -> DeliveryRecord:
-    found = DeliveryRecord(
-        id=row["id"],
-        subscription_id=row["subscription_id"],
-        execution_id=row["execution_id"],
-        seq=row["seq"],
-        event_type=row["event_type"],
-        status=row["status"],
-        attempts=row["attempts"],
-        next_attempt_at=row["next_attempt_at"],
-        last_status=row["last_status"],
-        last_error=row["last_error"],
-        created_at=row["created_at"],
-        delivered_at=row["delivered_at"],
-    )
-    if row.get("ev_type") is not None:  # the one-statement claims read the event too
-        found.event = EventRecord(
-            row["execution_id"],
-            row["seq"],
-            row["ev_type"],
-            json.loads(row["ev_json"]),
-            row["ev_created_at"],
-        )
-    return found
-
-
-class DeliveryStore(StoreBase):
     async def claim(self, owner: str, queues: int, lease_ms: int) -> list[DeliveryRecord]:
         """Lease up to `queues` due queues; their pending deliveries in order, with events."""
         now = utcnow()
@@ -91,7 +38,7 @@ class DeliveryStore(StoreBase):
                 "expires": now + timedelta(milliseconds=lease_ms),
             }
             rows = (await self._autocommit(pg_deliveries.CLAIM, params)).mappings().all()
-            return [_delivery(r) for r in rows]
+            return [delivery_row(r) for r in rows]
         earlier = d.alias("earlier")
         heads = (
             select(d.c.subscription_id, d.c.execution_id)
@@ -133,7 +80,7 @@ class DeliveryStore(StoreBase):
                 .mappings()
                 .all()
             )
-            found = [_delivery(r) for r in leased]
+            found = [delivery_row(r) for r in leased]
             await self._attach_events(conn, found)
         found.sort(key=lambda x: (str(x.subscription_id), str(x.execution_id), x.seq))
         return found
@@ -161,7 +108,7 @@ class DeliveryStore(StoreBase):
             rows = (
                 (await self._autocommit(pg_deliveries.DELIVERED_AND_NEXT, params)).mappings().all()
             )
-            found = [_delivery(r) for r in rows]
+            found = [delivery_row(r) for r in rows]
         else:
             found = []
             async with self._write() as conn:  # one transaction: no claim sees the gap
@@ -197,7 +144,7 @@ class DeliveryStore(StoreBase):
             .values(lease_owner=owner, lease_expires_at=expires)
             .returning(*d.c)
         )
-        return [_delivery(r) for r in leased.mappings().all()]
+        return [delivery_row(r) for r in leased.mappings().all()]
 
     async def _attach_events(self, conn: Any, found: list[DeliveryRecord]) -> None:
         keys = list({(x.execution_id, x.seq) for x in found})
@@ -260,8 +207,9 @@ class DeliveryStore(StoreBase):
         error: str,
         retry_in_ms: int | None,
     ) -> None:
-        """Record a failed attempt: due again in `retry_in_ms`, or dead (None). The rest of
-        its queue is released (it waits behind this one)."""
+        """Record a failed attempt: due again in `retry_in_ms`, or dead (None: its
+        subscription is `failing` in the same transaction). The rest of its queue is
+        released (it waits behind this one)."""
         now = utcnow()
         values: dict[str, Any] = {
             "attempts": d.c.attempts + 1,
@@ -279,6 +227,15 @@ class DeliveryStore(StoreBase):
                 update(d).where(d.c.id == delivery.id, d.c.status == PENDING).values(**values)
             )
             await self._release(conn, owner, delivery.subscription_id, delivery.execution_id)
+            if retry_in_ms is None:
+                await conn.execute(
+                    update(subscriptions)
+                    .where(
+                        subscriptions.c.id == delivery.subscription_id,
+                        subscriptions.c.status == ACTIVE,
+                    )
+                    .values(status=FAILING, updated_at=now)
+                )
 
     async def release(self, owner: str, subscription_id: UUID, execution_id: UUID) -> None:
         async with self._write() as conn:
@@ -303,18 +260,6 @@ class DeliveryStore(StoreBase):
         async with self._write() as conn:
             await conn.execute(delete(d).where(d.c.id.in_(ids)))
 
-    async def prune(self, older_than: datetime, batch: int = 1_000) -> int:
-        """Delete up to `batch` delivered or dead deliveries made before `older_than`."""
-        old = (
-            select(d.c.id)
-            .where(d.c.status.in_([DELIVERED, DEAD]), d.c.next_attempt_at < older_than)
-            .limit(batch)
-            .scalar_subquery()
-        )
-        async with self._write() as conn:
-            done = await conn.execute(delete(d).where(d.c.id.in_(old)))
-        return int(done.rowcount or 0)
-
     async def release_expired(self) -> int:
         """Free the queues of workers whose lease expired (they died mid-delivery)."""
         async with self._write() as conn:
@@ -325,81 +270,5 @@ class DeliveryStore(StoreBase):
             )
         return int(done.rowcount or 0)
 
-    async def listed(
-        self,
-        subscription_id: UUID,
-        *,
-        status: str | None = None,
-        limit: int = 50,
-        before_id: int | None = None,
-    ) -> tuple[list[DeliveryRecord], int | None]:
-        """A subscription's deliveries, newest first, and the cursor of the next page."""
-        query = select(d).where(d.c.subscription_id == subscription_id)
-        if status is not None:
-            query = query.where(d.c.status == status)
-        if before_id is not None:
-            query = query.where(d.c.id < before_id)
-        async with self.engine.connect() as conn:
-            rows = (
-                (await conn.execute(query.order_by(d.c.id.desc()).limit(limit + 1)))
-                .mappings()
-                .all()
-            )
-        items = [_delivery(r) for r in rows[:limit]]
-        return items, (items[-1].id if len(rows) > limit else None)
 
-    async def redeliver(self, subscription_id: UUID, delivery_id: int) -> DeliveryRecord | None:
-        """Send it again now, whatever became of it (a fresh count of attempts)."""
-        async with self._write() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        update(d)
-                        .where(d.c.id == delivery_id, d.c.subscription_id == subscription_id)
-                        .values(
-                            status=PENDING,
-                            attempts=0,
-                            next_attempt_at=utcnow(),
-                            lease_owner=None,
-                            lease_expires_at=None,
-                            delivered_at=None,
-                        )
-                        .returning(*d.c)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return _delivery(row) if row is not None else None
-
-    async def counts(self, subscription_ids: list[UUID]) -> dict[UUID, dict[str, int]]:
-        """Deliveries per subscription and status."""
-        if not subscription_ids:
-            return {}
-        query = (
-            select(d.c.subscription_id, d.c.status, func.count())
-            .where(d.c.subscription_id.in_(subscription_ids))
-            .group_by(d.c.subscription_id, d.c.status)
-        )
-        out: dict[UUID, dict[str, int]] = {}
-        async with self.engine.connect() as conn:
-            for sub, status, n in (await conn.execute(query)).all():
-                out.setdefault(sub, {})[status] = int(n)
-        return out
-
-    async def failures(self, namespace_subs: list[UUID], limit: int = 50) -> list[DeliveryRecord]:
-        """The latest deliveries that failed at least once (dead, or pending a retry)."""
-        if not namespace_subs:
-            return []
-        query = (
-            select(d)
-            .where(
-                d.c.subscription_id.in_(namespace_subs),
-                or_(d.c.status == DEAD, and_(d.c.status == PENDING, d.c.attempts > 0)),
-            )
-            .order_by(d.c.id.desc())
-            .limit(limit)
-        )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [_delivery(r) for r in rows]
+__all__ = ["DeliveryRecord", "DeliveryStore", "Recorded"]

@@ -33,6 +33,7 @@ class SubscriptionRecord:
     status: str
     created_at: datetime
     updated_at: datetime
+    batch_size: int = 1  # events per POST / pipeline; > 1: a webhook's body is a JSON array
 
 
 def _record(row: RowMapping) -> SubscriptionRecord:
@@ -49,6 +50,7 @@ def _record(row: RowMapping) -> SubscriptionRecord:
         status=row["status"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        batch_size=row.get("batch_size") or 1,
     )
 
 

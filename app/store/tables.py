@@ -316,6 +316,8 @@ subscriptions = Table(
     Column("description", String(500), nullable=True),
     Column("secret", Text, nullable=True),  # a Fernet token when TURNOUT_SECRET_KEY is set
     Column("status", String(20), nullable=False),
+    # Events per webhook POST (a JSON array when > 1) or per Redis pipeline.
+    Column("batch_size", Integer, nullable=False, server_default="1"),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Index("ix_subscriptions_namespace", "namespace", "created_at"),

@@ -1,0 +1,111 @@
+"""Batched subscriptions (`batchSize` > 1): the claimed queues of one subscription go out
+together, cut into deliveries of up to `batchSize` events (`app.sinks.batches`).
+
+Each delivery goes only once the one before it was answered with a success, so every
+execution's events stay in order. A failed delivery is a failed attempt for the head of
+every queue it carried that is not yet delivered (each waits its own backoff, and is dead
+after the last attempt); queues carried whole by earlier deliveries are recorded as
+delivered. When everything was sent, what the executions added meanwhile is leased in the
+same statement that records the deliveries, and goes out next."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from app.auth.vault import VaultUnavailable
+from app.events.stream import event_json
+from app.sinks.base import Message, Outcome
+from app.sinks.batches import MAX_BATCH_BYTES, cut
+from app.store.deliveries import DeliveryRecord, Recorded
+from app.store.records import EventRecord
+from app.store.subscriptions import SubscriptionRecord
+
+if TYPE_CHECKING:
+    from app.sinks.dispatcher import Dispatcher
+
+
+def message_for(row: DeliveryRecord, event: EventRecord) -> Message:
+    """The delivery's event as it goes out: its id and JSON body (as the stream's `data:`)."""
+    return Message(f"{row.execution_id}:{row.seq}", event, event_json(event).encode())
+
+
+def no_sink(sub: SubscriptionRecord) -> Outcome:
+    return Outcome(False, error=f"no {sub.sink} sink here", retryable=False)
+
+
+class BatchedSender:
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.d = dispatcher
+
+    async def send(self, sub: SubscriptionRecord, queues: list[list[DeliveryRecord]]) -> None:
+        d = self.d
+        try:
+            secret = d.seal.unseal(sub.secret)
+        except VaultUnavailable as exc:
+            await d.fail(
+                sub, [q[0] for q in queues], Outcome(False, error=str(exc), retryable=False)
+            )
+            return
+        while queues:
+            gone = [r.id for q in queues for r in q if r.event is None]
+            if gone:  # their execution was deleted (retention)
+                await d.deliveries.drop(gone)
+                queues = [kept for q in queues if (kept := [r for r in q if r.event])]
+                continue
+            ok, status = await self._send_all(sub, secret, queues)
+            if not ok:
+                return  # failed, or the lease was lost: these queues stop here
+            # Record them and take what the executions added meanwhile, in one round trip.
+            found = await d.recorder.record_many(
+                [Recorded([r.id for r in q], status, q[-1]) for q in queues]
+            )
+            queues = [q for q in found if q]
+        await d.succeeded(sub)
+
+    async def _send_all(
+        self, sub: SubscriptionRecord, secret: str | None, queues: list[list[DeliveryRecord]]
+    ) -> tuple[bool, int | None]:
+        """Send every row of `queues` (each with its event) in deliveries of up to
+        `batch_size` events: whether all went, and the last answer's status."""
+        d = self.d
+        sink = d.sinks.get(sub.sink)
+        rows = [r for q in queues for r in q]
+        messages = [message_for(r, r.event) for r in rows if r.event is not None]
+        sizes = [len(m.body) for m in messages]
+        runs = cut(list(range(len(messages))), sizes, sub.batch_size, MAX_BATCH_BYTES)
+        sent = 0  # rows[:sent] were delivered
+        status: int | None = None
+        renewed = time.monotonic()
+        for run in runs:
+            if time.monotonic() - renewed > d.lease_ms / 3000:
+                await self._record(rows[:sent], status)
+                left = [r.id for r in rows[sent:]]
+                if await d.deliveries.renew(d.owner, left, d.lease_ms) < len(left):
+                    return False, None  # the lease was lost: another worker goes on in order
+                renewed = time.monotonic()
+            if sink is None:
+                outcome = no_sink(sub)
+            else:
+                outcome = await sink.send_batch(sub, secret, [messages[i] for i in run])
+            if not outcome.ok:
+                await self._record(rows[:sent], status)
+                await d.fail(sub, _heads(rows[sent:]), outcome)
+                return False, None
+            sent += len(run)
+            status = outcome.status
+        return True, status
+
+    async def _record(self, done: list[DeliveryRecord], status: int | None) -> None:
+        """Record `done` as delivered now (what a crash would send again); recording them
+        again at the end changes nothing."""
+        if done:
+            await self.d.recorder.record(Recorded([r.id for r in done], status))
+
+
+def _heads(rows: list[DeliveryRecord]) -> list[DeliveryRecord]:
+    """The first row of each execution among `rows` (rows in order per execution)."""
+    seen: dict[object, DeliveryRecord] = {}
+    for r in rows:
+        seen.setdefault(r.execution_id, r)
+    return list(seen.values())
