@@ -113,8 +113,19 @@ async def throughput(
 ) -> dict[str, Any]:
     api = await b.api()
     worker = await b.services.start_worker("worker-sinks")
-    meter = CpuMeter({"client": [os.getpid()]})
+    groups: dict[str, list[int] | str] = {
+        "client": [os.getpid()], "API": [b.api_pid], "worker": [worker.proc.pid],
+        "Postgres": "postgres", "Redis": "redis-server",
+    }  # fmt: skip
     kinds = {"per_event": 1, "batched": batch_size}
+    cpu: dict[str, list[str]] = {kind: [] for kind in ("without", *kinds)}
+
+    async def rate(kind: str) -> float:
+        meter = CpuMeter(groups)
+        found = await _turnout_rate(b, meter)
+        cpu[kind].append(meter.per_unit_ms(found * b.sizes.w4_window_s / 2, "run"))
+        return found
+
     without: list[float] = []
     rates: dict[str, list[float]] = {kind: [] for kind in kinds}
     drains: dict[str, list[float]] = {kind: [] for kind in kinds}
@@ -122,13 +133,13 @@ async def throughput(
         async with http_client(api) as http:
             for i in range(repeat):
                 p(f"W4 without a subscription {i + 1}/{repeat}")
-                without.append(await _turnout_rate(b, meter))
+                without.append(await rate("without"))
                 for kind, size in kinds.items():
                     made = await http.post("/subscriptions", json=subscription(receiver, size))
                     made.raise_for_status()
                     await asyncio.sleep(1.5)  # every process has reloaded its subscriptions
                     p(f"W4 with one webhook subscription, {kind} {i + 1}/{repeat}")
-                    rates[kind].append(await _turnout_rate(b, meter))
+                    rates[kind].append(await rate(kind))
                     drains[kind].append(round(await drain(b.ns.database_url), 2))
                     (await http.delete(f"/subscriptions/{made.json()['id']}")).raise_for_status()
                     await asyncio.sleep(1.5)
@@ -145,6 +156,7 @@ async def throughput(
         },
         **{f"drain_after_window_{kind}_s": drains[kind] for kind in kinds},
         "webhook_events_received": len(receiver.received),
+        "cpu": cpu,
     }
 
 

@@ -35,7 +35,10 @@ def _one(value: dict[str, Any], output: Format, fields: tuple[str, ...]) -> None
         print_to(stdout(), table)
 
 
-FIELDS = ("id", "namespace", "sink", "url", "stream", "events", "workflow", "status", "deliveries")
+FIELDS = (
+    "id", "namespace", "sink", "url", "stream", "events", "workflow", "batchSize", "status",
+    "deliveries",
+)  # fmt: skip
 
 
 @subscriptions.command("create")
@@ -50,6 +53,10 @@ def create(
     namespace: Annotated[str | None, typer.Option(help="default: the key's")] = None,
     secret: Annotated[str | None, typer.Option(help="webhook secret (default: generated)")] = None,
     description: Annotated[str | None, typer.Option()] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(min=1, max=1000, help="events per delivery (> 1: a webhook gets JSON arrays)"),
+    ] = None,
     server: Server = None,
     api_key: ApiKey = None,
     output: Output = Format.table,
@@ -58,7 +65,7 @@ def create(
     with connected(server, api_key, output) as client:
         made = client.create_subscription(
             sink, events, url=url, stream=stream, workflow=workflow, namespace=namespace,
-            secret=secret, description=description,
+            secret=secret, description=description, batch_size=batch_size,
         )  # fmt: skip
     _one(made, output, (*FIELDS[:-1], "secret"))
     if output is Format.table and made.get("secret"):

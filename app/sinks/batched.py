@@ -1,6 +1,11 @@
 """Batched subscriptions (`batchSize` > 1): the claimed queues of one subscription go out
 together, cut into deliveries of up to `batchSize` events (`app.sinks.batches`).
 
+Each subscription has at most one batch in flight in a process (its *lane*): what is
+claimed for it meanwhile waits in the lane and goes with the next delivery, with what the
+executions in flight added meanwhile. So the busier it is, the bigger its deliveries, and an
+idle one sends at once (a group commit, as the recorder's).
+
 Each delivery goes only once the one before it was answered with a success, so every
 execution's events stay in order. A failed delivery is a failed attempt for the head of
 every queue it carried that is not yet delivered (each waits its own backoff, and is dead
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 from app.auth.vault import VaultUnavailable
 from app.events.stream import event_json
@@ -37,8 +43,35 @@ def no_sink(sub: SubscriptionRecord) -> Outcome:
 class BatchedSender:
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.d = dispatcher
+        # Per subscription with a batch in flight: the queues claimed for it meanwhile.
+        self.lanes: dict[UUID, list[list[DeliveryRecord]]] = {}
 
-    async def send(self, sub: SubscriptionRecord, queues: list[list[DeliveryRecord]]) -> None:
+    def take(self, sub: SubscriptionRecord, queues: list[list[DeliveryRecord]]) -> int:
+        """Queue `queues` on `sub`'s lane; 1 if that started its task, else 0."""
+        waiting = self.lanes.get(sub.id)
+        if waiting is not None:
+            waiting.extend(queues)
+            return 0
+        self.lanes[sub.id] = list(queues)
+        self.d.spawn(sub.id, self._lane(sub))
+        return 1
+
+    async def _lane(self, sub: SubscriptionRecord) -> None:
+        try:
+            queues: list[list[DeliveryRecord]] = []
+            while True:
+                queues += self.lanes[sub.id]
+                self.lanes[sub.id] = []
+                if not queues:
+                    return
+                queues = await self.send(sub, queues)
+        finally:
+            del self.lanes[sub.id]  # what waited in it is leased: its lease runs out
+
+    async def send(
+        self, sub: SubscriptionRecord, queues: list[list[DeliveryRecord]]
+    ) -> list[list[DeliveryRecord]]:
+        """Send `queues`; what their executions added meanwhile (leased, to go next)."""
         d = self.d
         try:
             secret = d.seal.unseal(sub.secret)
@@ -46,22 +79,22 @@ class BatchedSender:
             await d.fail(
                 sub, [q[0] for q in queues], Outcome(False, error=str(exc), retryable=False)
             )
-            return
-        while queues:
-            gone = [r.id for q in queues for r in q if r.event is None]
-            if gone:  # their execution was deleted (retention)
-                await d.deliveries.drop(gone)
-                queues = [kept for q in queues if (kept := [r for r in q if r.event])]
-                continue
-            ok, status = await self._send_all(sub, secret, queues)
-            if not ok:
-                return  # failed, or the lease was lost: these queues stop here
-            # Record them and take what the executions added meanwhile, in one round trip.
-            found = await d.recorder.record_many(
-                [Recorded([r.id for r in q], status, q[-1]) for q in queues]
-            )
-            queues = [q for q in found if q]
+            return []
+        gone = [r.id for q in queues for r in q if r.event is None]
+        if gone:  # their execution was deleted (retention)
+            await d.deliveries.drop(gone)
+            queues = [kept for q in queues if (kept := [r for r in q if r.event])]
+            if not queues:
+                return []
+        ok, status = await self._send_all(sub, secret, queues)
+        if not ok:
+            return []  # failed, or the lease was lost: these queues stop here
+        # Record them and take what the executions added meanwhile, in one round trip.
+        found = await d.recorder.record_many(
+            [Recorded([r.id for r in q], status, q[-1]) for q in queues]
+        )
         await d.succeeded(sub)
+        return [q for q in found if q]
 
     async def _send_all(
         self, sub: SubscriptionRecord, secret: str | None, queues: list[list[DeliveryRecord]]

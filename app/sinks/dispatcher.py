@@ -79,20 +79,26 @@ class Dispatcher:
         if room <= 0:
             return 0
         claimed = await self.deliveries.claim(self.owner, room, self.lease_ms)
-        tasks = 0
+        tasks = claimed_queues = 0
         for sub_id, rows in groupby(claimed, key=lambda x: x.subscription_id):
             queues = [list(q) for _, q in groupby(rows, key=lambda x: x.execution_id)]
+            claimed_queues += len(queues)
             sub = self.cache.by_id.get(sub_id)
             if sub is None:  # not cached yet (made in another process): look it up first
                 self._spawn(sub_id, self._send_uncached(sub_id, queues))
-            elif sub.batch_size > 1:  # the queues go out together
-                self._spawn(sub_id, self.batched.send(sub, queues))
+            elif sub.batch_size > 1:  # the queues go out together, after those in flight
+                tasks += self.batched.take(sub, queues)
+                continue
             else:
                 for queue in queues:
                     self._spawn(sub_id, self._send_rows(sub_id, queue))
                 tasks += len(queues) - 1
             tasks += 1
-        return tasks
+        # A full claim: there may be more due, even if all went to batches in flight.
+        return max(tasks, int(claimed_queues >= room))
+
+    def spawn(self, sub_id: UUID, work: Coroutine[Any, Any, None]) -> None:
+        self._spawn(sub_id, work)
 
     def _spawn(self, sub_id: UUID, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(self._guarded(sub_id, work))
@@ -113,7 +119,7 @@ class Dispatcher:
     async def _send_uncached(self, sub_id: UUID, queues: list[list[DeliveryRecord]]) -> None:
         sub = await self._subscription(sub_id)
         if sub is not None and sub.batch_size > 1:
-            await self.batched.send(sub, queues)
+            self.batched.take(sub, queues)
             return
         for queue in queues:  # one after the other: rare (the cache reloads every second)
             await self._send_rows(sub_id, queue)

@@ -94,3 +94,38 @@ async def test_sync_and_async_clients_manage_subscriptions(server: str, receiver
         await aio.delete_subscription(made["id"])
         with pytest.raises(NotFound):
             await aio.subscription(made["id"])
+
+
+async def test_a_batched_subscription_from_the_cli_and_the_client(
+    server: str, receiver: Receiver
+) -> None:
+    made = turnout(
+        "subscriptions", "create", "--sink", "webhook", "--url", receiver.url, "-e", "*",
+        "--batch-size", "5", "-o", "json", server=server,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    sub = json.loads(made.stdout)
+    assert sub["batchSize"] == 5
+    too_big = turnout(
+        "subscriptions", "create", "--sink", "webhook", "--url", receiver.url, "-e", "*",
+        "--batch-size", "1001", server=server,
+    )  # fmt: skip
+    assert too_big.returncode == 2
+    with Client(server) as client:
+        client.run(PIPELINE, mode="immediate")  # on SQLite: the embedded process delivers
+
+        def all_nine() -> bool:
+            with receiver.lock:
+                return sum(len(json.loads(r.body)) for r in receiver.received) >= 9
+
+        await wait_until(all_nine, "the run's events, in arrays", timeout_s=20)
+        with receiver.lock:
+            batches = [json.loads(r.body) for r in receiver.received]
+        assert all(isinstance(b, list) and len(b) <= 5 for b in batches)
+        assert [e["seq"] for b in batches for e in b] == list(range(1, 10))
+        assert client.update_subscription(sub["id"], batch_size=1)["batchSize"] == 1
+    async with AsyncClient(server) as aio:
+        made_async = await aio.create_subscription(
+            "webhook", ["step.*"], url=receiver.url, batch_size=50
+        )
+        assert made_async["batchSize"] == 50

@@ -41,3 +41,14 @@ async def test_the_pages_list_subscriptions_deliveries_and_failures(
     assert detail.text.count('data-status="delivered"') == len(receiver.received)
     missing = await client.get("/ui/subscriptions/00000000-0000-0000-0000-000000000009")
     assert missing.status_code == 404
+
+
+async def test_the_pages_show_a_subscriptions_batch_size(
+    client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    batched = await subscribe(client, url=receiver.url, batchSize=25, **ALL)
+    await subscribe(client, url=receiver.url, **ALL)
+    listing = (await client.get("/ui/subscriptions")).text
+    assert listing.count("(batches of 25)") == 1
+    detail = (await client.get(f"/ui/subscriptions/{batched['id']}")).text
+    assert "up to 25 events per delivery (a JSON array)" in detail
