@@ -45,6 +45,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.received: list[tuple[float, dict[str, Any]]] = []
+        self.posts = 0
         self.server: asyncio.Server | None = None
         self.url = ""
 
@@ -63,6 +64,7 @@ class Receiver:
                         length = int(line.split(b":", 1)[1])
                 body = await reader.readexactly(length)
                 now, found = time.time(), json.loads(body)
+                self.posts += 1
                 for event in found if isinstance(found, list) else [found]:
                     self.received.append((now, event))
                 writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
@@ -129,6 +131,7 @@ async def throughput(
     without: list[float] = []
     rates: dict[str, list[float]] = {kind: [] for kind in kinds}
     drains: dict[str, list[float]] = {kind: [] for kind in kinds}
+    per_post: dict[str, list[float]] = {kind: [] for kind in kinds}
     try:
         async with http_client(api) as http:
             for i in range(repeat):
@@ -139,8 +142,12 @@ async def throughput(
                     made.raise_for_status()
                     await asyncio.sleep(1.5)  # every process has reloaded its subscriptions
                     p(f"W4 with one webhook subscription, {kind} {i + 1}/{repeat}")
+                    posts, events = receiver.posts, len(receiver.received)
                     rates[kind].append(await rate(kind))
                     drains[kind].append(round(await drain(b.ns.database_url), 2))
+                    per_post[kind].append(
+                        round((len(receiver.received) - events) / max(1, receiver.posts - posts), 1)
+                    )
                     (await http.delete(f"/subscriptions/{made.json()['id']}")).raise_for_status()
                     await asyncio.sleep(1.5)
     finally:
@@ -155,6 +162,7 @@ async def throughput(
             for kind in kinds
         },
         **{f"drain_after_window_{kind}_s": drains[kind] for kind in kinds},
+        **{f"events_per_post_{kind}": per_post[kind] for kind in kinds},
         "webhook_events_received": len(receiver.received),
         "cpu": cpu,
     }

@@ -3,8 +3,9 @@ together, cut into deliveries of up to `batchSize` events (`app.sinks.batches`).
 
 Each subscription has at most one batch in flight in a process (its *lane*): what is
 claimed for it meanwhile waits in the lane and goes with the next delivery, with what the
-executions in flight added meanwhile. So the busier it is, the bigger its deliveries, and an
-idle one sends at once (a group commit, as the recorder's).
+executions in flight added meanwhile. A busy lane's next delivery starts at least
+`sink_linger_ms` after the one before (unless a full batch waits), as Kafka's `linger.ms`:
+so the busier it is, the bigger its deliveries, and an idle one sends at once.
 
 Each delivery goes only once the one before it was answered with a success, so every
 execution's events stay in order. A failed delivery is a failed attempt for the head of
@@ -15,6 +16,8 @@ same statement that records the deliveries, and goes out next."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -41,16 +44,29 @@ def no_sink(sub: SubscriptionRecord) -> Outcome:
 
 
 class BatchedSender:
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, dispatcher: Dispatcher, linger_ms: int) -> None:
         self.d = dispatcher
+        self.linger_s = linger_ms / 1000
         # Per subscription with a batch in flight: the queues claimed for it meanwhile.
         self.lanes: dict[UUID, list[list[DeliveryRecord]]] = {}
+        # Set when a lane takes what waited in it: the loop's next claim waits for that
+        # when its last one only added to lanes in flight (one claim per round, not one
+        # per commit).
+        self.round = asyncio.Event()
+        self.fed = False
+
+    async def next_round(self, timeout_s: float) -> None:
+        """Until a lane takes what waits in it (or `timeout_s`)."""
+        self.round.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.round.wait(), timeout_s)
 
     def take(self, sub: SubscriptionRecord, queues: list[list[DeliveryRecord]]) -> int:
         """Queue `queues` on `sub`'s lane; 1 if that started its task, else 0."""
         waiting = self.lanes.get(sub.id)
         if waiting is not None:
             waiting.extend(queues)
+            self.fed = True
             return 0
         self.lanes[sub.id] = list(queues)
         self.d.spawn(sub.id, self._lane(sub))
@@ -59,9 +75,17 @@ class BatchedSender:
     async def _lane(self, sub: SubscriptionRecord) -> None:
         try:
             queues: list[list[DeliveryRecord]] = []
+            started: float | None = None
             while True:
+                if started is not None:  # busy: linger, unless a full batch waits
+                    wait = self.linger_s - (time.monotonic() - started)
+                    waiting = sum(len(q) for q in (*queues, *self.lanes[sub.id]))
+                    if wait > 0 and waiting < sub.batch_size:
+                        await asyncio.sleep(wait)
+                started = time.monotonic()
                 queues += self.lanes[sub.id]
                 self.lanes[sub.id] = []
+                self.round.set()
                 if not queues:
                     return
                 queues = await self.send(sub, queues)

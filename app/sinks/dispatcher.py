@@ -68,7 +68,7 @@ class Dispatcher:
         # What the queues delivered goes to the database together (one statement for all
         # the queues that finished while the previous one ran).
         self.recorder = DeliveryRecorder(deliveries, owner, self.lease_ms)
-        self.batched = BatchedSender(self)
+        self.batched = BatchedSender(self, settings.sink_linger_ms)
         self.in_flight: set[asyncio.Task[None]] = set()
         self.failing: set[UUID] = set()
         self._task: asyncio.Task[None] | None = None
@@ -79,6 +79,7 @@ class Dispatcher:
         if room <= 0:
             return 0
         claimed = await self.deliveries.claim(self.owner, room, self.lease_ms)
+        self.batched.fed = False
         tasks = claimed_queues = 0
         for sub_id, rows in groupby(claimed, key=lambda x: x.subscription_id):
             queues = [list(q) for _, q in groupby(rows, key=lambda x: x.execution_id)]
@@ -242,6 +243,8 @@ class Dispatcher:
                 )
             if claimed and len(self.in_flight) < self.batch:
                 continue  # there may be more due
+            if self.batched.fed and not claimed:  # all of it joined batches in flight
+                await self.batched.next_round(delay)
             if await self.signal.wait(delay):
                 await asyncio.sleep(COALESCE_S)  # let the pokes of one burst make one claim
 

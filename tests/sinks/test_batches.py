@@ -4,7 +4,9 @@ retried as a whole and dies as a whole."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from itertools import pairwise
 from typing import Any
 
 import httpx
@@ -155,3 +157,22 @@ def test_events_are_cut_in_order_by_count_and_by_bytes() -> None:
     assert cut(items, [40] * 7, 100, 100) == [[0, 1], [2, 3], [4, 5], [6]]
     assert cut([0, 1, 2], [10, 500, 10], 100, 100) == [[0], [1], [2]]  # too big: alone
     assert cut([], [], 3, 100) == []
+
+
+async def test_a_busy_batched_subscription_lingers_between_deliveries(
+    client: httpx.AsyncClient, receiver: Receiver, sink_settings: Settings, engine: AsyncEngine
+) -> None:
+    await subscribe(client, url=receiver.url, batchSize=500, **ALL)
+    settings = sink_settings.model_copy(update={"sink_linger_ms": 400})
+    async with running_worker(settings):
+        await start_runs(client, 1, "immediate")
+        await wait_until(lambda: len(receiver.received) >= 1, "the first delivery at once")
+        ids = []
+        for _ in range(8):  # a run every 50 ms: without lingering, a delivery or more each
+            ids += await start_runs(client, 1, "immediate")
+            await asyncio.sleep(0.05)
+        await every_event_arrives(receiver, engine, ids)
+    with receiver.lock:
+        times = [r.at for r in receiver.received]
+    assert len(times) <= 5, f"{len(times)} deliveries: they did not linger"
+    assert all(b - a >= 0.3 for a, b in pairwise(times[1:]))
