@@ -111,7 +111,7 @@ def subscription(receiver: Receiver, batch_size: int) -> dict[str, Any]:
 
 
 async def throughput(
-    b: Bench, receiver: Receiver, repeat: int, batch_size: int, p: Progress
+    b: Bench, receiver: Receiver, repeat: int, batch_size: int, p: Progress, only: str = ""
 ) -> dict[str, Any]:
     api = await b.api()
     worker = await b.services.start_worker("worker-sinks")
@@ -120,6 +120,7 @@ async def throughput(
         "Postgres": "postgres", "Redis": "redis-server",
     }  # fmt: skip
     kinds = {"per_event": 1, "batched": batch_size}
+    kinds = {k: v for k, v in kinds.items() if not only or k in only.split(",")}
     cpu: dict[str, list[str]] = {kind: [] for kind in ("without", *kinds)}
 
     async def rate(kind: str) -> float:
@@ -225,10 +226,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         try:
             os.environ["TURNOUT_HTTP_ALLOW_PRIVATE"] = "true"  # the receiver is on 127.0.0.1
             results["w4"] = await throughput(
-                bench, receiver, sizes.repeat, args.batch_size, progress
+                bench, receiver, sizes.repeat, args.batch_size, progress, args.kinds
             )
             progress(json.dumps(results["w4"]))
-            for size in (1, args.batch_size):
+            for size in (1, args.batch_size) if args.runs else ():
                 results[f"latency_batch_{size}"] = await latency(
                     bench, receiver, args.runs, size, progress
                 )
@@ -246,6 +247,7 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=200, help="immediate runs for latency")
     parser.add_argument("--batch-size", type=int, default=100, help="the batched subscription's")
     parser.add_argument("--quick", action="store_true", help="5 s windows, one repeat")
+    parser.add_argument("--kinds", default="", help="per_event,batched (default: both)")
     parser.add_argument("--pg", default=DEFAULT_PG)
     parser.add_argument("--redis", default=DEFAULT_REDIS)
     parser.add_argument("--json", type=Path)
