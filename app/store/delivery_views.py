@@ -75,10 +75,12 @@ def delivery_row(row: RowMapping) -> DeliveryRecord:
 
 class DeliveryViews(StoreBase):
     async def prune(self, older_than: datetime, batch: int = 1_000) -> int:
-        """Delete up to `batch` delivered or dead deliveries made before `older_than`."""
+        """Delete up to `batch` delivered or dead deliveries made before `older_than`
+        (the oldest first: a walk of the primary key that stops at `batch`)."""
         old = (
             select(d.c.id)
             .where(d.c.status.in_([DELIVERED, DEAD]), d.c.next_attempt_at < older_than)
+            .order_by(d.c.id)
             .limit(batch)
             .scalar_subquery()
         )

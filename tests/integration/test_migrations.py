@@ -171,3 +171,22 @@ async def test_sqlite_connections_get_their_pragmas(tmp_path: Path) -> None:
         await engine.dispose()
 
     assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10_000}
+
+
+async def test_the_outbox_keeps_room_for_hot_lease_updates(pg_database_url: str) -> None:
+    """Migration 0012: half of each outbox page stays free (a lease's update stays on its
+    page, with no new index entries), and the due index holds pending deliveries only."""
+    engine = make_engine(pg_database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            options = await conn.scalar(
+                text("SELECT reloptions FROM pg_class WHERE relname = 'event_deliveries'")
+            )
+            index = await conn.scalar(
+                text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_event_deliveries_due'")
+            )
+    finally:
+        await engine.dispose()
+    assert options == ["fillfactor=50"]
+    assert "(next_attempt_at, id)" in index
+    assert "WHERE ((status)::text = 'pending'::text)" in index
