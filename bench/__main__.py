@@ -21,12 +21,12 @@ from bench.services import (
     clear_redis,
 )
 from bench.stats import Metric, Target
+from bench.throughput import w4_throughput
 from bench.workloads import (
     Bench,
     w1_immediate,
     w2_queued_latency,
     w3_sequential,
-    w4_throughput,
     w5_fan_out,
     w7_commit_ceiling,
 )

@@ -9,15 +9,19 @@ from pathlib import Path
 TICK_S = 1 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
 
 
-def cpu_seconds(pids: Iterable[int]) -> float:
-    """User + system CPU seconds of these processes so far (vanished ones count 0)."""
+def cpu_seconds(pids: Iterable[int], children: bool = False) -> float:
+    """User + system CPU seconds of these processes so far (vanished ones count 0), and
+    with `children` that of their children that exited (reaped: cutime, cstime)."""
     total = 0.0
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) * TICK_S  # utime, stime
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime
+        if children:
+            ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+        total += ticks * TICK_S
     return total
 
 
@@ -46,7 +50,13 @@ class CpuMeter:
         return pids_named(group) if isinstance(group, str) else list(group)
 
     def _read(self) -> dict[str, float]:
-        return {name: cpu_seconds(self._pids(g)) for name, g in self.groups.items()}
+        """A group named by command (`postgres`) counts its exited members too, through
+        their parent's children times (the postmaster reaps its backends): a backend that
+        ends within the window moves its CPU there instead of taking it away."""
+        return {
+            name: cpu_seconds(self._pids(g), children=isinstance(g, str))
+            for name, g in self.groups.items()
+        }
 
     def start(self) -> None:
         self._start = self._read()

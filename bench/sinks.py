@@ -37,7 +37,8 @@ from bench.cpu import CpuMeter
 from bench.report import write_results
 from bench.services import DEFAULT_PG, DEFAULT_REDIS, Namespace, Services, bench_database
 from bench.stats import percentile
-from bench.workloads import Bench, _turnout_rate, http_client
+from bench.throughput import _turnout_rate
+from bench.workloads import Bench, http_client
 
 
 class Receiver:

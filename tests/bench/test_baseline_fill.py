@@ -7,7 +7,7 @@ from arq.constants import job_key_prefix
 
 from app.config import Settings
 from app.execution.queue import redis_settings
-from bench.workloads import _fill, due_jobs
+from bench.throughput import _fill, due_jobs
 
 
 async def test_the_baseline_fill_makes_every_job_due_now(settings: Settings) -> None:
