@@ -20,6 +20,7 @@ from app.config import Settings
 from app.engine.runner import Runner
 from app.events.bus import EventBus, InProcessBus
 from app.events.redis_bus import RedisBus
+from app.events.redis_writes import RedisWrites
 from app.execution.active import ActiveRuns, drain
 from app.execution.complexity import ComplexityAnalyzer, ComplexityThresholds
 from app.execution.composition import Composer, CompositionBus, EventRetention
@@ -170,8 +171,10 @@ def build_runtime(
     runs_queued_work = role == "worker" or redis is None
     sinks = build_sinks(settings, engine, redis, owner, deliver=runs_queued_work)
     repo = Repository(engine, sinks.matcher)
+    # The job enqueues and event publishes of this process: one Redis pipeline at a time.
+    writes = RedisWrites(redis) if redis is not None else None
     fanout: EventBus = OutboxBus(
-        RedisBus(redis, settings.key_prefix) if redis is not None else InProcessBus(),
+        RedisBus(redis, settings.key_prefix, writes) if redis is not None else InProcessBus(),
         sinks.matcher,
         sinks.signal,
     )
@@ -198,7 +201,7 @@ def build_runtime(
 
     queue: ArqQueue | InProcessQueue
     if redis is not None:
-        queue = ArqQueue(redis, settings.queue_name, batch_max=settings.queue_batch)
+        queue = ArqQueue(redis, settings.queue_name, batch_max=settings.queue_batch, writes=writes)
     else:
         queue = InProcessQueue(
             lambda execution_id: jobs.run(execution_id), settings.worker_concurrency_embedded
