@@ -70,12 +70,14 @@ class QueuedExecutionStrategy:
         before the publish, so the job goes first; with Redis both are one pipeline (the
         bus reaches the process's RedisWrites before its first await)."""
         enqueued = self.queue.ask_enqueue(record.id, priority=record.priority)
-        await self.bus.publish(events)
         try:
-            await enqueued
-        except Exception:
-            # The row is committed: the reconciler enqueues it when the queue is back.
-            log.exception("enqueue failed", extra={"execution_id": str(record.id)})
+            await self.bus.publish(events)
+        finally:
+            try:
+                await enqueued
+            except Exception:
+                # The row is committed: the reconciler enqueues it when the queue is back.
+                log.exception("enqueue failed", extra={"execution_id": str(record.id)})
 
 
 @dataclass(kw_only=True, slots=True)
