@@ -37,7 +37,7 @@ from app.api.errors import BodySizeLimit, install_error_handlers
 from app.config import Settings, get_settings
 from app.logs import configure_logging
 from app.observability.middleware import TraceMiddleware
-from app.runtime import Runtime, build_runtime
+from app.runtime import Runtime, build_runtime, tune_collector
 from app.store.schema import StartupError
 from app.ui import install_dashboard
 
@@ -52,7 +52,11 @@ CORS_HEADERS = [
 ]
 
 
-def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, runtime: Runtime | None = None, tune_gc: bool = False
+) -> FastAPI:
+    """`tune_gc`: the process is this app's own (uvicorn's `app.main:app`), so its garbage
+    collector is tuned once started (see `tune_collector`)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -65,6 +69,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             await rt.close()
             raise
         app.state.runtime = rt
+        if tune_gc:
+            tune_collector()
         try:
             with drain_on_exit_signals(rt):
                 yield
@@ -172,7 +178,7 @@ def drain_on_exit_signals(runtime: Runtime) -> Iterator[None]:
 def _default_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings)
-    return create_app(settings)
+    return create_app(settings, tune_gc=True)
 
 
 app = _default_app()

@@ -18,7 +18,7 @@ from app.config import Settings, get_settings
 from app.execution.queue import JOB_NAME, redis_settings
 from app.logs import configure_logging
 from app.observability.sampler import serve_worker_metrics
-from app.runtime import Runtime, build_runtime
+from app.runtime import Runtime, build_runtime, tune_collector
 from app.store.database import is_unavailable
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     await runtime.start()
     serve_worker_metrics(settings)
     ctx["runtime"] = runtime
+    if ctx.get("tune_gc"):
+        tune_collector()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -109,6 +111,7 @@ class WorkerSettings:
     (redis_settings, ctx, queue_name, poll_delay, max_jobs, health_check_key) = tuned(
         get_settings()
     )
+    ctx = {**ctx, "tune_gc": True}  # the process is the worker's own (tests' workers: not)
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:

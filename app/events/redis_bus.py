@@ -15,14 +15,11 @@ from uuid import UUID
 from redis.asyncio import Redis
 
 from app.events.bus import FEED, InProcessBus, in_feed
+from app.events.redis_writes import RedisWrites
 from app.jsonvalue import dumps
-from app.store.batching import GroupCommit
 from app.store.records import EventRecord
 
 log = logging.getLogger(__name__)
-
-# Publishes (each one write's events) that share one pipeline at most.
-PUBLISH_MAX_BATCHES = 500
 
 
 def encode(events: Sequence[EventRecord]) -> str:
@@ -55,7 +52,10 @@ class RedisBus:
     least one local stream watches it, and a stream starts only once Redis confirmed the
     subscription, so nothing published after its backlog read can be missed."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    # Publishes need no MULTI/EXEC (they ride in one when a job shares their pipeline).
+    atomic = False
+
+    def __init__(self, redis: Redis, prefix: str, writes: RedisWrites | None = None) -> None:
         self.redis = redis
         self.prefix = prefix
         self.local = InProcessBus()
@@ -65,10 +65,9 @@ class RedisBus:
         self._lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
         self.feed_channel = self.channel(FEED)
-        # One pipeline at a time keeps an execution's publishes in order on the wire.
-        self._outbox: GroupCommit[Sequence[EventRecord], None] = GroupCommit(
-            self._publish_many, max_rows=PUBLISH_MAX_BATCHES, max_in_flight=1
-        )
+        # The process's one pipeline at a time, shared with its job enqueues: it keeps an
+        # execution's publishes in order on the wire.
+        self.writes = writes or RedisWrites(redis)
 
     def channel(self, execution_id: UUID) -> str:
         return f"{self.prefix}:events:{'feed' if execution_id == FEED else execution_id}"
@@ -77,30 +76,23 @@ class RedisBus:
         """Publish after the commit. Concurrent publishes of this process share one
         pipeline (one round trip, one feed message), in the order they were asked."""
         if events:
-            await self._outbox.submit(events)
+            await self.writes.submit(self, events)
 
-    async def _publish_many(self, batches: Sequence[Sequence[EventRecord]]) -> list[None]:
+    def add(self, pipe: Any, batches: Sequence[Sequence[EventRecord]]) -> None:
         events = [event for batch in batches for event in batch]
         by_execution: dict[UUID, list[EventRecord]] = {}
         for event in events:
             by_execution.setdefault(event.execution_id, []).append(event)
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                text = ""
-                for execution_id, group in by_execution.items():
-                    text = encode(group)
-                    pipe.publish(self.channel(execution_id), text)
-                feed = [e for e in events if in_feed(e)]
-                if feed:
-                    # One execution's events, all in the feed (a creation, a start): the
-                    # same list, so the same text.
-                    same = len(by_execution) == 1 and len(feed) == len(events)
-                    pipe.publish(self.feed_channel, text if same else encode(feed))
-                await pipe.execute()
-        except Exception:
-            # Live delivery is best effort; streams catch up from the store.
-            log.warning("event publish failed", exc_info=True)
-        return [None] * len(batches)
+        text = ""
+        for execution_id, group in by_execution.items():
+            text = encode(group)
+            pipe.publish(self.channel(execution_id), text)
+        feed = [e for e in events if in_feed(e)]
+        if feed:
+            # One execution's events, all in the feed (a creation, a start): the same list,
+            # so the same text.
+            same = len(by_execution) == 1 and len(feed) == len(events)
+            pipe.publish(self.feed_channel, text if same else encode(feed))
 
     @contextlib.asynccontextmanager
     async def _subscription(self, execution_id: UUID) -> AsyncIterator[asyncio.Queue[EventRecord]]:

@@ -10,6 +10,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID, uuid4
@@ -19,7 +20,7 @@ from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.jobs import serialize_job
 
 from app.config import Settings
-from app.store.batching import GroupCommit
+from app.events.redis_writes import RedisWrites
 from app.store.records import MAX_PRIORITY
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,15 @@ def arq_pool(settings: Settings) -> ArqRedis:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class JobWrite:
+    """One enqueue (or one bulk request's): (execution id, priority) pairs, due now unless
+    deferred to `defer_ms` (a Unix time in ms)."""
+
+    jobs: tuple[tuple[UUID, int], ...]
+    defer_ms: float | None = None
+
+
 def job_score_ms(now_ms: float, priority: int) -> float:
     return now_ms - max(0, min(priority, MAX_PRIORITY)) * PRIORITY_STEP_MS
 
@@ -67,6 +77,11 @@ class ExecutionQueue(Protocol):
     async def enqueue(
         self, execution_id: UUID, *, priority: int = 0, defer_until: datetime | None = None
     ) -> None: ...
+
+    def ask_enqueue(self, execution_id: UUID, *, priority: int = 0) -> Awaitable[None]:
+        """An enqueue due now, taken before the caller's next await: it goes no later than
+        the Redis writes the caller asks next (its events). Await it for the outcome."""
+        ...
 
     async def enqueue_many(self, jobs: Sequence[tuple[UUID, int]]) -> None:
         """Enqueue many (execution id, priority) at once (a bulk submission)."""
@@ -93,16 +108,26 @@ class ArqQueue:
     while another is in flight, and the runs of one bulk request, share a job of up to
     `batch_max`. `{queue}:job:{execution id}` remembers the latest job of each execution, so
     the reconciler can tell an execution whose job waits in the queue from one whose job was
-    lost (Redis restarted, the enqueue failed) or taken by a worker that died."""
+    lost (Redis restarted, the enqueue failed) or taken by a worker that died.
 
-    def __init__(self, pool: Any, queue_name: str, *, batch_max: int = JOB_BATCH_MAX) -> None:
+    Jobs are written through `writes`, the process's one pipeline at a time, which they
+    share with the event publishes (app/events/redis_writes.py)."""
+
+    atomic = True  # a job, its place in the queue and its markers: all or nothing
+
+    def __init__(
+        self,
+        pool: Any,
+        queue_name: str,
+        *,
+        batch_max: int = JOB_BATCH_MAX,
+        writes: RedisWrites | None = None,
+    ) -> None:
         self.pool = pool
         self.queue_name = queue_name
         self.serializer = pool.job_serializer
         self.batch_max = max(1, batch_max)
-        self._now: GroupCommit[tuple[UUID, int], None] = GroupCommit(
-            self._write, max_rows=10 * self.batch_max
-        )
+        self.writes = writes or RedisWrites(pool)
 
     def _marker(self, execution_id: UUID) -> str:
         return f"{self.queue_name}:job:{execution_id}"
@@ -114,33 +139,35 @@ class ArqQueue:
 
         arq's `enqueue_job` first WATCHes and checks the job id (two more round trips) to
         dedupe; a fresh random job id cannot collide, so the job is written directly, in
-        arq's own format, in one MULTI/EXEC. Enqueues due now share it when they overlap."""
-        if defer_until is None:
-            await self._now.submit((execution_id, priority))
-            return
-        async with self.pool.pipeline(transaction=True) as pipe:
-            self._add(pipe, [execution_id], defer_until.timestamp() * 1000)
-            await pipe.execute()
+        arq's own format, in one MULTI/EXEC, shared with what else is asked meanwhile."""
+        defer_ms = None if defer_until is None else defer_until.timestamp() * 1000
+        await self.writes.submit(self, JobWrite(((execution_id, priority),), defer_ms))
+
+    def ask_enqueue(self, execution_id: UUID, *, priority: int = 0) -> Awaitable[None]:
+        return self.writes.ask(self, JobWrite(((execution_id, priority),)))
 
     async def enqueue_many(self, jobs: Sequence[tuple[UUID, int]]) -> None:
         """Every job in one MULTI/EXEC (one round trip)."""
-        await self._write(jobs)
+        if jobs:
+            await self.writes.submit(self, JobWrite(tuple(jobs)))
 
-    async def _write(self, jobs: Sequence[tuple[UUID, int]]) -> list[None]:
-        """Jobs of up to `batch_max` executions of one priority, in one MULTI/EXEC."""
-        if not jobs:
-            return []
-        by_priority: dict[int, list[UUID]] = {}
-        for execution_id, priority in jobs:
-            by_priority.setdefault(priority, []).append(execution_id)
+    def add(self, pipe: Any, writes: Sequence[JobWrite]) -> None:
+        """Jobs of up to `batch_max` executions of one priority (due now), or of one write
+        (deferred)."""
         now_ms = time.time() * 1000
-        async with self.pool.pipeline(transaction=True) as pipe:
-            for priority, ids in by_priority.items():
-                score = job_score_ms(now_ms, priority)
-                for start in range(0, len(ids), self.batch_max):
-                    self._add(pipe, ids[start : start + self.batch_max], score)
-            await pipe.execute()
-        return [None] * len(jobs)
+        by_priority: dict[int, list[UUID]] = {}
+        for write in writes:
+            if write.defer_ms is not None:
+                self._add_jobs(pipe, [i for i, _ in write.jobs], write.defer_ms)
+                continue
+            for execution_id, priority in write.jobs:
+                by_priority.setdefault(priority, []).append(execution_id)
+        for priority, ids in by_priority.items():
+            self._add_jobs(pipe, ids, job_score_ms(now_ms, priority))
+
+    def _add_jobs(self, pipe: Any, execution_ids: Sequence[UUID], score: float) -> None:
+        for start in range(0, len(execution_ids), self.batch_max):
+            self._add(pipe, execution_ids[start : start + self.batch_max], score)
 
     def _add(self, pipe: Any, execution_ids: Sequence[UUID], score: float) -> None:
         now_ms = time.time() * 1000
@@ -208,9 +235,17 @@ class InProcessQueue:
         self, execution_id: UUID, *, priority: int = 0, defer_until: datetime | None = None
     ) -> None:
         if defer_until is not None:
-            score = defer_until.timestamp() * 1000
+            self._push(execution_id, defer_until.timestamp() * 1000)
         else:
-            score = job_score_ms(time.time() * 1000, priority)
+            self._push(execution_id, job_score_ms(time.time() * 1000, priority))
+
+    def ask_enqueue(self, execution_id: UUID, *, priority: int = 0) -> Awaitable[None]:
+        self._push(execution_id, job_score_ms(time.time() * 1000, priority))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    def _push(self, execution_id: UUID, score: float) -> None:
         heapq.heappush(self._heap, (score, next(self._counter), execution_id))
         self._queued[execution_id] += 1
         self._wakeup.set()

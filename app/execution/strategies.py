@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,13 +62,22 @@ class QueuedExecutionStrategy:
         record, created = await self.repo.create_execution(new, events)
         if not created:
             return Started(record, finished=False, created=False)
-        try:
-            await self.queue.enqueue(record.id, priority=record.priority)
-        except Exception:
-            # The row is committed: the reconciler enqueues it when the queue is back.
-            log.exception("enqueue failed", extra={"execution_id": str(record.id)})
-        await self.bus.publish(first_events(record, events))  # after: the job goes first
+        await self.hand_over(record, first_events(record, events))
         return Started(record, finished=False)
+
+    async def hand_over(self, record: ExecutionRecord, events: Sequence[EventRecord]) -> None:
+        """Enqueue the committed run's job, then publish its events. The enqueue is asked
+        before the publish, so the job goes first; with Redis both are one pipeline (the
+        bus reaches the process's RedisWrites before its first await)."""
+        enqueued = self.queue.ask_enqueue(record.id, priority=record.priority)
+        try:
+            await self.bus.publish(events)
+        finally:
+            try:
+                await enqueued
+            except Exception:
+                # The row is committed: the reconciler enqueues it when the queue is back.
+                log.exception("enqueue failed", extra={"execution_id": str(record.id)})
 
 
 @dataclass(kw_only=True, slots=True)

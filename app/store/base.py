@@ -9,8 +9,9 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import CursorResult, Engine, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from app.engine.state import StepState
 from app.engine.status import Status, StepStatus
@@ -46,10 +47,10 @@ class StoreBase:
             yield conn
 
     async def _autocommit(self, sql: Any, params: dict[str, Any]) -> Any:
-        """One statement, atomic on its own: no BEGIN/COMMIT round trips around it."""
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            return await conn.execute(sql, params)  # buffered: usable after the close
+        """One statement, atomic on its own: no BEGIN/COMMIT round trips around it. The
+        checkout, the statement, the fetch and the return run in one greenlet: one crossing
+        of SQLAlchemy's async boundary instead of one per step."""
+        return await greenlet_spawn(autocommit, self.engine.sync_engine, sql, params)
 
     async def _with_steps(self, conn: AsyncConnection, record: ExecutionRecord) -> ExecutionRecord:
         record.steps = await self._load_steps(conn, record.id)
@@ -135,6 +136,12 @@ class StoreBase:
             )
             await write_deliveries(conn, self.outbox, stored)
         return stored
+
+
+def autocommit(engine: Engine, sql: Any, params: dict[str, Any]) -> CursorResult[Any]:
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        return conn.execute(sql, params)  # buffered: usable after the close
 
 
 def execution_record(row: RowMapping | dict[str, Any]) -> ExecutionRecord:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 
 from sqlalchemy import text
@@ -39,6 +39,9 @@ class VisibilityCheckingQueue:
         finally:
             await other.dispose()
         self.seen.append((execution_id, status))
+
+    def ask_enqueue(self, execution_id: uuid.UUID, *, priority: int = 0) -> Awaitable[None]:
+        return self.enqueue(execution_id, priority=priority)
 
     async def enqueue_many(self, jobs: Sequence[tuple[uuid.UUID, int]]) -> None:
         for execution_id, priority in jobs:

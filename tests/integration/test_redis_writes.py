@@ -1,0 +1,141 @@
+"""A process's job enqueues and event publishes share one Redis pipeline at a time: a queued
+submission's job and its `execution.created` are one round trip, the job written atomically
+and first, publishes in the order asked, and a failed enqueue still reaches its caller."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from arq import create_pool
+from arq.connections import ArqRedis
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import Settings
+from app.events.redis_bus import RedisBus
+from app.events.redis_writes import RedisWrites
+from app.execution.queue import ArqQueue, redis_settings
+from app.execution.strategies import QueuedExecutionStrategy
+from app.nodes.registry import default_registry
+from app.store.records import EventRecord, NewExecution
+from app.store.repository import Repository
+from app.workflows.graph import compile_workflow
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[ArqRedis]:
+    pool = await create_pool(redis_settings(settings))
+    yield pool
+    await pool.aclose()
+
+
+class CountedPipelines:
+    """Counts the pipelines opened on a client, and whether each was a MULTI/EXEC."""
+
+    def __init__(self, pool: ArqRedis, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.opened: list[bool] = []
+        real = pool.pipeline
+
+        def pipeline(transaction: bool = True, **kwargs: Any) -> Any:
+            self.opened.append(transaction)
+            return real(transaction=transaction, **kwargs)
+
+        monkeypatch.setattr(pool, "pipeline", pipeline)
+
+
+def new_execution() -> NewExecution:
+    return NewExecution(
+        id=uuid.uuid4(),
+        workflow_name="w",
+        workflow_id=None,
+        workflow_version=None,
+        status="pending",
+        execution_mode="queued",
+        requested_mode="queued",
+        input={},
+        definition={"nodes": [{"id": "a", "type": "noop"}]},
+        complexity=None,
+        priority=2,
+    )
+
+
+def event(execution_id: uuid.UUID, seq: int) -> EventRecord:
+    return EventRecord(execution_id, seq, "step.started", {"n": seq}, datetime.now(UTC))
+
+
+async def test_a_queued_submission_writes_its_job_and_events_in_one_pipeline(
+    pool: ArqRedis, settings: Settings, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes = RedisWrites(pool)
+    queue = ArqQueue(pool, settings.queue_name, writes=writes)
+    bus = RedisBus(pool, settings.key_prefix, writes)
+    strategy = QueuedExecutionStrategy(Repository(engine), bus, queue)
+    new = new_execution()
+    compiled = compile_workflow(new.definition, default_registry(), max_nodes=10)
+    counted = CountedPipelines(pool, monkeypatch)
+    try:
+        async with bus.subscribe(new.id) as stream:
+            started = await strategy.start(new, compiled)
+            opened = list(counted.opened)
+            created = await asyncio.wait_for(stream.get(), timeout=5)
+            # Atomic with the publish: the job waits in the queue by the time anyone sees it.
+            assert await queue.live([new.id]) == {new.id}
+    finally:
+        await bus.close()
+    assert created.type == "execution.created" and created.execution_id == started.record.id
+    assert opened == [True]  # one round trip, in MULTI/EXEC
+    assert await queue.position(new.id) == 1
+
+
+async def test_concurrent_enqueues_and_publishes_share_pipelines_in_order(
+    pool: ArqRedis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes = RedisWrites(pool)
+    queue = ArqQueue(pool, settings.queue_name, writes=writes)
+    bus = RedisBus(pool, settings.key_prefix, writes)
+    execution_id = uuid.uuid4()
+    others = [uuid.uuid4() for _ in range(40)]
+    counted = CountedPipelines(pool, monkeypatch)
+    try:
+        async with bus.subscribe(execution_id) as stream:
+            await asyncio.gather(
+                *(bus.publish([event(execution_id, seq)]) for seq in range(1, 41)),
+                *(queue.enqueue(other, priority=n % 3) for n, other in enumerate(others)),
+            )
+            opened = list(counted.opened)
+            seen = [(await asyncio.wait_for(stream.get(), timeout=5)).seq for _ in range(40)]
+    finally:
+        await bus.close()
+    assert seen == list(range(1, 41))  # in the order asked
+    assert await queue.live(others) == set(others)
+    # 80 writes asked together: they gather (at most the first could go alone).
+    assert 1 <= len(opened) <= 2
+    assert opened[-1] is True  # with jobs in it: MULTI/EXEC
+
+
+async def test_with_redis_down_the_enqueue_fails_to_its_caller_and_the_publish_is_dropped(
+    engine: AsyncEngine, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    down = ArqRedis(host="127.0.0.1", port=1, socket_connect_timeout=1)  # nothing listens
+    writes = RedisWrites(down)
+    queue = ArqQueue(down, settings.queue_name, writes=writes)
+    bus = RedisBus(down, settings.key_prefix, writes)
+    strategy = QueuedExecutionStrategy(Repository(engine), bus, queue)
+    new = new_execution()
+    compiled = compile_workflow(new.definition, default_registry(), max_nodes=10)
+    try:
+        with pytest.raises(RedisError):
+            await queue.enqueue(uuid.uuid4())
+        await bus.publish([event(uuid.uuid4(), 1)])  # best effort: no error
+        with caplog.at_level(logging.ERROR):
+            started = await strategy.start(new, compiled)  # committed; the reconciler enqueues
+    finally:
+        await down.aclose()
+    assert started.record.status == "pending" and not started.finished
+    assert any(r.getMessage() == "enqueue failed" for r in caplog.records)
