@@ -5,7 +5,8 @@
    per POST, and with one such subscription batched (`batchSize` `--batch-size`: a JSON
    array per POST), alternated `--repeat` times; after each "with" window the outbox is
    drained (its time reported) and the subscription deleted, so the next window delivers
-   nothing.
+   nothing; after every window the database is vacuumed (its time reported: the clean-up
+   the window left), so that no window pays for its predecessor's (autovacuum would).
 2. Idle latency, for each kind of subscription: `--runs` immediate runs one after another
    with the subscription on; for each delivered `execution.completed` event (written by the
    run's final commit) the time from its `at` to its receipt: p50, p99 (same machine
@@ -107,6 +108,20 @@ async def drain(database_url: str, timeout_s: float = 300) -> float:
     return time.monotonic() - t0
 
 
+async def vacuum(database_url: str) -> float:
+    """VACUUM (ANALYZE) the bench's database; its seconds. Run after every window, so that
+    no window pays for the clean-up of the one before it (autovacuum would otherwise start
+    on the outbox during the next window, whatever its kind)."""
+    engine = make_engine(database_url, isolation_level="AUTOCOMMIT")
+    t0 = time.monotonic()
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("VACUUM (ANALYZE)"))
+    finally:
+        await engine.dispose()
+    return time.monotonic() - t0
+
+
 def subscription(receiver: Receiver, batch_size: int) -> dict[str, Any]:
     return {"sink": "webhook", "url": receiver.url, "events": ["*"], "batchSize": batch_size}
 
@@ -124,11 +139,16 @@ async def throughput(
     kinds = {k: v for k, v in kinds.items() if not only or k in only.split(",")}
     cpu: dict[str, list[str]] = {kind: [] for kind in ("without", *kinds)}
 
+    vacuums: dict[str, list[float]] = {kind: [] for kind in ("without", *kinds)}
+
     async def rate(kind: str) -> float:
         meter = CpuMeter(groups)
         found = await _turnout_rate(b, meter)
         cpu[kind].append(meter.per_unit_ms(found * b.sizes.w4_window_s / 2, "run"))
         return found
+
+    async def settle(kind: str) -> None:
+        vacuums[kind].append(round(await vacuum(b.ns.database_url), 2))
 
     without: list[float] = []
     rates: dict[str, list[float]] = {kind: [] for kind in kinds}
@@ -139,6 +159,7 @@ async def throughput(
             for i in range(repeat):
                 p(f"W4 without a subscription {i + 1}/{repeat}")
                 without.append(await rate("without"))
+                await settle("without")
                 for kind, size in kinds.items():
                     made = await http.post("/subscriptions", json=subscription(receiver, size))
                     made.raise_for_status()
@@ -147,6 +168,7 @@ async def throughput(
                     posts, events = receiver.posts, len(receiver.received)
                     rates[kind].append(await rate(kind))
                     drains[kind].append(round(await drain(b.ns.database_url), 2))
+                    await settle(kind)
                     per_post[kind].append(
                         round((len(receiver.received) - events) / max(1, receiver.posts - posts), 1)
                     )
@@ -164,6 +186,7 @@ async def throughput(
             for kind in kinds
         },
         **{f"drain_after_window_{kind}_s": drains[kind] for kind in kinds},
+        "vacuum_after_window_s": vacuums,
         **{f"events_per_post_{kind}": per_post[kind] for kind in kinds},
         "webhook_events_received": len(receiver.received),
         "cpu": cpu,
