@@ -78,7 +78,10 @@ def test_the_api_shows_queue_depth_and_a_worker_serves_its_own_metrics(
             done = value(
                 text, "turnout_step_duration_seconds_count", node_type="delay", status="completed"
             )
-            return text if done == 2 and value(text, "turnout_queue_depth") == 0 else None
+            # Settled after the step's count goes up: wait for both, not just the steps.
+            settled = value(text, "turnout_executions_settled_total", status="completed")
+            both = done == 2 and settled == 2
+            return text if both and value(text, "turnout_queue_depth") == 0 else None
 
         worker_text = eventually(ran_both)
     assert value(worker_text, "turnout_executions_settled_total", status="completed") == 2
