@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from app.events.bus import InProcessBus
 from app.execution.strategies import QueuedExecutionStrategy
 from app.nodes.registry import default_registry
-from app.store.records import NewExecution
 from app.store.repository import Repository
 from app.workflows.graph import compile_workflow
+from tests.support.executions import new_queued
 
 
 class VisibilityCheckingQueue:
@@ -65,18 +65,7 @@ async def test_enqueue_happens_after_commit(engine: AsyncEngine, db_url: str) ->
     strategy = QueuedExecutionStrategy(Repository(engine), InProcessBus(), queue)
     definition = {"nodes": [{"id": "a", "type": "noop"}]}
     compiled = compile_workflow(definition, default_registry(), max_nodes=10)
-    new = NewExecution(
-        id=uuid.uuid4(),
-        workflow_name="w",
-        workflow_id=None,
-        workflow_version=None,
-        status="pending",
-        execution_mode="queued",
-        requested_mode="queued",
-        input={},
-        definition=definition,
-        complexity=None,
-    )
+    new = new_queued(definition)
     started = await strategy.start(new, compiled)
     # Another connection already saw the committed, pending row when the job was enqueued.
     assert queue.seen == [(started.record.id, "pending")]

@@ -26,6 +26,7 @@ from app.nodes.registry import default_registry
 from app.store.records import EventRecord, NewExecution
 from app.store.repository import Repository
 from app.workflows.graph import compile_workflow
+from tests.support.executions import new_queued
 
 
 @pytest.fixture
@@ -50,19 +51,7 @@ class CountedPipelines:
 
 
 def new_execution() -> NewExecution:
-    return NewExecution(
-        id=uuid.uuid4(),
-        workflow_name="w",
-        workflow_id=None,
-        workflow_version=None,
-        status="pending",
-        execution_mode="queued",
-        requested_mode="queued",
-        input={},
-        definition={"nodes": [{"id": "a", "type": "noop"}]},
-        complexity=None,
-        priority=2,
-    )
+    return new_queued({"nodes": [{"id": "a", "type": "noop"}]}, priority=2)
 
 
 def event(execution_id: uuid.UUID, seq: int) -> EventRecord:

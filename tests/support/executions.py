@@ -13,11 +13,9 @@ from app.store.records import ExecutionRecord, NewExecution
 from app.store.repository import Repository
 
 
-async def insert_pending(
-    repo: Repository, definition: dict[str, Any], **overrides: Any
-) -> uuid.UUID:
-    """A committed `pending` queued execution (with its `execution.created` event), no job."""
-    new = NewExecution(
+def new_queued(definition: dict[str, Any], **overrides: Any) -> NewExecution:
+    """A `pending` queued execution of `definition`, not yet written."""
+    return NewExecution(
         id=uuid.uuid4(),
         workflow_name="test",
         workflow_id=None,
@@ -30,6 +28,13 @@ async def insert_pending(
         progress_total=len(definition["nodes"]),
         **{"input": {}, **overrides},
     )
+
+
+async def insert_pending(
+    repo: Repository, definition: dict[str, Any], **overrides: Any
+) -> uuid.UUID:
+    """A committed `pending` queued execution (with its `execution.created` event), no job."""
+    new = new_queued(definition, **overrides)
     record, _ = await repo.create_execution(new, [("execution.created", {})])
     return record.id
 
