@@ -2,7 +2,7 @@
 
 A bulk submission queues its runs (`auto` and `queued`; `immediate` cannot be answered per
 run in one response). The rows are committed together, then every job is enqueued in one
-round trip, then the first events are published, as for a single queued run."""
+round trip with the first events (`strategies.hand_over`), as for a single queued run."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from app.events.bus import EventBus
 from app.execution.complexity import Complexity
 from app.execution.manager import ExecutionManager, Memo, RunRequest
 from app.execution.queue import ExecutionQueue
-from app.execution.strategies import created_event, first_events
+from app.execution.strategies import created_event, first_events, hand_over
 from app.metrics import EXECUTIONS_SUBMITTED
 from app.store.records import EventRecord, ExecutionRecord, NewExecution
 
@@ -133,13 +133,7 @@ class BulkSubmitter:
             if created:
                 fresh.append(record)
                 published.extend(first_events(record, list(events)))
-        try:
-            await self.queue.enqueue_many([(r.id, r.priority) for r in fresh])
-        except Exception:
-            # The rows are committed: the reconciler enqueues them when the queue is back.
-            log.exception("bulk enqueue failed", extra={"executions": len(fresh)})
-        if published:
-            await self.bus.publish(published)
+        await hand_over(self.queue, self.bus, fresh, published)
         if fresh:
             EXECUTIONS_SUBMITTED.labels(mode="queued").inc(len(fresh))
         log.info(

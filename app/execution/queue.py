@@ -78,9 +78,10 @@ class ExecutionQueue(Protocol):
         self, execution_id: UUID, *, priority: int = 0, defer_until: datetime | None = None
     ) -> None: ...
 
-    def ask_enqueue(self, execution_id: UUID, *, priority: int = 0) -> Awaitable[None]:
-        """An enqueue due now, taken before the caller's next await: it goes no later than
-        the Redis writes the caller asks next (its events). Await it for the outcome."""
+    def ask_enqueue(self, jobs: Sequence[tuple[UUID, int]]) -> Awaitable[None]:
+        """Enqueues due now ((execution id, priority) pairs), taken before the caller's next
+        await: they go no later than the Redis writes the caller asks next (its events).
+        Await it for the outcome."""
         ...
 
     async def enqueue_many(self, jobs: Sequence[tuple[UUID, int]]) -> None:
@@ -143,8 +144,8 @@ class ArqQueue:
         defer_ms = None if defer_until is None else defer_until.timestamp() * 1000
         await self.writes.submit(self, JobWrite(((execution_id, priority),), defer_ms))
 
-    def ask_enqueue(self, execution_id: UUID, *, priority: int = 0) -> Awaitable[None]:
-        return self.writes.ask(self, JobWrite(((execution_id, priority),)))
+    def ask_enqueue(self, jobs: Sequence[tuple[UUID, int]]) -> Awaitable[None]:
+        return self.writes.ask(self, JobWrite(tuple(jobs)))
 
     async def enqueue_many(self, jobs: Sequence[tuple[UUID, int]]) -> None:
         """Every job in one MULTI/EXEC (one round trip)."""
@@ -239,8 +240,10 @@ class InProcessQueue:
         else:
             self._push(execution_id, job_score_ms(time.time() * 1000, priority))
 
-    def ask_enqueue(self, execution_id: UUID, *, priority: int = 0) -> Awaitable[None]:
-        self._push(execution_id, job_score_ms(time.time() * 1000, priority))
+    def ask_enqueue(self, jobs: Sequence[tuple[UUID, int]]) -> Awaitable[None]:
+        now_ms = time.time() * 1000
+        for execution_id, priority in jobs:
+            self._push(execution_id, job_score_ms(now_ms, priority))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done

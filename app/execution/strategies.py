@@ -62,22 +62,33 @@ class QueuedExecutionStrategy:
         record, created = await self.repo.create_execution(new, events)
         if not created:
             return Started(record, finished=False, created=False)
-        await self.hand_over(record, first_events(record, events))
+        await hand_over(self.queue, self.bus, [record], first_events(record, events))
         return Started(record, finished=False)
 
-    async def hand_over(self, record: ExecutionRecord, events: Sequence[EventRecord]) -> None:
-        """Enqueue the committed run's job, then publish its events. The enqueue is asked
-        before the publish, so the job goes first; with Redis both are one pipeline (the
-        bus reaches the process's RedisWrites before its first await)."""
-        enqueued = self.queue.ask_enqueue(record.id, priority=record.priority)
+
+async def hand_over(
+    queue: ExecutionQueue,
+    bus: EventBus,
+    records: Sequence[ExecutionRecord],
+    events: Sequence[EventRecord],
+) -> None:
+    """Enqueue the committed runs' jobs, then publish their events (a queued submission, or
+    a bulk one). The enqueue is asked before the publish, so the jobs go first; with Redis
+    both are one pipeline (the bus reaches the process's RedisWrites before its first
+    await)."""
+    if not records:
+        return
+    enqueued = queue.ask_enqueue([(r.id, r.priority) for r in records])
+    try:
+        if events:
+            await bus.publish(events)
+    finally:
         try:
-            await self.bus.publish(events)
-        finally:
-            try:
-                await enqueued
-            except Exception:
-                # The row is committed: the reconciler enqueues it when the queue is back.
-                log.exception("enqueue failed", extra={"execution_id": str(record.id)})
+            await enqueued
+        except Exception:
+            # The rows are committed: the reconciler enqueues them when the queue is back.
+            ids = {"execution_id": str(records[0].id)} if len(records) == 1 else {}
+            log.exception("enqueue failed", extra={**ids, "executions": len(records)})
 
 
 @dataclass(kw_only=True, slots=True)

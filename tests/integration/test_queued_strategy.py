@@ -40,8 +40,8 @@ class VisibilityCheckingQueue:
             await other.dispose()
         self.seen.append((execution_id, status))
 
-    def ask_enqueue(self, execution_id: uuid.UUID, *, priority: int = 0) -> Awaitable[None]:
-        return self.enqueue(execution_id, priority=priority)
+    def ask_enqueue(self, jobs: Sequence[tuple[uuid.UUID, int]]) -> Awaitable[None]:
+        return self.enqueue_many(jobs)
 
     async def enqueue_many(self, jobs: Sequence[tuple[uuid.UUID, int]]) -> None:
         for execution_id, priority in jobs:
