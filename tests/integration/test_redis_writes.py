@@ -58,13 +58,20 @@ def event(execution_id: uuid.UUID, seq: int) -> EventRecord:
     return EventRecord(execution_id, seq, "step.started", {"n": seq}, datetime.now(UTC))
 
 
+def sharing_one_pipeline(
+    redis: ArqRedis, settings: Settings, engine: AsyncEngine
+) -> tuple[ArqQueue, RedisBus, QueuedExecutionStrategy]:
+    """A queue and a bus sharing one RedisWrites, as build_runtime makes them."""
+    writes = RedisWrites(redis)
+    queue = ArqQueue(redis, settings.queue_name, writes=writes)
+    bus = RedisBus(redis, settings.key_prefix, writes)
+    return queue, bus, QueuedExecutionStrategy(Repository(engine), bus, queue)
+
+
 async def test_a_queued_submission_writes_its_job_and_events_in_one_pipeline(
     pool: ArqRedis, settings: Settings, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writes = RedisWrites(pool)
-    queue = ArqQueue(pool, settings.queue_name, writes=writes)
-    bus = RedisBus(pool, settings.key_prefix, writes)
-    strategy = QueuedExecutionStrategy(Repository(engine), bus, queue)
+    queue, bus, strategy = sharing_one_pipeline(pool, settings, engine)
     new = new_execution()
     compiled = compile_workflow(new.definition, default_registry(), max_nodes=10)
     counted = CountedPipelines(pool, monkeypatch)
@@ -112,10 +119,7 @@ async def test_with_redis_down_the_enqueue_fails_to_its_caller_and_the_publish_i
     engine: AsyncEngine, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     down = ArqRedis(host="127.0.0.1", port=1, socket_connect_timeout=1)  # nothing listens
-    writes = RedisWrites(down)
-    queue = ArqQueue(down, settings.queue_name, writes=writes)
-    bus = RedisBus(down, settings.key_prefix, writes)
-    strategy = QueuedExecutionStrategy(Repository(engine), bus, queue)
+    queue, bus, strategy = sharing_one_pipeline(down, settings, engine)
     new = new_execution()
     compiled = compile_workflow(new.definition, default_registry(), max_nodes=10)
     try:
