@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from app.engine.state import StepState, utcnow
@@ -18,9 +18,17 @@ from app.errors import LeaseLost
 from app.events.bus import EventBus
 from app.store.database import is_unavailable
 from app.store.records import Checkpoint, EventRecord
-from app.store.repository import Repository
 
 log = logging.getLogger(__name__)
+
+
+class CheckpointWriter(Protocol):
+    """Where a recorder writes: the repository, or a run's deferred creation
+    (app/execution/deferred.py)."""
+
+    async def checkpoint(
+        self, execution_id: UUID, owner: str, cp: Checkpoint, lease_ms: int
+    ) -> tuple[list[EventRecord], str | None]: ...
 
 
 def write_failed(exc: Exception) -> dict[str, Any]:
@@ -42,7 +50,7 @@ class Recorder:
     def __init__(
         self,
         *,
-        repo: Repository,
+        repo: CheckpointWriter,
         bus: EventBus,
         execution_id: UUID,
         owner: str,

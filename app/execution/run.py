@@ -15,6 +15,7 @@ from app.engine.stops import RunControl, StopKind
 from app.execution.active import ActiveRuns
 from app.execution.flow import FlowGate
 from app.execution.queue import ExecutionQueue
+from app.execution.recorder import CheckpointWriter
 from app.execution.session import ExecutionSession, SessionResult
 from app.store.records import ExecutionRecord
 from app.workflows.graph import CompiledWorkflow
@@ -37,6 +38,7 @@ class HeldRuns:
         *,
         budget_ms: int | None = None,
         compiled: CompiledWorkflow | None = None,
+        writer: CheckpointWriter | None = None,
     ) -> SessionResult:
         budget = None
         if budget_ms is not None:
@@ -48,7 +50,9 @@ class HeldRuns:
             )
         self.active.add(record.id, control)
         try:
-            result = await self.session.run(record, self.owner, control, compiled=compiled)
+            result = await self.session.run(
+                record, self.owner, control, compiled=compiled, writer=writer
+            )
         finally:
             if budget is not None:
                 budget.cancel()

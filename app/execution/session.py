@@ -18,7 +18,7 @@ from app.engine.stops import RunControl, StopKind
 from app.errors import WorkflowInvalid
 from app.events.bus import EventBus
 from app.execution.composition import may_compose
-from app.execution.recorder import Recorder
+from app.execution.recorder import CheckpointWriter, Recorder
 from app.execution.secrets import SecretResolver
 from app.execution.steering import stop_at_rest
 from app.metrics import EXECUTIONS_SETTLED, RUN_SECONDS, Children
@@ -71,7 +71,9 @@ class ExecutionSession:
         control: RunControl,
         *,
         compiled: CompiledWorkflow | None = None,
+        writer: CheckpointWriter | None = None,
     ) -> SessionResult:
+        """`writer` takes the checkpoints instead of the repository (a run written once)."""
         with tracing.execution_span(
             execution_id=str(record.id),
             workflow=record.workflow_name,
@@ -80,7 +82,7 @@ class ExecutionSession:
             mode=record.execution_mode,
             traceparent=record.trace_context,
         ) as span:
-            result = await self._run(record, owner, control, compiled)
+            result = await self._run(record, owner, control, compiled, writer)
             status = str(result.status) if result.status is not None else None
             tracing.end_execution(span, status, result.outcome.error)
             return result
@@ -91,6 +93,7 @@ class ExecutionSession:
         owner: str,
         control: RunControl,
         compiled: CompiledWorkflow | None,
+        writer: CheckpointWriter | None,
     ) -> SessionResult:
         workflow = compiled or self.compile(record)
         solitary = getattr(self.bus, "solitary", None)  # the composition bus (app/runtime.py)
@@ -98,7 +101,7 @@ class ExecutionSession:
             solitary(record.id)  # its end needs no look for a parent or children
         steps: dict[str, StepState] = {s.key: s for s in record.steps}
         recorder = Recorder(
-            repo=self.repo,
+            repo=writer or self.repo,
             bus=self.bus,
             execution_id=record.id,
             owner=owner,

@@ -8,11 +8,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.config import Settings
+from app.engine.state import utcnow
 from app.engine.status import Status
 from app.engine.stops import RunControl
+from app.errors import ServiceUnavailable
 from app.events.bus import EventBus
+from app.execution.deferred import DeferredCreation, written_at_rest
 from app.execution.queue import ExecutionQueue
 from app.execution.run import HeldRuns
+from app.store.creations import created_record, creation_values
 from app.store.records import EventRecord, ExecutionRecord, NewExecution, numbered_events
 from app.store.repository import Repository
 from app.workflows.graph import CompiledWorkflow
@@ -103,12 +107,9 @@ class ImmediateExecutionStrategy:
     async def start(self, new: NewExecution, compiled: CompiledWorkflow) -> Started:
         if new.flow is not None and self.held.flow is not None:
             return await self._start_gated(new, compiled)
-        owner = self.held.owner
-        new.status = Status.RUNNING
-        new.execution_mode = "immediate"
-        new.lease_owner = owner
-        new.lease_ms = self.settings.lease_ms
-        events = [created_event(new), ("execution.started", {"owner": owner})]
+        if written_at_rest(new, self.held.session.registry):
+            return await self._start_written_at_rest(new, compiled)
+        events = self._running(new)
         # Committed before the first step runs, so a crash of this process is recoverable.
         record, created = await self.repo.create_execution(new, events)
         if not created:
@@ -118,13 +119,41 @@ class ImmediateExecutionStrategy:
         await self.bus.publish(first_events(record, events))
         return await self._run(record, compiled)
 
-    async def _run(self, record: ExecutionRecord, compiled: CompiledWorkflow) -> Started:
+    def _running(self, new: NewExecution) -> list[tuple[str, dict[str, Any]]]:
+        """Make `new` a running immediate run of this process; its first events."""
+        owner = self.held.owner
+        new.status = Status.RUNNING
+        new.execution_mode = "immediate"
+        new.lease_owner = owner
+        new.lease_ms = self.settings.lease_ms
+        return [created_event(new), ("execution.started", {"owner": owner})]
+
+    async def _start_written_at_rest(
+        self, new: NewExecution, compiled: CompiledWorkflow
+    ) -> Started:
+        """A pure run, stored by its first checkpoint (app/execution/deferred.py)."""
+        events = self._running(new)
+        record = created_record(creation_values(new, len(events), utcnow()))
+        writer = DeferredCreation(self.repo, new, events, record.created_at)
+        started = await self._run(record, compiled, writer)
+        if not writer.created:
+            raise ServiceUnavailable("the execution could not be stored: send it again")
+        return started
+
+    async def _run(
+        self,
+        record: ExecutionRecord,
+        compiled: CompiledWorkflow,
+        writer: DeferredCreation | None = None,
+    ) -> Started:
         # A run whose own timeout comes no later than the budget is never promoted: the
         # timeout ends it (both timers on one deadline would race for the run).
         budget_ms: int | None = self.settings.immediate_budget_ms
         if record.timeout_ms is not None and record.timeout_ms <= self.settings.immediate_budget_ms:
             budget_ms = None
-        result = await self.held.run(record, RunControl(), budget_ms=budget_ms, compiled=compiled)
+        result = await self.held.run(
+            record, RunControl(), budget_ms=budget_ms, compiled=compiled, writer=writer
+        )
         final = result.record or await self.repo.get_execution(record.id)
         return Started(final, finished=result.status not in (Status.PENDING, None))
 

@@ -9,20 +9,31 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import CursorResult, Engine, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from app.engine.state import StepState
-from app.engine.status import Status, StepStatus
+from app.engine.status import TERMINAL, Status, StepStatus, can_transition
+from app.store import pg_batch
 from app.store.database import sqlite_writer
 from app.store.outbox import OutboxMatcher, write_deliveries
-from app.store.records import EventRecord, ExecutionRecord, ParentLink, WorkflowRecord
+from app.store.records import (
+    Checkpoint,
+    EventRecord,
+    ExecutionRecord,
+    ParentLink,
+    WorkflowRecord,
+)
 from app.store.tables import execution_events, execution_steps, workflow_executions
 
 
 def ms(value: int | None) -> timedelta:
     return timedelta(milliseconds=value or 0)
+
+
+_STEP_FIELDS = ("status", "attempt", "started_at", "completed_at", "output", "error", "state")
 
 
 class StoreBase:
@@ -136,6 +147,38 @@ class StoreBase:
             )
             await write_deliveries(conn, self.outbox, stored)
         return stored
+
+    async def _upsert_steps(
+        self, conn: AsyncConnection, execution_id: UUID, steps: Sequence[StepState], now: datetime
+    ) -> None:
+        rows = [
+            {"execution_id": execution_id, **pg_batch.step_row(s), "updated_at": now} for s in steps
+        ]
+        stmt = sqlite.insert(execution_steps)  # the statements path is SQLite's only
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[execution_steps.c.execution_id, execution_steps.c.step_key],
+            set_={name: stmt.excluded[name] for name in (*_STEP_FIELDS, "updated_at")},
+        )
+        await conn.execute(stmt, rows)
+
+
+def checkpoint_values(cp: Checkpoint, lease_ms: int, now: datetime) -> dict[str, Any]:
+    """The columns a runner's checkpoint sets: its values, the lease renewed or released,
+    the status it moves to (checked against the transitions a runner may make)."""
+    values: dict[str, Any] = {
+        "updated_at": now,
+        "lease_expires_at": None if cp.release_lease else now + ms(lease_ms),
+        **cp.values,
+    }
+    if cp.release_lease:
+        values["lease_owner"] = None
+    if cp.status is not None:
+        if not can_transition(Status.RUNNING, cp.status):
+            raise ValueError(f"a runner cannot move an execution to {cp.status}")
+        values["status"] = str(cp.status)
+        if cp.status in TERMINAL:
+            values.setdefault("completed_at", now)
+    return values
 
 
 def autocommit(engine: Engine, sql: Any, params: dict[str, Any]) -> CursorResult[Any]:

@@ -47,7 +47,7 @@ class CreationStore(StoreBase):
     async def create_executions(self, items: Sequence[Creation]) -> list[Created | Exception]:
         """Insert many executions in one statement and one commit; one result per item."""
         now = utcnow()
-        values = [_values(new, len(events), now) for new, events in items]
+        values = [creation_values(new, len(events), now) for new, events in items]
         if self.dialect == "postgresql":
             inserted = await self._insert_pg(items, values, now)
         else:
@@ -56,7 +56,7 @@ class CreationStore(StoreBase):
         results: list[Created | Exception] = []
         for (new, _), row in zip(items, values, strict=True):
             if new.id in inserted:
-                results.append((_created_record(row), True))
+                results.append((created_record(row), True))
             else:
                 results.append(await self._existing(new))
         return results
@@ -151,7 +151,7 @@ def _may_collide(row: dict[str, Any]) -> bool:
     return row["idempotency_key"] is not None or row["schedule_id"] is not None
 
 
-def _values(new: NewExecution, n_events: int, now: datetime) -> dict[str, Any]:
+def creation_values(new: NewExecution, n_events: int, now: datetime) -> dict[str, Any]:
     """The row of a new execution; every row has the same columns (one statement)."""
     running = new.status == Status.RUNNING
     parent = new.parent
@@ -192,7 +192,7 @@ def _values(new: NewExecution, n_events: int, now: datetime) -> dict[str, Any]:
     }
 
 
-def _created_record(values: dict[str, Any]) -> ExecutionRecord:
+def created_record(values: dict[str, Any]) -> ExecutionRecord:
     return execution_record(
         {
             **values,

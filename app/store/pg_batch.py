@@ -122,12 +122,32 @@ def rows_param(rows: Sequence[Mapping[str, Any]]) -> str:
     return dumps(rows)
 
 
-@lru_cache(maxsize=8)
-def create_many_sql(columns: tuple[str, ...], outbox: bool = False) -> TextClause:
+def steps_insert(source: str, steps: str) -> str:
+    """The step insert of a batched statement: each row of `source` (with its `id`) and
+    the steps its `steps` JSON array holds, stamped with the statement's `:now`."""
+    return f"""INSERT INTO execution_steps (execution_id, step_key, node_id, item_index, status,
+                               attempt, started_at, completed_at, output, error, state,
+                               updated_at)
+  SELECT e.id, s.step_key, s.node_id, s.item_index, s.status, s.attempt,
+         s.started_at, s.completed_at, s.output, s.error, s.state, CAST(:now AS timestamptz)
+  FROM {source}, jsonb_to_recordset({steps}) AS s(
+    step_key text, node_id text, item_index int, status text, attempt int,
+    started_at timestamptz, completed_at timestamptz, output jsonb, error jsonb, state jsonb)"""
+
+
+_SETTLED_STEPS = steps_insert("e JOIN r ON r.id = e.id", "r.v -> 'steps'")
+
+
+@lru_cache(maxsize=16)
+def create_many_sql(
+    columns: tuple[str, ...], outbox: bool = False, steps: bool = False
+) -> TextClause:
     """Insert many executions, their first events and those events' outbox deliveries; a
     known idempotency key or schedule slot inserts nothing (the statement returns the ids
     it did insert). Each row is one JSON object, read column by column (a JSON null stays a
-    JSON value in a JSON column); its `outbox` holds its events' candidate deliveries."""
+    JSON value in a JSON column); its `outbox` holds its events' candidate deliveries, and
+    with `steps` its `steps` the execution's steps (a run written once, at rest: `:now`)."""
+    step_cte = f", st AS (\n  {_SETTLED_STEPS}\n)" if steps else ""
     types = {c.name: pg_type(c) for c in workflow_executions.c}
     names = ", ".join(columns)
     reads = ", ".join(_read(c, types[c]) for c in columns)
@@ -141,7 +161,7 @@ def create_many_sql(columns: tuple[str, ...], outbox: bool = False) -> TextClaus
   RETURNING id, namespace, workflow_name
 ), ev AS (
   {_CREATE_EVENTS}
-){_outbox(outbox, "e JOIN r ON r.id = e.id", "r.v -> 'outbox'", "d.i")}
+){_outbox(outbox, "e JOIN r ON r.id = e.id", "r.v -> 'outbox'", "d.i")}{step_cte}
 SELECT id FROM e"""
     )
 
@@ -253,13 +273,7 @@ def checkpoint_many_sql(columns: tuple[str, ...], outbox: bool = False) -> TextC
 ), ev AS (
   {_CHECKPOINT_EVENTS}
 ){_outbox(outbox, "e", "e.outbox", "e.last_seq - e.n_events + d.i")}, st AS (
-  INSERT INTO execution_steps (execution_id, step_key, node_id, item_index, status, attempt,
-                               started_at, completed_at, output, error, state, updated_at)
-  SELECT e.id, s.step_key, s.node_id, s.item_index, s.status, s.attempt,
-         s.started_at, s.completed_at, s.output, s.error, s.state, CAST(:now AS timestamptz)
-  FROM e, jsonb_to_recordset(e.steps) AS s(
-    step_key text, node_id text, item_index int, status text, attempt int,
-    started_at timestamptz, completed_at timestamptz, output jsonb, error jsonb, state jsonb)
+  {steps_insert("e", "e.steps")}
   ON CONFLICT (execution_id, step_key) DO UPDATE SET
     status = EXCLUDED.status, attempt = EXCLUDED.attempt, started_at = EXCLUDED.started_at,
     completed_at = EXCLUDED.completed_at, output = EXCLUDED.output, error = EXCLUDED.error,

@@ -7,11 +7,14 @@ from sqlalchemy import literal, select
 from app.store.creations import CreationStore
 from app.store.executions import ExecutionStore
 from app.store.flow import FlowStore
+from app.store.settled import SettledCreationStore
 from app.store.steering import ControlStore
 from app.store.workflows import WorkflowStore
 
 
-class Repository(CreationStore, ExecutionStore, FlowStore, ControlStore, WorkflowStore):
+class Repository(
+    CreationStore, SettledCreationStore, ExecutionStore, FlowStore, ControlStore, WorkflowStore
+):
     """All reads and writes of executions, steps, events and registered workflows
     (FlowStore is the RunStore with the flow-control gate)."""
 

@@ -10,20 +10,19 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import and_, case, column, func, or_, select, update
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.engine.state import StepState, step_order, utcnow
-from app.engine.status import TERMINAL, Status, can_transition
+from app.engine.state import step_order, utcnow
+from app.engine.status import Status
 from app.errors import LeaseLost
 from app.jsonvalue import dumps
 from app.store import pg_batch
-from app.store.base import StoreBase, execution_record, ms
+from app.store.base import StoreBase, checkpoint_values, execution_record, ms
 from app.store.batching import GroupCommit
 from app.store.outbox import outbox_json
 from app.store.records import Checkpoint, EventRecord, ExecutionRecord, numbered_events
-from app.store.tables import execution_events, execution_steps, workflow_executions
+from app.store.tables import execution_events, workflow_executions
 
 # Rows one group-committed claim or checkpoint statement takes at most.
 GROUP_MAX_ROWS = 200
@@ -48,9 +47,6 @@ class CheckpointWrite:
     cp: Checkpoint
     values: dict[str, Any]
     now: datetime
-
-
-_STEP_FIELDS = ("status", "attempt", "started_at", "completed_at", "output", "error", "state")
 
 
 class RunStore(StoreBase):
@@ -248,19 +244,7 @@ class RunStore(StoreBase):
 
         Returns the stored events and any control action requested meanwhile."""
         now = utcnow()
-        values: dict[str, Any] = {
-            "updated_at": now,
-            "lease_expires_at": None if cp.release_lease else now + ms(lease_ms),
-            **cp.values,
-        }
-        if cp.release_lease:
-            values["lease_owner"] = None
-        if cp.status is not None:
-            if not can_transition(Status.RUNNING, cp.status):
-                raise ValueError(f"a runner cannot move an execution to {cp.status}")
-            values["status"] = str(cp.status)
-            if cp.status in TERMINAL:
-                values.setdefault("completed_at", now)
+        values = checkpoint_values(cp, lease_ms, now)
         row = await self._checkpoints.submit(CheckpointWrite(execution_id, owner, cp, values, now))
         if row is None:
             raise LeaseLost(f"execution {execution_id} is no longer leased by {owner}")
@@ -319,19 +303,6 @@ class RunStore(StoreBase):
         if w.cp.steps:
             await self._upsert_steps(conn, w.execution_id, w.cp.steps, w.now)
         return row
-
-    async def _upsert_steps(
-        self, conn: AsyncConnection, execution_id: UUID, steps: Sequence[StepState], now: datetime
-    ) -> None:
-        rows = [
-            {"execution_id": execution_id, **pg_batch.step_row(s), "updated_at": now} for s in steps
-        ]
-        stmt = sqlite.insert(execution_steps)  # the statements path is SQLite's only
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[execution_steps.c.execution_id, execution_steps.c.step_key],
-            set_={name: stmt.excluded[name] for name in (*_STEP_FIELDS, "updated_at")},
-        )
-        await conn.execute(stmt, rows)
 
     async def events_after(
         self, execution_id: UUID, after: int, limit: int = 1000
