@@ -20,6 +20,7 @@ from app.logs import configure_logging
 from app.observability.sampler import serve_worker_metrics
 from app.runtime import Runtime, build_runtime, tune_collector
 from app.store.database import is_unavailable
+from worker import wake
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,19 @@ async def startup(ctx: dict[str, Any]) -> None:
     await runtime.start()
     serve_worker_metrics(settings)
     ctx["runtime"] = runtime
+    # Before Worker.main's poll loop starts (it runs after this hook).
+    wake.install()
+    listener = wake.WakeListener(ctx["redis"], settings.queue_name)
+    await listener.start()
+    ctx["wake"] = listener
     if ctx.get("tune_gc"):
         tune_collector()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    listener: wake.WakeListener | None = ctx.get("wake")
+    if listener is not None:
+        await listener.close()
     runtime: Runtime | None = ctx.get("runtime")
     if runtime is not None:
         await runtime.close()

@@ -26,6 +26,13 @@ from app.store.records import MAX_PRIORITY
 log = logging.getLogger(__name__)
 
 JOB_NAME = "run_execution"
+
+
+def wake_channel(queue_name: str) -> str:
+    """Where workers hear of jobs due now (worker/wake.py)."""
+    return f"{queue_name}:wake"
+
+
 # arq orders jobs by score (a time in ms) and has no priority: a higher priority is encoded as
 # an earlier score, one step per level, so it is picked before everything already waiting.
 PRIORITY_STEP_MS = 1_000_000_000
@@ -165,6 +172,10 @@ class ArqQueue:
                 by_priority.setdefault(priority, []).append(execution_id)
         for priority, ids in by_priority.items():
             self._add_jobs(pipe, ids, job_score_ms(now_ms, priority))
+        if by_priority:
+            # Due now: wake the workers rather than leave the job to their next poll
+            # (worker/wake.py); published at EXEC, after the job is in the queue.
+            pipe.publish(wake_channel(self.queue_name), b"")
 
     def _add_jobs(self, pipe: Any, execution_ids: Sequence[UUID], score: float) -> None:
         for start in range(0, len(execution_ids), self.batch_max):

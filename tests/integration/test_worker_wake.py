@@ -1,0 +1,60 @@
+"""Workers wake when a job is enqueued instead of at their next poll (worker/wake.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import arq.worker
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import Settings
+from app.engine.status import Status
+from app.events.bus import InProcessBus
+from app.execution.queue import ArqQueue, arq_pool
+from app.execution.strategies import QueuedExecutionStrategy
+from app.nodes.registry import default_registry
+from app.store.repository import Repository
+from app.workflows.graph import compile_workflow
+from tests.support.executions import new_queued, wait_status
+from tests.support.workers import running_worker
+from worker import wake
+
+ONE = {"nodes": [{"id": "a", "type": "transform", "params": {"x": 1}}]}
+# Far longer than the test waits: only a wake-up can start the job in time.
+SLOW_POLL_MS = 20_000
+
+
+async def test_a_wake_up_ends_the_polls_sleep() -> None:
+    polls = wake.poll(60.0)
+    await anext(polls)
+    waiting = asyncio.ensure_future(anext(polls))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # asleep until woken
+    wake.waker().wake()
+    await asyncio.wait_for(waiting, 1.0)
+    # A wake-up during an iteration (between two yields) skips the next sleep.
+    wake.waker().wake()
+    await asyncio.wait_for(anext(polls), 1.0)
+    await polls.aclose()
+
+
+async def test_an_idle_worker_starts_a_new_job_at_once(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    slow = settings.model_copy(update={"worker_poll_delay_ms": SLOW_POLL_MS})
+    repo = Repository(engine)
+    pool = arq_pool(slow)
+    strategy = QueuedExecutionStrategy(repo, InProcessBus(), ArqQueue(pool, slow.queue_name))
+    compiled = compile_workflow(ONE, default_registry(), max_nodes=10)
+    try:
+        async with running_worker(slow):
+            assert arq.worker.poll is wake.poll  # type: ignore[attr-defined]
+            await asyncio.sleep(0.5)  # its first poll found nothing: it sleeps 20 s
+            for _ in range(3):
+                started = time.monotonic()
+                record = (await strategy.start(new_queued(ONE), compiled)).record
+                await wait_status(repo, record.id, Status.COMPLETED, timeout_s=5)
+                assert time.monotonic() - started < 2.0
+    finally:
+        await pool.aclose()
