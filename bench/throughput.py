@@ -4,6 +4,7 @@ which one arq worker drains no-op jobs from a pre-filled queue."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ from sqlalchemy import text
 
 from app.execution.queue import JOB_BATCH_MAX
 from app.store.database import make_engine
-from bench import client, workflows
+from bench import client, rawhttp, workflows
 from bench.cpu import CpuMeter
 from bench.noop_worker import NOOP_JOB, counter_key, noop_queue
 from bench.stats import Metric, Target
@@ -77,10 +78,32 @@ async def _saturate(window_s: float, submitters: int, submit: Callable[[], Await
     await asyncio.gather(*(loop() for _ in range(submitters)))
 
 
+async def _post_runs(base: str, window_s: float, submitters: int, workflow: Any) -> None:
+    """`submitters` clients post queued runs back to back for `window_s`, each on its own
+    kept-alive connection, with the lean client (bench/rawhttp.py): every answer must be a
+    202 with an execution id."""
+    body = {"workflow": workflow, "input": {"x": 1}, "mode": "queued"}
+    request = rawhttp.post_json(base, "/workflow/run", body)
+    deadline = time.monotonic() + window_s
+
+    async def loop() -> None:
+        conn = await rawhttp.RawConnection.open(base)
+        try:
+            while time.monotonic() < deadline:
+                status, answer = await conn.request(request)
+                if status != 202 or "executionId" not in json.loads(answer):
+                    raise client.RunFailed(f"queued run answered {status}: {answer[:500]!r}")
+        finally:
+            await conn.close()
+
+    await asyncio.gather(*(loop() for _ in range(submitters)))
+
+
 async def _turnout_rate(b: Bench, meter: CpuMeter, per_request: int = 1) -> float:
     """Runs completed per second in the middle of a window where the queue is never empty.
 
-    One run per request: `w4_submitters` clients post back to back. Bulk: BULK_SUBMITTERS
+    One run per request: `w4_submitters` clients post back to back (the lean client, see
+    bench/rawhttp.py: httpx's own CPU would be taken from the service). Bulk: BULK_SUBMITTERS
     clients post `per_request` runs at a time while the queue holds fewer than BULK_BACKLOG
     runs (enough that the worker never waits; more would only spend the CPU it needs). The
     queue holds jobs of up to JOB_BATCH_MAX runs, so the backlog is counted in jobs of it."""
@@ -95,14 +118,13 @@ async def _turnout_rate(b: Bench, meter: CpuMeter, per_request: int = 1) -> floa
             return
         await client.submit_bulk(api, workflow, per_request)
 
-    async with http_client(await b.api()) as api:
+    base = await b.api()
+    async with http_client(base) as api:
         started = time.time()
         if per_request > 1:
             load = _saturate(window, BULK_SUBMITTERS, lambda: bulk(api))
         else:
-            load = _saturate(
-                window, b.sizes.w4_submitters, lambda: client.submit_queued(api, workflow)
-            )
+            load = _post_runs(base, window, b.sizes.w4_submitters, workflow)
         task = asyncio.create_task(load)
         await asyncio.sleep(window / 2)
         meter.start()
