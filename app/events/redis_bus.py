@@ -74,9 +74,19 @@ class RedisBus:
 
     async def publish(self, events: Sequence[EventRecord]) -> None:
         """Publish after the commit. Concurrent publishes of this process share one
-        pipeline (one round trip, one feed message), in the order they were asked."""
-        if events:
-            await self.writes.submit(self, events)
+        pipeline (one round trip, one feed message), in the order they were asked.
+
+        The publish is taken at once (its place in that order is fixed here), but the caller
+        waits for its round trip only when writes are backed up: live delivery is best
+        effort and the store is the record, so an immediate run's answer, or a worker's
+        next step, does not wait on Redis (a failed publish is logged by the writer)."""
+        if not events:
+            return
+        sent = self.writes.ask(self, events)
+        if self.writes.backed_up:
+            await sent
+        else:
+            sent.add_done_callback(_seen)
 
     def add(self, pipe: Any, batches: Sequence[Sequence[EventRecord]]) -> None:
         events = [event for batch in batches for event in batch]
@@ -168,3 +178,10 @@ class RedisBus:
         with contextlib.suppress(Exception):
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
         await self.local.close()
+
+
+def _seen(sent: asyncio.Future[None]) -> None:
+    """Retrieve an unawaited publish's outcome (a failure shared with a job in its
+    pipeline is that enqueue's to report)."""
+    if not sent.cancelled():
+        sent.exception()

@@ -58,6 +58,11 @@ class RedisWrites:
     async def submit(self, writer: PipelineWriter[Item], item: Item) -> None:
         await self.ask(writer, item)
 
+    @property
+    def backed_up(self) -> bool:
+        """More writes wait than the next pipeline takes: askers should wait their turn."""
+        return self._group.waiting >= self._group.max_rows
+
     async def _write(self, batch: Sequence[Write]) -> list[None]:
         by_writer: dict[PipelineWriter[Any], list[Any]] = {}
         for writer, item in batch:

@@ -43,6 +43,11 @@ class GroupCommit(Generic[Item, Result]):
         # later than its last step, so the set alone would let a write wait for no drainer.
         self._running = 0
 
+    @property
+    def waiting(self) -> int:
+        """Writes asked and not yet taken by a statement."""
+        return len(self._pending)
+
     async def submit(self, item: Item) -> Result:
         # A cancelled caller does not cancel the shared statement (nor others' results).
         return await asyncio.shield(self.enqueue(item))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 from arq import create_pool
 from arq.connections import ArqRedis
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,6 +30,7 @@ from app.store.records import EventRecord, NewExecution
 from app.store.repository import Repository
 from app.workflows.graph import compile_workflow
 from tests.support.executions import new_queued
+from tests.support.throwaway import ThrowawayRedis
 
 
 @pytest.fixture
@@ -132,3 +136,33 @@ async def test_with_redis_down_the_enqueue_fails_to_its_caller_and_the_publish_i
         await down.aclose()
     assert started.record.status == "pending" and not started.finished
     assert any(r.getMessage() == "enqueue failed" for r in caplog.records)
+
+
+async def test_a_publish_waits_for_redis_only_when_writes_back_up(
+    throwaway_redis: ThrowawayRedis,
+) -> None:
+    redis = Redis.from_url(throwaway_redis.url)
+    bus = RedisBus(redis, "t", RedisWrites(redis, max_writes=2))
+    execution_id = uuid.uuid4()
+    assert throwaway_redis.proc is not None
+    pid = throwaway_redis.proc.pid
+    try:
+        async with bus.subscribe(execution_id) as stream:
+            await redis.ping()  # connected before the server stops answering
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                # Taken at once: the caller goes on while its pipeline waits on Redis.
+                await asyncio.wait_for(bus.publish([event(execution_id, 1)]), 1.0)
+                await asyncio.wait_for(bus.publish([event(execution_id, 2)]), 1.0)
+                # Two writes now wait behind the stuck pipeline (the next one's worth).
+                third = asyncio.ensure_future(bus.publish([event(execution_id, 3)]))
+                await asyncio.sleep(0.3)
+                assert not third.done()
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            await asyncio.wait_for(third, 5)
+            seen = [(await asyncio.wait_for(stream.get(), timeout=5)).seq for _ in range(3)]
+    finally:
+        await bus.close()
+        await redis.aclose()
+    assert seen == [1, 2, 3]
