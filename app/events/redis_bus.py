@@ -171,6 +171,7 @@ class RedisBus:
         return self.local.subscriber_count
 
     async def close(self) -> None:
+        await self.writes.settle()  # the publishes nobody waited for go out first
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):

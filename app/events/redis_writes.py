@@ -58,6 +58,10 @@ class RedisWrites:
     async def submit(self, writer: PipelineWriter[Item], item: Item) -> None:
         await self.ask(writer, item)
 
+    async def settle(self) -> None:
+        """Wait for the writes asked so far (publishes nobody waited for, before closing)."""
+        await self._group.settle()
+
     @property
     def backed_up(self) -> bool:
         """More writes wait than the next pipeline takes: askers should wait their turn."""

@@ -48,6 +48,11 @@ class GroupCommit(Generic[Item, Result]):
         """Writes asked and not yet taken by a statement."""
         return len(self._pending)
 
+    async def settle(self) -> None:
+        """Wait until every write asked so far is written (or failed)."""
+        while self._drainers:
+            await asyncio.wait(set(self._drainers))
+
     async def submit(self, item: Item) -> Result:
         # A cancelled caller does not cancel the shared statement (nor others' results).
         return await asyncio.shield(self.enqueue(item))
