@@ -1,11 +1,11 @@
 """Workers wake when a job is enqueued, instead of at their next poll.
 
 arq finds due jobs by polling its queue every `poll_delay` (TURNOUT_WORKER_POLL_DELAY_MS,
-2 ms): a job enqueued just after a poll waits for the next one, 1 ms on average. Every
-enqueue of a job due now also publishes on `{queue}:wake` (in the same MULTI/EXEC as the
-job, app/execution/queue.py); each worker listens there and cuts its poll's sleep short.
-The poll stays the fallback: deferred jobs become due without a message, and a listener cut
-off from Redis only makes its worker poll as before.
+2 ms): a job enqueued just after a poll waits for the next one, 1 ms on average. An enqueue
+of a job due now also publishes on `{queue}:wake`, in the same MULTI/EXEC as the job (under
+load a process calls at most once per 5 ms: app/execution/wakeups.py); each worker listens
+there and cuts its poll's sleep short. The poll stays the fallback: deferred jobs become due
+without a message, and a listener cut off from Redis only makes its worker poll as before.
 
 arq has no hook for this: its `Worker.main` loops over `arq.worker.poll(step)`, which
 `install` replaces with `poll` below (the same loop, with a sleep a wake-up ends early)."""
@@ -21,7 +21,7 @@ from typing import Any
 
 import arq.worker
 
-from app.execution.queue import wake_channel
+from app.execution.wakeups import wake_channel
 
 log = logging.getLogger(__name__)
 

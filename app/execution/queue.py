@@ -21,16 +21,12 @@ from arq.jobs import serialize_job
 
 from app.config import Settings
 from app.events.redis_writes import RedisWrites
+from app.execution.wakeups import WakeCalls
 from app.store.records import MAX_PRIORITY
 
 log = logging.getLogger(__name__)
 
 JOB_NAME = "run_execution"
-
-
-def wake_channel(queue_name: str) -> str:
-    """Where workers hear of jobs due now (worker/wake.py)."""
-    return f"{queue_name}:wake"
 
 
 # arq orders jobs by score (a time in ms) and has no priority: a higher priority is encoded as
@@ -136,6 +132,7 @@ class ArqQueue:
         self.serializer = pool.job_serializer
         self.batch_max = max(1, batch_max)
         self.writes = writes or RedisWrites(pool)
+        self.wakes = WakeCalls(queue_name, self.writes)
 
     def _marker(self, execution_id: UUID) -> str:
         return f"{self.queue_name}:job:{execution_id}"
@@ -175,7 +172,7 @@ class ArqQueue:
         if by_priority:
             # Due now: wake the workers rather than leave the job to their next poll
             # (worker/wake.py); published at EXEC, after the job is in the queue.
-            pipe.publish(wake_channel(self.queue_name), b"")
+            self.wakes.due_now(pipe)
 
     def _add_jobs(self, pipe: Any, execution_ids: Sequence[UUID], score: float) -> None:
         for start in range(0, len(execution_ids), self.batch_max):

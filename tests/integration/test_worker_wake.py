@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import arq.worker
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.engine.status import Status
 from app.events.bus import InProcessBus
+from app.execution import wakeups
 from app.execution.queue import ArqQueue, arq_pool
 from app.execution.strategies import QueuedExecutionStrategy
 from app.nodes.registry import default_registry
@@ -56,5 +59,42 @@ async def test_an_idle_worker_starts_a_new_job_at_once(
                 record = (await strategy.start(new_queued(ONE), compiled)).record
                 await wait_status(repo, record.id, Status.COMPLETED, timeout_s=5)
                 assert time.monotonic() - started < 2.0
+    finally:
+        await pool.aclose()
+
+
+async def test_a_burst_of_enqueues_makes_two_calls_and_the_last_job_is_called_for(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interval = 0.3  # longer than the burst takes on a loaded machine
+    monkeypatch.setattr(wakeups, "WAKE_EVERY_S", interval)
+    pool = arq_pool(settings)
+    queue = ArqQueue(pool, settings.queue_name)
+    try:
+        async with pool.pubsub(ignore_subscribe_messages=True) as pubsub:
+            await pubsub.subscribe(wakeups.wake_channel(settings.queue_name))
+            calls: list[float] = []
+
+            async def listen() -> None:
+                while True:
+                    if await pubsub.get_message(timeout=1.0) is not None:
+                        calls.append(time.monotonic())
+
+            listening = asyncio.create_task(listen())
+            await asyncio.sleep(0.05)
+            first = time.monotonic()
+            for _ in range(5):
+                await queue.enqueue(uuid.uuid4())
+            last = time.monotonic()
+            assert last - first < interval
+            await asyncio.sleep(interval + 0.2)
+            # One call with the first job, one at the interval's end for the rest.
+            assert len(calls) == 2, calls
+            assert calls[1] >= last and calls[1] - first < interval + 0.15
+            # After a quiet spell, the next job calls at once.
+            await queue.enqueue(uuid.uuid4())
+            await asyncio.sleep(0.1)
+            assert len(calls) == 3
+            listening.cancel()
     finally:
         await pool.aclose()
