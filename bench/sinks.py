@@ -98,7 +98,7 @@ async def pending_deliveries(database_url: str) -> int:
         await engine.dispose()
 
 
-async def drain(database_url: str, timeout_s: float = 300) -> float:
+async def drain(database_url: str, timeout_s: float = 1800) -> float:
     """Seconds until the outbox has nothing pending."""
     t0 = time.monotonic()
     while await pending_deliveries(database_url):
