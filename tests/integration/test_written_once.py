@@ -22,6 +22,7 @@ from app.runtime import Runtime, build_runtime
 from app.sinks.cache import SubscriptionCache
 from app.store.subscriptions import SubscriptionStore
 from app.store.tables import event_deliveries
+from tests.sinks.test_outbox import subscribe
 from tests.support.executions import new_queued
 
 THREE: dict[str, Any] = {
@@ -166,19 +167,7 @@ async def test_a_pure_run_past_the_budget_is_stored_and_promoted(
 
 
 async def test_every_event_of_a_pure_run_gets_its_delivery(runtime: Runtime) -> None:
-    sub = await SubscriptionStore(runtime.repo.engine).create(
-        {
-            "id": uuid.uuid4(),
-            "namespace": "default",
-            "sink": "webhook",
-            "url": "http://127.0.0.1:9/",
-            "stream": None,
-            "events": ["*"],
-            "workflow": None,
-            "description": None,
-            "secret": None,
-        }
-    )
+    sub = await subscribe(runtime.repo.engine)
     store = SubscriptionStore(runtime.repo.engine)
     await SubscriptionCache(store, runtime.repo.outbox, 1000).load()
     record = await submit(runtime, THREE)
@@ -187,7 +176,7 @@ async def test_every_event_of_a_pure_run_gets_its_delivery(runtime: Runtime) -> 
         seqs = (
             await conn.scalars(
                 select(event_deliveries.c.seq)
-                .where(event_deliveries.c.subscription_id == sub.id)
+                .where(event_deliveries.c.subscription_id == sub)
                 .where(event_deliveries.c.execution_id == record.id)
                 .order_by(event_deliveries.c.seq)
             )
