@@ -135,10 +135,7 @@ class ImmediateExecutionStrategy:
         events = self._running(new)
         record = created_record(creation_values(new, len(events), utcnow()))
         writer = DeferredCreation(self.repo, new, events, record.created_at)
-        started = await self._run(record, compiled, writer)
-        if not writer.created:
-            raise ServiceUnavailable("the execution could not be stored: send it again")
-        return started
+        return await self._run(record, compiled, writer)
 
     async def _run(
         self,
@@ -154,6 +151,9 @@ class ImmediateExecutionStrategy:
         result = await self.held.run(
             record, RunControl(), budget_ms=budget_ms, compiled=compiled, writer=writer
         )
+        if writer is not None and not writer.created:
+            # Never stored (the database went away): nothing was accepted.
+            raise ServiceUnavailable("the execution could not be stored: send it again")
         final = result.record or await self.repo.get_execution(record.id)
         return Started(final, finished=result.status not in (Status.PENDING, None))
 

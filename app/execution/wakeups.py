@@ -15,7 +15,7 @@ from typing import Any
 
 from app.events.redis_writes import RedisWrites
 
-# Under the workers' default poll (2 ms) twice over, well under anything a person notices.
+# Two and a half of the workers' default polls (2 ms): well under anything a person notices.
 WAKE_EVERY_S = 0.005
 
 

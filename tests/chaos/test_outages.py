@@ -20,8 +20,12 @@ from sqlalchemy import text
 
 from app.config import Settings
 from app.engine.status import Status
+from app.errors import ServiceUnavailable
+from app.execution.manager import RunRequest
 from app.execution.queue import ArqQueue, redis_settings
+from app.runtime import build_runtime
 from app.store.database import make_engine, upgrade_schema
+from app.store.records import ExecutionFilter
 from app.store.repository import Repository
 from tests.chaos.conftest import wait_all
 from tests.support.executions import insert_pending, wait_status, wait_until
@@ -135,3 +139,27 @@ async def test_postgres_down_gives_503_and_every_accepted_run_completes(
                     await engine.dispose()
     assert total == len(accepted)  # nothing half-created by the failed submissions
     print(f"Postgres outage: {dict(answers)}; {len(accepted)} accepted, all completed")
+
+
+async def test_a_pure_immediate_run_with_postgres_down_is_refused_and_not_stored(
+    settings: Settings, throwaway_pg: ThrowawayPostgres
+) -> None:
+    """Written once at rest (app/execution/deferred.py): its steps run, its only write
+    fails, and the answer says to send it again. Nothing was accepted, nothing is left."""
+    settings = settings.model_copy(
+        update={"database_url": throwaway_pg.url(), "schedule_tick_ms": 0}
+    )
+    runtime = build_runtime(settings, "api")
+    await runtime.start()
+    workflow = {"nodes": [{"id": "a", "type": "transform", "params": {"x": 1}}]}
+    try:
+        done = await runtime.manager.submit(RunRequest(workflow=workflow, mode="immediate"))
+        assert done.started.record.status == "completed"  # stored while the database is up
+        await asyncio.to_thread(throwaway_pg.stop)
+        with pytest.raises(ServiceUnavailable, match="send it again"):
+            await runtime.manager.submit(RunRequest(workflow=workflow, mode="immediate"))
+        await asyncio.to_thread(throwaway_pg.start)
+        stored, _ = await runtime.repo.list_executions(ExecutionFilter(), limit=10, cursor=None)
+        assert [r.id for r in stored] == [done.started.record.id]
+    finally:
+        await runtime.close()
