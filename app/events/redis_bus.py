@@ -82,11 +82,9 @@ class RedisBus:
         next step, does not wait on Redis (a failed publish is logged by the writer)."""
         if not events:
             return
-        sent = self.writes.ask(self, events)
+        sent = self.writes.send(self, events)
         if self.writes.backed_up:
             await sent
-        else:
-            sent.add_done_callback(_seen)
 
     def add(self, pipe: Any, batches: Sequence[Sequence[EventRecord]]) -> None:
         events = [event for batch in batches for event in batch]
@@ -179,10 +177,3 @@ class RedisBus:
         with contextlib.suppress(Exception):
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
         await self.local.close()
-
-
-def _seen(sent: asyncio.Future[None]) -> None:
-    """Retrieve an unawaited publish's outcome (a failure shared with a job in its
-    pipeline is that enqueue's to report)."""
-    if not sent.cancelled():
-        sent.exception()

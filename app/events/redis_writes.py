@@ -55,6 +55,13 @@ class RedisWrites:
         """Take the write now (before the caller's next await); the future is its outcome."""
         return asyncio.shield(self._group.enqueue((writer, item)))
 
+    def send(self, writer: PipelineWriter[Item], item: Item) -> asyncio.Future[None]:
+        """`ask`, for a caller that may not wait: the outcome is retrieved either way (a
+        failed publish is logged here; a failure shared with a job is that enqueue's)."""
+        sent = self.ask(writer, item)
+        sent.add_done_callback(_retrieved)
+        return sent
+
     async def submit(self, writer: PipelineWriter[Item], item: Item) -> None:
         await self.ask(writer, item)
 
@@ -82,3 +89,8 @@ class RedisWrites:
                 raise
             log.warning("event publish failed", exc_info=True)
         return [None] * len(batch)
+
+
+def _retrieved(sent: asyncio.Future[None]) -> None:
+    if not sent.cancelled():
+        sent.exception()

@@ -49,13 +49,7 @@ class WakeCalls:
     def _call(self) -> None:
         self._later = None
         self._last = time.monotonic()
-        sent = self.writes.ask(self, None)
-        sent.add_done_callback(_seen)
+        self.writes.send(self, None)
 
     def add(self, pipe: Any, items: Sequence[None]) -> None:
         pipe.publish(self.channel, b"")
-
-
-def _seen(sent: asyncio.Future[None]) -> None:
-    if not sent.cancelled():
-        sent.exception()

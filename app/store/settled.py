@@ -67,13 +67,14 @@ class SettledCreationStore(StoreBase):
         self, items: Sequence[SettledCreation]
     ) -> list[list[EventRecord] | Exception]:
         if self.dialect != "postgresql":
+            written: list[list[EventRecord] | Exception] = []
             async with self._write() as conn:
                 for item in items:
                     await conn.execute(insert(workflow_executions).values(item.row))
-                    await self._insert_events(conn, item.stored())
+                    written.append(list(await self._insert_events(conn, item.stored())))
                     if item.cp.steps:
                         await self._upsert_steps(conn, item.new.id, item.cp.steps, item.now)
-            return [item.stored() for item in items]
+            return written
         # One statement per set of columns (a completed run sets `result`, a failed one
         # `error`...): in practice one.
         by_columns: dict[tuple[str, ...], list[SettledCreation]] = defaultdict(list)
