@@ -96,10 +96,16 @@ class SubscriptionPage(Resource):
 class Delivery(Resource):
     id: int
     subscription_id: str = Field(alias="subscriptionId")
-    event_id: str = Field(alias="eventId", description="{executionId}:{seq}")
+    event_id: str = Field(alias="eventId", description="{executionId}:{seq}, of its first event")
     execution_id: str = Field(alias="executionId")
-    seq: int
-    type: str
+    seq: int = Field(description="its first event's seq")
+    last_seq: int = Field(
+        alias="lastSeq",
+        description="its last event's seq: a delivery carries the consecutive events "
+        "seq .. lastSeq that one commit made and the subscription takes",
+    )
+    events: int = Field(description="how many events it carries")
+    type: str = Field(description="its first event's type")
     status: str = Field(description="pending, delivered or dead")
     attempts: int
     next_attempt_at: str | None = Field(alias="nextAttemptAt")

@@ -64,6 +64,8 @@ def delivery_resource(record: DeliveryRecord) -> dict[str, Any]:
         "eventId": f"{record.execution_id}:{record.seq}",
         "executionId": str(record.execution_id),
         "seq": record.seq,
+        "lastSeq": record.last_seq,
+        "events": record.last_seq - record.seq + 1,
         "type": record.event_type,
         "status": record.status,
         "attempts": record.attempts,

@@ -147,7 +147,7 @@ def deliveries(
             t.add_column(column, overflow="fold")
         for d in found:
             t.add_row(
-                str(d["id"]), d["eventId"], d["type"], d["status"], str(d["attempts"]),
+                str(d["id"]), _events(d), d["type"], d["status"], str(d["attempts"]),
                 d.get("lastError") or (str(d["lastStatus"]) if d.get("lastStatus") else ""),
             )  # fmt: skip
         print_to(stdout(), t)
@@ -174,3 +174,10 @@ def redeliver(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(subscriptions, name="subscriptions")
+
+
+def _events(delivery: dict[str, Any]) -> str:
+    """A delivery's first event id, and its last seq when it carries several."""
+    first: str = delivery["eventId"]
+    last = delivery.get("lastSeq", delivery.get("seq"))
+    return first if last == delivery.get("seq") else f"{first}..{last}"

@@ -115,7 +115,7 @@ class BatchedSender:
             return []  # failed, or the lease was lost: these queues stop here
         # Record them and take what the executions added meanwhile, in one round trip.
         found = await d.recorder.record_many(
-            [Recorded([r.id for r in q], status, q[-1]) for q in queues]
+            [Recorded(list(dict.fromkeys(r.id for r in q)), status, q[-1]) for q in queues]
         )
         await d.succeeded(sub)
         return [q for q in found if q]
@@ -136,8 +136,8 @@ class BatchedSender:
         renewed = time.monotonic()
         for run in runs:
             if time.monotonic() - renewed > d.lease_ms / 3000:
-                await self._record(rows[:sent], status)
-                left = [r.id for r in rows[sent:]]
+                await self._record(rows, sent, status)
+                left = list(dict.fromkeys(r.id for r in rows[sent:]))
                 if await d.deliveries.renew(d.owner, left, d.lease_ms) < len(left):
                     return False, None  # the lease was lost: another worker goes on in order
                 renewed = time.monotonic()
@@ -146,18 +146,21 @@ class BatchedSender:
             else:
                 outcome = await sink.send_batch(sub, secret, [messages[i] for i in run])
             if not outcome.ok:
-                await self._record(rows[:sent], status)
+                await self._record(rows, sent, status)
                 await d.fail(sub, _heads(rows[sent:]), outcome)
                 return False, None
             sent += len(run)
             status = outcome.status
         return True, status
 
-    async def _record(self, done: list[DeliveryRecord], status: int | None) -> None:
-        """Record `done` as delivered now (what a crash would send again); recording them
-        again at the end changes nothing."""
+    async def _record(self, rows: list[DeliveryRecord], sent: int, status: int | None) -> None:
+        """Record the deliveries of `rows[:sent]` as delivered now (what a crash would send
+        again), but not one whose later events are still to go; recording them again at
+        the end changes nothing."""
+        unsent = rows[sent].id if sent < len(rows) else None
+        done = list(dict.fromkeys(r.id for r in rows[:sent] if r.id != unsent))
         if done:
-            await self.d.recorder.record(Recorded([r.id for r in done], status))
+            await self.d.recorder.record(Recorded(done, status))
 
 
 def _heads(rows: list[DeliveryRecord]) -> list[DeliveryRecord]:

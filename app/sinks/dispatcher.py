@@ -166,13 +166,13 @@ class Dispatcher:
         done: list[int] = []
         last_status: int | None = None
         renewed = flushed = time.monotonic()
-        for row in rows:
+        for n, row in enumerate(rows):
             if row.event is None:  # its execution was deleted (retention)
                 await self.deliveries.drop([row.id])
                 continue
             if time.monotonic() - renewed > self.lease_ms / 3000:
                 await self._flush(done, last_status)
-                left = [r.id for r in rows if r.id >= row.id]
+                left = list(dict.fromkeys(r.id for r in rows if r.id >= row.id))
                 if await self.deliveries.renew(self.owner, left, self.lease_ms) < len(left):
                     return None  # the lease was lost: another worker goes on in order
                 renewed = time.monotonic()
@@ -184,8 +184,10 @@ class Dispatcher:
                 await self._flush(done, last_status)
                 await self.fail(sub, [row], outcome)
                 return None
-            done.append(row.id)
             last_status = outcome.status
+            if n + 1 < len(rows) and rows[n + 1].id == row.id:
+                continue  # a delivery is recorded once all of its events went
+            done.append(row.id)
             if len(done) >= FLUSH_EVERY or time.monotonic() - flushed > FLUSH_AFTER_S:
                 await self._flush(done, last_status)
                 flushed = time.monotonic()

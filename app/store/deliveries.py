@@ -7,6 +7,7 @@ lock serialises claims), and a lease that expires (a dead worker) frees the queu
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -80,8 +81,7 @@ class DeliveryStore(DeliveryViews):
                 .mappings()
                 .all()
             )
-            found = [delivery_row(r) for r in leased]
-            await self._attach_events(conn, found)
+            found = await self._with_events(conn, [delivery_row(r) for r in leased])
         found.sort(key=lambda x: (str(x.subscription_id), str(x.execution_id), x.seq))
         return found
 
@@ -117,7 +117,7 @@ class DeliveryStore(DeliveryViews):
                 for r in batch:
                     if r.last is not None:
                         found += await self._lease_after(conn, owner, r.last, now, expires)
-                await self._attach_events(conn, found)
+                found = await self._with_events(conn, found)
         by_queue: dict[tuple[UUID, UUID], list[DeliveryRecord]] = {}
         for x in sorted(found, key=lambda x: x.seq):
             by_queue.setdefault((x.subscription_id, x.execution_id), []).append(x)
@@ -146,10 +146,12 @@ class DeliveryStore(DeliveryViews):
         )
         return [delivery_row(r) for r in leased.mappings().all()]
 
-    async def _attach_events(self, conn: Any, found: list[DeliveryRecord]) -> None:
-        keys = list({(x.execution_id, x.seq) for x in found})
+    async def _with_events(self, conn: Any, found: list[DeliveryRecord]) -> list[DeliveryRecord]:
+        """One record per event of each of `found`, with its event (as the Postgres claims
+        read them); a delivery whose events are gone, once with none."""
+        keys = list({(x.execution_id, seq) for x in found for seq in range(x.seq, x.last_seq + 1)})
         if not keys:
-            return
+            return []
         rows = await conn.execute(
             select(execution_events).where(
                 tuple_(execution_events.c.execution_id, execution_events.c.seq).in_(keys)
@@ -161,8 +163,15 @@ class DeliveryStore(DeliveryViews):
             )
             for r in rows.mappings()
         }
+        out: list[DeliveryRecord] = []
         for x in found:
-            x.event = events.get((x.execution_id, x.seq))
+            each = [
+                replace(x, seq=seq, event=events[x.execution_id, seq])
+                for seq in range(x.seq, x.last_seq + 1)
+                if (x.execution_id, seq) in events
+            ]
+            out += each or [x]
+        return out
 
     async def renew(self, owner: str, ids: list[int], lease_ms: int) -> int:
         """Extend this owner's lease on `ids`; how many it still held."""

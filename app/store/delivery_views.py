@@ -22,6 +22,9 @@ d = event_deliveries
 
 @dataclass(slots=True)
 class DeliveryRecord:
+    """A delivery: the events `seq` .. `last_seq` of one commit. As the delivery loop
+    claims it, one record per event, `seq` that event's and `event` the event itself."""
+
     id: int
     subscription_id: UUID
     execution_id: UUID
@@ -34,6 +37,7 @@ class DeliveryRecord:
     last_error: str | None
     created_at: datetime
     delivered_at: datetime | None
+    last_seq: int = 0  # the delivery's last event (its first is `seq`, as listed)
     event: EventRecord | None = None
 
 
@@ -48,11 +52,13 @@ class Recorded:
 
 
 def delivery_row(row: RowMapping) -> DeliveryRecord:
+    """A delivery as stored; with the columns of an event (the claims' `ev_*`), the record
+    of that event of it."""
     found = DeliveryRecord(
         id=row["id"],
         subscription_id=row["subscription_id"],
         execution_id=row["execution_id"],
-        seq=row["seq"],
+        seq=row.get("ev_seq") or row["seq"],
         event_type=row["event_type"],
         status=row["status"],
         attempts=row["attempts"],
@@ -61,11 +67,12 @@ def delivery_row(row: RowMapping) -> DeliveryRecord:
         last_error=row["last_error"],
         created_at=row["created_at"],
         delivered_at=row["delivered_at"],
+        last_seq=row["last_seq"] or row["seq"],
     )
     if row.get("ev_type") is not None:  # the one-statement claims read the event too
         found.event = EventRecord(
             row["execution_id"],
-            row["seq"],
+            found.seq,
             row["ev_type"],
             json.loads(row["ev_json"]),
             row["ev_created_at"],
@@ -136,11 +143,12 @@ class DeliveryViews(StoreBase):
         return delivery_row(row) if row is not None else None
 
     async def counts(self, subscription_ids: list[UUID]) -> dict[UUID, dict[str, int]]:
-        """Deliveries per subscription and status."""
+        """Events per subscription and status of their deliveries."""
         if not subscription_ids:
             return {}
+        events = func.sum(func.coalesce(d.c.last_seq, d.c.seq) - d.c.seq + 1)
         query = (
-            select(d.c.subscription_id, d.c.status, func.count())
+            select(d.c.subscription_id, d.c.status, events)
             .where(d.c.subscription_id.in_(subscription_ids))
             .group_by(d.c.subscription_id, d.c.status)
         )

@@ -1,4 +1,9 @@
-"""The outbox: a delivery row per (event, subscription), written in the event's own write.
+"""The outbox: a delivery row per (subscription, commit), written in the events' own write.
+
+A row carries a run of consecutive events of one commit that its subscription takes
+(`seq` .. `last_seq`): a checkpoint's seven events take one row, not seven, so the outbox
+costs a write, a lease and a record per commit rather than per event. A subscription whose
+patterns skip some of a commit's events gets one row per run of those it takes.
 
 `OutboxMatcher` holds this process's subscriptions (refreshed by `app.sinks.cache`), so a
 write finds the candidate subscriptions of its events without a query; the execution's
@@ -49,17 +54,24 @@ class OutboxMatcher:
         self.loaded = True
 
     def candidates(self, types: Sequence[str]) -> list[dict[str, Any]]:
-        """`{i, sub, type, ns, wf}` for each event (1-based `i`) and subscription whose
-        patterns take its type; the write keeps those of the execution's namespace and
-        workflow."""
+        """`{i, j, sub, type, ns, wf}` for each subscription and run of consecutive events
+        (1-based, `i` .. `j`) its patterns take, `type` the first one's; the write keeps
+        those of the execution's namespace and workflow."""
         if not self.targets:
             return []
-        return [
-            {"i": i, "sub": str(t.id), "type": kind, "ns": t.namespace, "wf": t.workflow}
-            for i, kind in enumerate(types, start=1)
-            for t in self.targets
-            if matches(t.events, kind)
-        ]
+        found: list[dict[str, Any]] = []
+        for t in self.targets:
+            run: dict[str, Any] | None = None
+            for i, kind in enumerate(types, start=1):
+                if not matches(t.events, kind):
+                    run = None
+                elif run is not None:
+                    run["j"] = i
+                else:
+                    run = {"i": i, "j": i, "sub": str(t.id), "type": kind}
+                    run.update(ns=t.namespace, wf=t.workflow)
+                    found.append(run)
+        return found
 
 
 def outbox_json(matcher: OutboxMatcher, events: Sequence[tuple[str, Any]]) -> str | None:
@@ -70,29 +82,27 @@ def outbox_json(matcher: OutboxMatcher, events: Sequence[tuple[str, Any]]) -> st
 
 def outbox_cte(execution_id: str, seq: str) -> str:
     """The CTE adding an event statement's deliveries; `e` is its execution row (with
-    `namespace` and `workflow_name`), `seq` the SQL of candidate `d.i`'s seq."""
-    return f"""
-ob AS (
-  INSERT INTO event_deliveries (subscription_id, execution_id, seq, event_type, status,
-                                attempts, next_attempt_at, created_at)
-  SELECT d.sub, {execution_id}, {seq}, d.type, 'pending', 0, now(), now()
-  FROM e, jsonb_to_recordset(CAST(:outbox AS jsonb))
-       AS d(i bigint, sub uuid, type text, ns text, wf text)
-  WHERE d.ns = e.namespace AND (d.wf IS NULL OR d.wf = e.workflow_name)
-)"""
+    `namespace` and `workflow_name`), `seq` the SQL of the seq of the candidate's `{i}`th
+    event."""
+    return _deliveries_cte(execution_id, "e", "CAST(:outbox AS jsonb)", seq)
 
 
 def outbox_rows_cte(source: str, candidates: str, seq: str) -> str:
     """The deliveries CTE of a batched statement: each execution row of `source` carries its
     own candidates (`candidates`, a JSON array or NULL) and knows its namespace, workflow and
-    events' seqs (`seq`, SQL over candidate `d.i`)."""
+    events' seqs (`seq`, SQL of the seq of the candidate's `{i}`th event)."""
+    return _deliveries_cte("e.id", source, candidates, seq)
+
+
+def _deliveries_cte(execution_id: str, source: str, candidates: str, seq: str) -> str:
     return f"""
 ob AS (
-  INSERT INTO event_deliveries (subscription_id, execution_id, seq, event_type, status,
-                                attempts, next_attempt_at, created_at)
-  SELECT d.sub, e.id, {seq}, d.type, 'pending', 0, now(), now()
+  INSERT INTO event_deliveries (subscription_id, execution_id, seq, last_seq, event_type,
+                                status, attempts, next_attempt_at, created_at)
+  SELECT d.sub, {execution_id}, {seq.format(i="d.i")}, {seq.format(i="d.j")}, d.type,
+         'pending', 0, now(), now()
   FROM {source}, jsonb_to_recordset({candidates})
-       AS d(i bigint, sub uuid, type text, ns text, wf text)
+       AS d(i bigint, j bigint, sub uuid, type text, ns text, wf text)
   WHERE d.ns = e.namespace AND (d.wf IS NULL OR d.wf = e.workflow_name)
 )"""
 
@@ -100,33 +110,43 @@ ob AS (
 async def write_deliveries(
     conn: AsyncConnection, matcher: OutboxMatcher, stored: Sequence[EventRecord]
 ) -> int:
-    """The deliveries of events just inserted on `conn` (same transaction); how many."""
-    found = matcher.candidates([e.type for e in stored])
-    if not found:
+    """The deliveries of events just inserted on `conn` (same transaction), of one
+    execution or of many (a group of creations); how many."""
+    if not matcher.targets:
         return 0
-    execution_id = stored[0].execution_id
-    row = (
-        await conn.execute(
-            select(workflow_executions.c.namespace, workflow_executions.c.workflow_name).where(
-                workflow_executions.c.id == execution_id
-            )
+    by_execution: dict[UUID, list[EventRecord]] = {}
+    for event in stored:
+        by_execution.setdefault(event.execution_id, []).append(event)
+    found = {x: matcher.candidates([e.type for e in events]) for x, events in by_execution.items()}
+    wanted = [x for x, candidates in found.items() if candidates]
+    if not wanted:
+        return 0
+    owners = {
+        row.id: (row.namespace, row.workflow_name)
+        for row in await conn.execute(
+            select(
+                workflow_executions.c.id,
+                workflow_executions.c.namespace,
+                workflow_executions.c.workflow_name,
+            ).where(workflow_executions.c.id.in_(wanted))
         )
-    ).first()
-    if row is None:
-        return 0
+    }
     rows = [
         {
             "subscription_id": UUID(c["sub"]),
-            "execution_id": execution_id,
-            "seq": stored[c["i"] - 1].seq,
+            "execution_id": x,
+            "seq": by_execution[x][c["i"] - 1].seq,
+            "last_seq": by_execution[x][c["j"] - 1].seq,
             "event_type": c["type"],
             "status": PENDING,
             "attempts": 0,
-            "next_attempt_at": stored[c["i"] - 1].created_at,
-            "created_at": stored[c["i"] - 1].created_at,
+            "next_attempt_at": by_execution[x][c["i"] - 1].created_at,
+            "created_at": by_execution[x][c["i"] - 1].created_at,
         }
-        for c in found
-        if c["ns"] == row.namespace and c["wf"] in (None, row.workflow_name)
+        for x in wanted
+        if x in owners
+        for c in found[x]
+        if c["ns"] == owners[x][0] and c["wf"] in (None, owners[x][1])
     ]
     if rows:
         await conn.execute(insert(event_deliveries), rows)

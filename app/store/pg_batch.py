@@ -161,7 +161,7 @@ def create_many_sql(
   RETURNING id, namespace, workflow_name
 ), ev AS (
   {_CREATE_EVENTS}
-){_outbox(outbox, "e JOIN r ON r.id = e.id", "r.v -> 'outbox'", "d.i")}{step_cte}
+){_outbox(outbox, "e JOIN r ON r.id = e.id", "r.v -> 'outbox'", "{i}")}{step_cte}
 SELECT id FROM e"""
     )
 
@@ -272,7 +272,7 @@ def checkpoint_many_sql(columns: tuple[str, ...], outbox: bool = False) -> TextC
             r.events, r.steps, r.outbox
 ), ev AS (
   {_CHECKPOINT_EVENTS}
-){_outbox(outbox, "e", "e.outbox", "e.last_seq - e.n_events + d.i")}, st AS (
+){_outbox(outbox, "e", "e.outbox", "e.last_seq - e.n_events + {i}")}, st AS (
   {steps_insert("e", "e.steps")}
   ON CONFLICT (execution_id, step_key) DO UPDATE SET
     status = EXCLUDED.status, attempt = EXCLUDED.attempt, started_at = EXCLUDED.started_at,

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from sqlalchemy import TextClause, text
 
+# One row per event of each leased delivery (a delivery carries `seq` .. `last_seq`).
 _WITH_EVENTS = """
-SELECT l.id, l.subscription_id, l.execution_id, l.seq, l.event_type, l.status, l.attempts,
-       l.next_attempt_at, l.last_status, l.last_error, l.created_at, l.delivered_at,
-       ev.type AS ev_type, CAST(ev.data AS text) AS ev_json, ev.created_at AS ev_created_at
+SELECT l.id, l.subscription_id, l.execution_id, l.seq, l.last_seq, l.event_type, l.status,
+       l.attempts, l.next_attempt_at, l.last_status, l.last_error, l.created_at,
+       l.delivered_at, ev.seq AS ev_seq, ev.type AS ev_type, CAST(ev.data AS text) AS ev_json,
+       ev.created_at AS ev_created_at
 FROM leased l LEFT JOIN execution_events ev
-  ON ev.execution_id = l.execution_id AND ev.seq = l.seq
-ORDER BY l.subscription_id, l.execution_id, l.seq"""
+  ON ev.execution_id = l.execution_id
+  AND ev.seq BETWEEN l.seq AND coalesce(l.last_seq, l.seq)
+ORDER BY l.subscription_id, l.execution_id, l.seq, ev.seq"""
 
 
 def _typed(sql: str) -> TextClause:

@@ -87,7 +87,8 @@ async def test_sync_and_async_clients_manage_subscriptions(server: str, receiver
         found = await aio.subscription(made["id"])
         assert found["deliveries"].get("delivered", 0) >= 8
         items = [d async for d in aio.deliveries(made["id"], page_size=3)]
-        assert len(items) == len(receiver.received)
+        assert sum(d["events"] for d in items) == len(receiver.received)
+        assert len(items) < len(receiver.received)  # a delivery per commit, not per event
         assert [d["id"] for d in items] == sorted((d["id"] for d in items), reverse=True)
         redone = await aio.redeliver(made["id"], items[0]["id"])
         assert redone["status"] == "pending"

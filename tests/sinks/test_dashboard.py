@@ -38,7 +38,11 @@ async def test_the_pages_list_subscriptions_deliveries_and_failures(
     assert "ConnectError" in html
     detail = await client.get(f"/ui/subscriptions/{good['id']}", params={"status": "delivered"})
     assert detail.status_code == 200
-    assert detail.text.count('data-status="delivered"') == len(receiver.received)
+    listed = (await client.get(f"/subscriptions/{good['id']}/deliveries")).json()["items"]
+    assert sum(d["events"] for d in listed) == len(receiver.received)
+    assert detail.text.count('data-status="delivered"') == len(listed)
+    assert any(d["events"] > 1 for d in listed)
+    assert "more</td>" in detail.text  # a delivery of several events says so
     missing = await client.get("/ui/subscriptions/00000000-0000-0000-0000-000000000009")
     assert missing.status_code == 404
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+import pytest_asyncio
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,12 +19,14 @@ from app.execution.queue import InProcessQueue
 from app.execution.reconciler import Reconciler
 from app.sinks.cache import SubscriptionCache
 from app.sinks.recorder import DeliveryRecorder
+from app.store.database import make_engine, upgrade_schema
 from app.store.deliveries import DeliveryRecord, DeliveryStore, Recorded
-from app.store.outbox import OutboxMatcher
+from app.store.outbox import OutboxMatcher, Target
+from app.store.records import Checkpoint
 from app.store.repository import Repository
 from app.store.subscriptions import SubscriptionStore
 from app.store.tables import event_deliveries
-from tests.support.executions import insert_pending
+from tests.support.executions import insert_pending, new_queued
 
 ONE = {"nodes": [{"id": "a", "type": "transform", "params": {}}]}
 
@@ -183,3 +189,75 @@ async def test_many_queues_are_recorded_and_go_on_in_one_statement(engine: Async
         (c.execution_id, 2)
     ]
     await recorder.close()
+
+
+def test_a_subscription_takes_each_run_of_consecutive_events_it_matches() -> None:
+    matcher = OutboxMatcher()
+    every, steps = uuid.uuid4(), uuid.uuid4()
+    matcher.replace(
+        [Target(every, "default", None, ("*",)), Target(steps, "default", None, ("step.*",))]
+    )
+    types = ["step.started", "step.completed", "execution.paused", "step.started"]
+    runs = [(c["sub"], c["i"], c["j"], c["type"]) for c in matcher.candidates(types)]
+    assert runs == [
+        (str(every), 1, 4, "step.started"),
+        (str(steps), 1, 2, "step.started"),
+        (str(steps), 4, 4, "step.started"),
+    ]
+    assert matcher.candidates(["execution.paused"])[1:] == []  # "step.*" takes none
+
+
+@pytest_asyncio.fixture(params=["postgresql", "sqlite"])
+async def both(
+    request: pytest.FixtureRequest, engine: AsyncEngine, tmp_path: Path
+) -> AsyncIterator[AsyncEngine]:
+    """The session's Postgres engine, or a new SQLite database (the statements path)."""
+    if request.param == "postgresql":
+        yield engine
+        return
+    url = f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}"
+    await upgrade_schema(url)
+    lite = make_engine(url)
+    try:
+        yield lite
+    finally:
+        await lite.dispose()
+
+
+async def test_one_commit_makes_one_delivery_of_its_events_claimed_one_by_one(
+    both: AsyncEngine,
+) -> None:
+    engine = both
+    sub = await subscribe(engine)
+    repo = await cached_repo(engine)
+    execution_id = await insert_pending(repo, ONE)
+    await repo.claim(execution_id, "runner", 3000, ("execution.started", {}))
+    cp = Checkpoint(events=[("step.started", {}), ("step.completed", {})] * 2)
+    await repo.checkpoint(execution_id, "runner", cp, 3000)
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(event_deliveries.c.seq, event_deliveries.c.last_seq)
+            .where(event_deliveries.c.subscription_id == sub)
+            .order_by(event_deliveries.c.seq)
+        )
+        assert [tuple(r) for r in rows] == [(1, 1), (2, 2), (3, 6)]
+    store = DeliveryStore(engine)
+    claimed = await store.claim("w1", 10, 30_000)
+    assert [d.seq for d in claimed] == [1, 2, 3, 4, 5, 6]
+    assert [d.event.seq for d in claimed if d.event] == [1, 2, 3, 4, 5, 6]
+    assert len({d.id for d in claimed[2:]}) == 1  # the checkpoint's one delivery
+    listed, _ = await store.listed(sub)
+    assert [(d.seq, d.last_seq) for d in listed] == [(3, 6), (2, 2), (1, 1)]
+    await store.delivered(list({d.id for d in claimed}), 200)
+    counts = await store.counts([sub])
+    assert counts[sub] == {"delivered": 6}  # counted in events
+
+
+async def test_creations_sharing_a_commit_each_get_their_delivery(both: AsyncEngine) -> None:
+    engine = both
+    sub = await subscribe(engine)
+    repo = await cached_repo(engine)
+    news = [new_queued(ONE) for _ in range(3)]
+    await repo.create_executions([(new, [("execution.created", {})]) for new in news])
+    found = await deliveries_of(engine, sub)
+    assert sorted(found) == sorted((new.id, 1) for new in news)

@@ -87,6 +87,23 @@ async def test_a_receiver_failing_three_times_then_succeeding_gets_the_event(
     assert delivery["eventId"] == receiver.received[0].event_id
 
 
+async def test_a_failure_inside_a_delivery_of_many_events_sends_it_again_from_its_first(
+    client: httpx.AsyncClient, receiver: Receiver, sink_settings: Settings
+) -> None:
+    receiver.fail_at = {4}  # the fourth event of the run's one commit (one POST each)
+    sub = await subscribe(client, url=receiver.url, **ALL)
+    async with running_worker(sink_settings):
+        [execution_id] = await start_runs(client, 1, "immediate")
+        await wait_until(lambda: len(receiver.received) >= 3 + 9, "delivered after the retry")
+    [delivery] = (await client.get(f"/subscriptions/{sub['id']}/deliveries")).json()["items"]
+    assert (delivery["seq"], delivery["lastSeq"], delivery["events"]) == (1, 9, 9)
+    assert (delivery["status"], delivery["attempts"]) == ("delivered", 2)
+    seqs = [r.event["seq"] for r in receiver.received]
+    assert seqs == [1, 2, 3, *range(1, 10)]  # in order; the retry starts at its first event
+    ids = {r.event_id for r in receiver.received}
+    assert ids == {f"{execution_id}:{n}" for n in range(1, 10)}  # duplicates keep their id
+
+
 async def test_after_the_last_attempt_the_delivery_is_dead_and_can_be_redelivered(
     client: httpx.AsyncClient, receiver: Receiver, sink_settings: Settings
 ) -> None:

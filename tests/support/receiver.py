@@ -41,6 +41,7 @@ class Receiver:
     received: list[Received] = field(default_factory=list)  # the 2xx ones
     attempts: int = 0  # every POST, answered 2xx or not
     fail_first: int = 0  # answer 500 to this many POSTs first
+    fail_at: set[int] = field(default_factory=set)  # and to these POSTs (1 is the first)
     status: int = 200  # the answer after those
     delay_s: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -58,10 +59,9 @@ class Receiver:
             await asyncio.sleep(self.delay_s)
         with self.lock:
             self.attempts += 1
-            if self.attempts <= self.fail_first or not 200 <= self.status < 300:
-                return Response(
-                    "nope", status_code=500 if self.attempts <= self.fail_first else self.status
-                )
+            failed = self.attempts <= self.fail_first or self.attempts in self.fail_at
+            if failed or not 200 <= self.status < 300:
+                return Response("nope", status_code=500 if failed else self.status)
             self.received.append(
                 Received({k.lower(): v for k, v in request.headers.items()}, body, time.time())
             )
