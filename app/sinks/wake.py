@@ -2,14 +2,17 @@
 
 `OutboxBus` wraps the event bus (every event is published to it after its commit): when
 some of a publish's events match a subscription it pokes this process's loop and, with
-Redis, every process's (`{prefix}:outbox`). The loops also poll, so a lost poke only
-delays a delivery by `sink_poll_ms`."""
+Redis, every process's (`{prefix}:outbox`), at most once per `POKE_EVERY_S` from a
+process: the first commit of a quiet spell pokes at once, the commits within the interval
+after it share one poke at its end (a worker claims once per burst anyway). The loops also
+poll, so a lost poke only delays a delivery by `sink_poll_ms`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from uuid import UUID
@@ -23,6 +26,9 @@ from app.tasks import stop
 
 log = logging.getLogger(__name__)
 
+# As the delivery loop's own pause after a poke (app/sinks/dispatcher.py, COALESCE_S).
+POKE_EVERY_S = 0.005
+
 
 class OutboxSignal:
     def __init__(self, redis: Redis | None, prefix: str) -> None:
@@ -31,18 +37,35 @@ class OutboxSignal:
         self.local = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
         self._poking: asyncio.Task[None] | None = None
+        self._last = -POKE_EVERY_S
+        self._later: asyncio.TimerHandle | None = None
         # Set by this process's delivery loop: True while it can take more queues itself.
         self.local_room: Callable[[], bool] | None = None
 
     async def poke(self) -> None:
-        """Wake the loops; never waits for Redis (the caller is a run's write path), and
-        pokes made while one is on its way ride with it. A process whose own loop has
-        room does not tell the others: its loop claims what it wrote (the others poll)."""
+        """Wake the loops; never waits for Redis (the caller is a run's write path). A
+        process whose own loop has room does not tell the others: its loop claims what it
+        wrote (the others poll)."""
         self.local.set()
         if self.local_room is not None and self.local_room():
             return
-        if self.redis is not None and (self._poking is None or self._poking.done()):
-            self._poking = asyncio.create_task(self._publish())
+        if self.redis is None or self._later is not None:
+            return  # no one to tell, or a poke is due at the interval's end
+        now = time.monotonic()
+        wait = self._last + POKE_EVERY_S - now
+        if wait > 0 or (self._poking is not None and not self._poking.done()):
+            self._later = asyncio.get_running_loop().call_later(max(wait, 0.001), self._due)
+            return
+        self._last = now
+        self._poking = asyncio.create_task(self._publish())
+
+    def _due(self) -> None:
+        self._later = None
+        if self._poking is not None and not self._poking.done():  # Redis is slow: later
+            self._later = asyncio.get_running_loop().call_later(POKE_EVERY_S, self._due)
+            return
+        self._last = time.monotonic()
+        self._poking = asyncio.create_task(self._publish())
 
     async def _publish(self) -> None:
         assert self.redis is not None
@@ -85,6 +108,9 @@ class OutboxSignal:
             self._listener = asyncio.create_task(self._listen(), name="turnout-outbox-poke")
 
     async def close(self) -> None:
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
         if self._poking is not None:
             await asyncio.gather(self._poking, return_exceptions=True)
         await stop(self._listener)

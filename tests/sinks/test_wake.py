@@ -29,3 +29,31 @@ async def test_a_process_with_room_wakes_only_its_own_loop(settings: Settings) -
         await mine.close()
         await other.close()
         await redis.aclose()
+
+
+async def test_a_burst_of_pokes_makes_one_now_and_one_at_the_intervals_end(
+    settings: Settings,
+) -> None:
+    redis = Redis.from_url(settings.redis_url or "")
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(f"{settings.key_prefix}:outbox")
+    mine = OutboxSignal(redis, settings.key_prefix)  # a process that does not deliver
+
+    async def heard(within_s: float) -> int:
+        count, deadline = 0, asyncio.get_running_loop().time() + within_s
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            if await pubsub.get_message(timeout=left) is not None:
+                count += 1
+        return count
+
+    try:
+        for _ in range(50):  # fifty commits in a burst
+            await mine.poke()
+        assert await heard(0.3) == 2  # the first at once, the rest in one trailing poke
+        await asyncio.sleep(0.05)
+        await mine.poke()  # a quiet spell's first commit goes at once again
+        assert await heard(0.3) == 1
+    finally:
+        await mine.close()
+        await pubsub.aclose()
+        await redis.aclose()
