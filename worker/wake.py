@@ -1,20 +1,27 @@
-"""Workers wake when a job is enqueued, instead of at their next poll.
+"""Workers wake when a job is enqueued, instead of at their next poll; idle, they do not poll.
 
 arq finds due jobs by polling its queue every `poll_delay` (TURNOUT_WORKER_POLL_DELAY_MS,
 2 ms): a job enqueued just after a poll waits for the next one, 1 ms on average. An enqueue
-of a job due now also publishes on `{queue}:wake`, in the same MULTI/EXEC as the job (under
-load a process calls at most once per 5 ms: app/execution/wakeups.py); each worker listens
-there and cuts its poll's sleep short. The poll stays the fallback: deferred jobs become due
-without a message, and a listener cut off from Redis only makes its worker poll as before.
+also publishes on `{queue}:wake`, in the same MULTI/EXEC as the job (under load a process
+calls at most once per 5 ms: app/execution/wakeups.py); each worker listens there and cuts
+its poll's sleep short.
+
+So a worker with no job in hand need not poll every 2 ms (500 queue reads a second, a
+quarter of an idle worker's core): it reads when the earliest job in the queue is due (a
+deferred one: a timer, a rate limit's retry), when woken, and at the latest after
+`IDLE_POLL_S`, the fallback for a listener cut off from Redis. With jobs in hand it polls
+every `poll_delay`, as arq does.
 
 arq has no hook for this: its `Worker.main` loops over `arq.worker.poll(step)`, which
-`install` replaces with `poll` below (the same loop, with a sleep a wake-up ends early)."""
+`install` replaces with `poll` below (the same loop, with a sleep a wake-up ends early),
+and each `Worker._poll_iteration` tells the loop's `Waker` how many jobs it holds."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 import weakref
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -25,6 +32,9 @@ from app.execution.wakeups import wake_channel
 
 log = logging.getLogger(__name__)
 
+# The longest an idle worker goes without reading its queue (arq's own default poll).
+IDLE_POLL_S = 0.5
+
 
 class Waker:
     """Sleeps that a wake-up ends early: every sleep begun since `epoch` was read."""
@@ -32,6 +42,40 @@ class Waker:
     def __init__(self) -> None:
         self.epoch = 0
         self._sleepers: set[asyncio.Future[None]] = set()
+        self.polls = 0  # iterations of the loop's workers
+        # What the loop's arq workers told after their latest iteration: jobs in hand (and
+        # when: a worker that stopped iterating holds none), and where their queue is
+        # (None until a worker has polled).
+        self.jobs: dict[int, tuple[int, float]] = {}
+        self.queue: tuple[Any, str] | None = None
+
+    def polled(self, worker: Any) -> None:
+        self.polls += 1
+        self.jobs[id(worker)] = (worker.job_counter, time.monotonic())
+        self.queue = (worker.pool, worker.queue_name)
+
+    def busy(self) -> bool:
+        recent = time.monotonic() - 2 * IDLE_POLL_S
+        self.jobs = {k: v for k, v in self.jobs.items() if v[1] >= recent}
+        return any(count for count, _ in self.jobs.values())
+
+    async def idle_wait(self, limit_s: float) -> float:
+        """With no job in hand: seconds until the earliest job in the queue is due (0 when
+        one is, a running one included, or when the queue cannot be read), at most
+        `limit_s`. 0 with jobs in hand (without reading the queue)."""
+        if self.queue is None or self.busy():
+            return 0.0
+        pool, name = self.queue
+        try:
+            earliest = await pool.zrangebyscore(
+                name, "-inf", "+inf", start=0, num=1, withscores=True
+            )
+        except Exception:  # Redis is away: poll as arq does
+            return 0.0
+        if not earliest:
+            return limit_s
+        due_in_s = (float(earliest[0][1]) - time.time() * 1000) / 1000
+        return max(0.0, min(limit_s, due_in_s))
 
     def wake(self) -> None:
         self.epoch += 1
@@ -82,13 +126,23 @@ async def poll(step: float = 0.5) -> AsyncGenerator[float, None]:
         epoch = wakes.epoch  # a wake-up during the iteration skips the next sleep
         yield before - start
         wait = step - (loop.time() - before)
+        wait = max(wait, await wakes.idle_wait(IDLE_POLL_S))
         if wait > 0:
             await wakes.sleep(wait, epoch)
 
 
+_ITERATION = arq.worker.Worker._poll_iteration
+
+
+async def _poll_iteration(self: arq.worker.Worker) -> None:
+    await _ITERATION(self)
+    waker().polled(self)
+
+
 def install() -> None:
-    """Make arq's worker loop use `poll` (idempotent)."""
+    """Make arq's worker loop use `poll`, its iterations tell `waker` (idempotent)."""
     arq.worker.poll = poll  # type: ignore[attr-defined]
+    arq.worker.Worker._poll_iteration = _poll_iteration  # type: ignore[method-assign]
 
 
 class WakeListener:

@@ -169,8 +169,9 @@ class ArqQueue:
                 by_priority.setdefault(priority, []).append(execution_id)
         for priority, ids in by_priority.items():
             self._add_jobs(pipe, ids, job_score_ms(now_ms, priority))
-        if by_priority:
-            # Due now: wake the workers rather than leave the job to their next poll
+        if writes:
+            # Wake the workers rather than leave the job to their next poll: one due now
+            # starts, a deferred one sets when an idle worker reads the queue next
             # (worker/wake.py); published at EXEC, after the job is in the queue.
             self.wakes.due_now(pipe)
 

@@ -1,6 +1,7 @@
 """The workers' wake-up calls, at most one per `WAKE_EVERY_S` from a process.
 
-Every enqueue of a job due now should wake an idle worker at once (worker/wake.py), but
+Every enqueue should wake an idle worker at once (worker/wake.py: a job due now starts, a
+deferred one tells an idle worker when to read its queue next), but
 under load a call per job only costs the workers a message and a poll each: they find the
 jobs by polling anyway. So a process calls at most once per interval: the first job of a
 quiet spell wakes the workers in its own pipeline; jobs within the interval after it share

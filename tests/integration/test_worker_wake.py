@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import timedelta
 
 import arq.worker
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
+from app.engine.state import utcnow
 from app.engine.status import Status
 from app.events.bus import InProcessBus
 from app.execution import wakeups
@@ -19,7 +21,7 @@ from app.execution.strategies import QueuedExecutionStrategy
 from app.nodes.registry import default_registry
 from app.store.repository import Repository
 from app.workflows.graph import compile_workflow
-from tests.support.executions import new_queued, wait_status
+from tests.support.executions import insert_pending, new_queued, wait_status
 from tests.support.workers import running_worker
 from worker import wake
 
@@ -96,5 +98,35 @@ async def test_a_burst_of_enqueues_makes_two_calls_and_the_last_job_is_called_fo
             await asyncio.sleep(0.1)
             assert len(calls) == 3
             listening.cancel()
+    finally:
+        await pool.aclose()
+
+
+async def test_an_idle_worker_reads_its_queue_rarely(settings: Settings) -> None:
+    async with running_worker(settings):  # busy polls every 2 ms
+        await asyncio.sleep(0.3)
+        before = wake.waker().polls
+        await asyncio.sleep(1.0)
+        idle = wake.waker().polls - before
+    # At most one read per IDLE_POLL_S (0.5 s) with nothing in the queue, not ~500.
+    assert idle <= 4, idle
+
+
+async def test_an_idle_worker_starts_a_deferred_job_when_it_is_due(
+    settings: Settings, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wake, "IDLE_POLL_S", 20.0)  # only the job's own time can wake it
+    repo = Repository(engine)
+    pool = arq_pool(settings)
+    queue = ArqQueue(pool, settings.queue_name)
+    try:
+        async with running_worker(settings):
+            await asyncio.sleep(0.5)  # idle: asleep for up to 20 s
+            execution_id = await insert_pending(repo, ONE)
+            started = time.monotonic()
+            await queue.enqueue(execution_id, defer_until=utcnow() + timedelta(seconds=0.4))
+            await wait_status(repo, execution_id, Status.COMPLETED, timeout_s=5)
+            took = time.monotonic() - started
+            assert 0.35 <= took < 2.0, took
     finally:
         await pool.aclose()
