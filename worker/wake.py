@@ -7,10 +7,11 @@ calls at most once per 5 ms: app/execution/wakeups.py); each worker listens ther
 its poll's sleep short.
 
 So a worker with no job in hand need not poll every 2 ms (500 queue reads a second, a
-quarter of an idle worker's core): it reads when the earliest job in the queue is due (a
-deferred one: a timer, a rate limit's retry), when woken, and at the latest after
-`IDLE_POLL_S`, the fallback for a listener cut off from Redis. With jobs in hand it polls
-every `poll_delay`, as arq does.
+quarter of an idle worker's core): it reads when the earliest job in the queue that its
+last read did not see is due (a deferred one: a timer, a rate limit's retry), when woken,
+and at the latest after `IDLE_POLL_S`: the fallback for a listener cut off from Redis and
+for jobs written without a wake-up (arq's own retries, a producer other than
+`ArqQueue`). With jobs in hand it polls every `poll_delay`, as arq does.
 
 arq has no hook for this: its `Worker.main` loops over `arq.worker.poll(step)`, which
 `install` replaces with `poll` below (the same loop, with a sleep a wake-up ends early),
@@ -59,16 +60,19 @@ class Waker:
         self.jobs = {k: v for k, v in self.jobs.items() if v[1] >= recent}
         return any(count for count, _ in self.jobs.values())
 
-    async def idle_wait(self, limit_s: float) -> float:
-        """With no job in hand: seconds until the earliest job in the queue is due (0 when
-        one is, a running one included, or when the queue cannot be read), at most
-        `limit_s`. 0 with jobs in hand (without reading the queue)."""
+    async def idle_wait(self, limit_s: float, since_ms: float) -> float:
+        """With no job in hand: seconds until the earliest job scored after `since_ms` (a
+        wall-clock time before the latest iteration read the queue) is due, at most
+        `limit_s`; 0 when one is due now or the queue cannot be read. Jobs scored before
+        it were in that read: started, or running elsewhere (arq keeps a running job in
+        the queue; one whose worker died stays there until its in-progress key expires),
+        so they need no poll. 0 with jobs in hand (without reading the queue)."""
         if self.queue is None or self.busy():
             return 0.0
         pool, name = self.queue
         try:
             earliest = await pool.zrangebyscore(
-                name, "-inf", "+inf", start=0, num=1, withscores=True
+                name, f"({since_ms}", "+inf", start=0, num=1, withscores=True
             )
         except Exception:  # Redis is away: poll as arq does
             return 0.0
@@ -123,10 +127,11 @@ async def poll(step: float = 0.5) -> AsyncGenerator[float, None]:
     start = loop.time()
     while True:
         before = loop.time()
+        since_ms = time.time() * 1000  # what the iteration's read sees is scored before it
         epoch = wakes.epoch  # a wake-up during the iteration skips the next sleep
         yield before - start
         wait = step - (loop.time() - before)
-        wait = max(wait, await wakes.idle_wait(IDLE_POLL_S))
+        wait = max(wait, await wakes.idle_wait(IDLE_POLL_S, since_ms))
         if wait > 0:
             await wakes.sleep(wait, epoch)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from app.store.database import alembic_config, make_engine, upgrade_head, upgrade_schema
+from app.store.repository import Repository
 from app.store.tables import metadata
+from tests.support.executions import insert_pending
 
 APP_TABLES = {
     "workflow_executions",
@@ -190,3 +193,51 @@ async def test_the_outbox_keeps_room_for_hot_lease_updates(pg_database_url: str)
     assert options == ["fillfactor=50"]
     assert "(next_attempt_at, id)" in index
     assert "WHERE ((status)::text = 'pending'::text)" in index
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+async def test_downgrading_the_delivery_ranges_gives_each_event_its_row(
+    dialect: str, empty_pg_url: str, tmp_path: Path
+) -> None:
+    url = empty_pg_url if dialect == "postgresql" else f"sqlite+aiosqlite:///{tmp_path / 'd.db'}"
+    await upgrade_schema(url)
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        execution_id = await insert_pending(Repository(engine), {"nodes": [{"id": "a"}]})
+        async with engine.begin() as conn:  # two more events, and a delivery of all three
+            for seq in (2, 3):
+                await conn.execute(
+                    text(
+                        "INSERT INTO execution_events (execution_id, seq, type, data, created_at)"
+                        " SELECT execution_id, :seq, 'step.started', data, created_at"
+                        " FROM execution_events WHERE seq = 1"
+                    ),
+                    {"seq": seq},
+                )
+            await conn.execute(
+                text(
+                    "INSERT INTO event_deliveries (subscription_id, execution_id, seq, last_seq,"
+                    " event_type, status, attempts, next_attempt_at, created_at)"
+                    " SELECT :sub, execution_id, 1, 3, type, 'pending', 2, created_at, created_at"
+                    " FROM execution_events WHERE seq = 1"
+                ),
+                {"sub": uuid.uuid4().hex if dialect == "sqlite" else str(uuid.uuid4())},
+            )
+        await asyncio.to_thread(command.downgrade, alembic_config(url), "0012_lean_outbox")
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT seq, event_type, status, attempts FROM event_deliveries"
+                        " ORDER BY seq"
+                    )
+                )
+            ).all()
+        assert [tuple(r) for r in rows] == [
+            (1, "execution.created", "pending", 2),
+            (2, "step.started", "pending", 2),
+            (3, "step.started", "pending", 2),
+        ]
+    finally:
+        await engine.dispose()
+    assert execution_id is not None
