@@ -297,10 +297,8 @@ event_deliveries = Table(
     Column("id", AUDIT_ID, primary_key=True, autoincrement=True),
     Column("subscription_id", Uuid, nullable=False),
     Column("execution_id", Uuid, nullable=False),
-    # The events seq .. last_seq of one commit (NULL: written before migration 0013, one
-    # event); event_type is the first one's.
-    Column("seq", BigInteger, nullable=False),
-    Column("last_seq", BigInteger, nullable=True),
+    Column("seq", BigInteger, nullable=False),  # a commit's events seq .. last_seq (0013):
+    Column("last_seq", BigInteger, nullable=True),  # NULL one event; event_type the first's
     Column("event_type", String(50), nullable=False),
     Column("status", String(20), nullable=False),  # pending | delivered | dead
     Column("attempts", Integer, nullable=False, server_default="0"),
