@@ -179,5 +179,4 @@ def register(app: typer.Typer) -> None:
 def _events(delivery: dict[str, Any]) -> str:
     """A delivery's first event id, and its last seq when it carries several."""
     first: str = delivery["eventId"]
-    last = delivery.get("lastSeq", delivery.get("seq"))
-    return first if last == delivery.get("seq") else f"{first}..{last}"
+    return first if delivery.get("events", 1) == 1 else f"{first}..{delivery['lastSeq']}"

@@ -173,7 +173,7 @@ class ArqQueue:
             # Wake the workers rather than leave the job to their next poll: one due now
             # starts, a deferred one sets when an idle worker reads the queue next
             # (worker/wake.py); published at EXEC, after the job is in the queue.
-            self.wakes.due_now(pipe)
+            self.wakes.call(pipe)
 
     def _add_jobs(self, pipe: Any, execution_ids: Sequence[UUID], score: float) -> None:
         for start in range(0, len(execution_ids), self.batch_max):

@@ -37,8 +37,8 @@ class WakeCalls:
         self._last = -WAKE_EVERY_S
         self._later: asyncio.TimerHandle | None = None
 
-    def due_now(self, pipe: Any) -> None:
-        """Jobs due now are in `pipe`: call the workers in it, or at the interval's end."""
+    def call(self, pipe: Any) -> None:
+        """Jobs are in `pipe`: call the workers in it, or at the interval's end."""
         now = time.monotonic()
         if now - self._last >= WAKE_EVERY_S:
             self._last = now

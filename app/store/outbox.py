@@ -68,8 +68,8 @@ class OutboxMatcher:
                 elif run is not None:
                     run["j"] = i
                 else:
-                    run = {"i": i, "j": i, "sub": str(t.id), "type": kind}
-                    run.update(ns=t.namespace, wf=t.workflow)
+                    run = {"i": i, "j": i, "sub": str(t.id), "type": kind, "ns": t.namespace}
+                    run["wf"] = t.workflow
                     found.append(run)
         return found
 
