@@ -17,7 +17,8 @@ from app.api.errors import error_responses
 from app.auth.keys import DEFAULT_NAMESPACE, Principal
 from app.errors import RequestInvalid
 from app.events.bus import FEED, EventBus
-from app.events.stream import event_json, execution_events
+from app.events.stream import execution_events
+from app.events.wire import event_json
 from app.execution.queue import ExecutionQueue
 from app.metrics import STREAMS_OPEN
 from app.store.namespaces import namespace_of

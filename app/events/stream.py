@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
 from uuid import UUID
 
 from app.events.bus import EventBus
-from app.jsonvalue import dumps
 from app.store.records import EventRecord
 from app.store.repository import Repository
 
 TERMINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
 BACKLOG_PAGE = 500
-
-
-def event_json(event: EventRecord) -> str:
-    payload: dict[str, Any] = {
-        "executionId": str(event.execution_id),
-        "seq": event.seq,
-        "type": event.type,
-        "at": event.created_at.isoformat().replace("+00:00", "Z"),
-        **event.data,
-    }
-    return dumps(payload)
 
 
 async def execution_events(

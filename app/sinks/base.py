@@ -1,6 +1,6 @@
 """The sink interface: a new kind of sink is one module with one class.
 
-A sink is handed the subscription, its secret (decrypted) and the event with its JSON body
+A sink is handed the subscription, its secret (decrypted) and the event's JSON body
 (as the SSE stream carries it), and answers with an `Outcome`: `send` takes one event,
 `send_batch` the events of a batched subscription (`batchSize` > 1) in one delivery, which
 succeeds or fails as a whole. It never raises for a failed delivery: the loop turns a failed
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
+from uuid import UUID
 
-from app.store.records import EventRecord
 from app.store.subscriptions import SubscriptionRecord
 
 
@@ -25,11 +25,17 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One event as it goes out: its id (`{executionId}:{seq}`), type and JSON body."""
+    """One event as it goes out: whose it is, its type and its JSON body."""
 
-    id: str
-    event: EventRecord
+    execution_id: UUID
+    seq: int
+    type: str
     body: bytes
+
+    @property
+    def id(self) -> str:
+        """The event's id, `{executionId}:{seq}` (for de-duplication)."""
+        return f"{self.execution_id}:{self.seq}"
 
 
 class Sink(Protocol):

@@ -23,20 +23,18 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from app.auth.vault import VaultUnavailable
-from app.events.stream import event_json
 from app.sinks.base import Message, Outcome
 from app.sinks.batches import MAX_BATCH_BYTES, cut
 from app.store.deliveries import DeliveryRecord, Recorded
-from app.store.records import EventRecord
 from app.store.subscriptions import SubscriptionRecord
 
 if TYPE_CHECKING:
     from app.sinks.dispatcher import Dispatcher
 
 
-def message_for(row: DeliveryRecord, event: EventRecord) -> Message:
-    """The delivery's event as it goes out: its id and JSON body (as the stream's `data:`)."""
-    return Message(f"{row.execution_id}:{row.seq}", event, event_json(event).encode())
+def message_for(row: DeliveryRecord, body: bytes) -> Message:
+    """The claimed event of `row` as it goes out (its JSON `body`, as the stream's `data:`)."""
+    return Message(row.execution_id, row.seq, row.event_type, body)
 
 
 def no_sink(sub: SubscriptionRecord) -> Outcome:
@@ -104,10 +102,10 @@ class BatchedSender:
                 sub, [q[0] for q in queues], Outcome(False, error=str(exc), retryable=False)
             )
             return []
-        gone = [r.id for q in queues for r in q if r.event is None]
+        gone = [r.id for q in queues for r in q if r.body is None]
         if gone:  # their execution was deleted (retention)
             await d.deliveries.drop(gone)
-            queues = [kept for q in queues if (kept := [r for r in q if r.event])]
+            queues = [kept for q in queues if (kept := [r for r in q if r.body is not None])]
             if not queues:
                 return []
         ok, status = await self._send_all(sub, secret, queues)
@@ -128,7 +126,7 @@ class BatchedSender:
         d = self.d
         sink = d.sinks.get(sub.sink)
         rows = [r for q in queues for r in q]
-        messages = [message_for(r, r.event) for r in rows if r.event is not None]
+        messages = [message_for(r, r.body) for r in rows if r.body is not None]
         sizes = [len(m.body) for m in messages]
         runs = cut(list(range(len(messages))), sizes, sub.batch_size, MAX_BATCH_BYTES)
         sent = 0  # rows[:sent] were delivered

@@ -167,7 +167,7 @@ class Dispatcher:
         last_status: int | None = None
         renewed = flushed = time.monotonic()
         for n, row in enumerate(rows):
-            if row.event is None:  # its execution was deleted (retention)
+            if row.body is None:  # its execution was deleted (retention)
                 await self.deliveries.drop([row.id])
                 continue
             if time.monotonic() - renewed > self.lease_ms / 3000:
@@ -179,7 +179,7 @@ class Dispatcher:
             if sink is None:
                 outcome = no_sink(sub)
             else:
-                outcome = await sink.send(sub, secret, message_for(row, row.event))
+                outcome = await sink.send(sub, secret, message_for(row, row.body))
             if not outcome.ok:
                 await self._flush(done, last_status)
                 await self.fail(sub, [row], outcome)

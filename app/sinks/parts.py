@@ -58,6 +58,9 @@ class SinkParts:
             await self.own_engine.dispose()
 
 
+SINK_SERVER_SETTINGS = {"application_name": "turnout-sinks", "enable_bitmapscan": "off"}
+
+
 def build_sinks(
     settings: Settings, engine: AsyncEngine, redis: Redis | None, owner: str, *, deliver: bool
 ) -> SinkParts:
@@ -67,11 +70,14 @@ def build_sinks(
     if deliver and not settings.is_sqlite:
         # Its own few connections: a delivery backlog never makes runs wait for the pool.
         # (SQLite keeps one engine: its writers take turns per engine.)
+        # Bitmap scans off: the claim reads the due index in order and stops at its
+        # LIMIT, whatever the statistics say (app/store/pg_deliveries.py).
         own_engine = make_engine(
             settings.database_url,
             pool_size=settings.sink_db_pool_size,
             max_overflow=0,
             pool_recycle=POOL_RECYCLE_S,
+            server_settings=SINK_SERVER_SETTINGS,
         )
     deliveries = DeliveryStore(own_engine or engine)
     cache = SubscriptionCache(store, matcher, settings.sink_cache_ms)

@@ -14,9 +14,9 @@ from app.store.subscriptions import SubscriptionRecord
 def _fields(message: Message) -> dict[Any, Any]:
     return {
         "id": message.id,
-        "type": message.event.type,
-        "executionId": str(message.event.execution_id),
-        "seq": message.event.seq,
+        "type": message.type,
+        "executionId": str(message.execution_id),
+        "seq": message.seq,
         "data": message.body,
     }
 

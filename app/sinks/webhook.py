@@ -42,7 +42,7 @@ class WebhookSink:
     ) -> Outcome:
         about = [
             (b"turnout-event-id", message.id.encode()),
-            (b"turnout-event-type", message.event.type.encode()),
+            (b"turnout-event-type", message.type.encode()),
         ]
         return await self._post(subscription, secret, about, message.body)
 

@@ -73,8 +73,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return make_engine(settings.database_url, **pool)
 
 
-def make_engine(database_url: str, **engine_kwargs: Any) -> AsyncEngine:
-    """An async engine for any supported URL; SQLite gets its pragmas and an absolute path."""
+def make_engine(
+    database_url: str, server_settings: dict[str, str] | None = None, **engine_kwargs: Any
+) -> AsyncEngine:
+    """An async engine for any supported URL; SQLite gets its pragmas and an absolute path.
+    `server_settings`: Postgres settings of its sessions (with asyncpg)."""
     url = make_url(database_url)
     sqlite = url.get_backend_name() == "sqlite"
     if sqlite and _is_memory(url):
@@ -87,7 +90,9 @@ def make_engine(database_url: str, **engine_kwargs: Any) -> AsyncEngine:
             engine_kwargs.pop(key, None)
     if url.get_driver_name() == "asyncpg":
         connect_args = engine_kwargs.setdefault("connect_args", {})
-        connect_args.setdefault("server_settings", {"application_name": "turnout"})
+        connect_args.setdefault(
+            "server_settings", {"application_name": "turnout", **(server_settings or {})}
+        )
         # asyncpg waits 60 s for a connection by default: fail fast so an outage gives 503s
         # and backoffs rather than hung requests.
         connect_args.setdefault("timeout", CONNECT_TIMEOUT_S)

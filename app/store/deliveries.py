@@ -15,6 +15,7 @@ from uuid import UUID
 from sqlalchemy import delete, exists, or_, select, tuple_, update
 
 from app.engine.state import utcnow
+from app.events.wire import event_json
 from app.store import pg_deliveries
 from app.store.delivery_views import DeliveryRecord, DeliveryViews, Recorded, delivery_row
 from app.store.outbox import DEAD, DELIVERED, PENDING
@@ -166,9 +167,9 @@ class DeliveryStore(DeliveryViews):
         out: list[DeliveryRecord] = []
         for x in found:
             each = [
-                replace(x, seq=seq, event=events[x.execution_id, seq])
+                replace(x, seq=seq, event_type=ev.type, body=event_json(ev).encode())
                 for seq in range(x.seq, x.last_seq + 1)
-                if (x.execution_id, seq) in events
+                if (ev := events.get((x.execution_id, seq))) is not None
             ]
             out += each or [x]
         return out

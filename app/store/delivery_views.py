@@ -3,7 +3,6 @@ counts, the latest failures), redelivery by hand, and the reconciler's pruning."
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -12,9 +11,9 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.engine import RowMapping
 
 from app.engine.state import utcnow
+from app.events.wire import event_json_of
 from app.store.base import StoreBase
 from app.store.outbox import DEAD, DELIVERED, PENDING
-from app.store.records import EventRecord
 from app.store.tables import event_deliveries
 
 d = event_deliveries
@@ -23,7 +22,8 @@ d = event_deliveries
 @dataclass(slots=True)
 class DeliveryRecord:
     """A delivery: the events `seq` .. `last_seq` of one commit. As the delivery loop
-    claims it, one record per event, `seq` that event's and `event` the event itself."""
+    claims it, one record per event: `seq` and `event_type` that event's, `body` its JSON
+    as it goes out (None: the event is gone, its execution deleted)."""
 
     id: int
     subscription_id: UUID
@@ -38,7 +38,7 @@ class DeliveryRecord:
     created_at: datetime
     delivered_at: datetime | None
     last_seq: int = 0  # the delivery's last event (its first is `seq`, as listed)
-    event: EventRecord | None = None
+    body: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +70,10 @@ def delivery_row(row: RowMapping) -> DeliveryRecord:
         last_seq=row["last_seq"] or row["seq"],
     )
     if row.get("ev_type") is not None:  # the one-statement claims read the event too
-        found.event = EventRecord(
-            row["execution_id"],
-            found.seq,
-            row["ev_type"],
-            json.loads(row["ev_json"]),
-            row["ev_created_at"],
-        )
+        found.event_type = row["ev_type"]
+        found.body = event_json_of(
+            found.execution_id, found.seq, found.event_type, row["ev_created_at"], row["ev_json"]
+        ).encode()
     return found
 
 

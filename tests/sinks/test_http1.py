@@ -22,7 +22,6 @@ from app.nodes.ssrf import AddressGuard
 from app.sinks.base import Message
 from app.sinks.signing import verify
 from app.sinks.webhook import WebhookSink
-from app.store.records import EventRecord
 from app.store.subscriptions import SubscriptionRecord
 
 OPEN = AddressGuard(allow_private=True)
@@ -91,9 +90,7 @@ def subscription(url: str) -> SubscriptionRecord:
 
 
 def message(seq: int = 1) -> Message:
-    event = EventRecord(uuid4(), seq, "step.completed", {}, dt.datetime.now(dt.UTC))
-    body = b'{"seq": %d}' % seq
-    return Message(f"{event.execution_id}:{seq}", event, body)
+    return Message(uuid4(), seq, "step.completed", b'{"seq": %d}' % seq)
 
 
 async def test_posts_are_signed_and_share_one_kept_alive_connection() -> None:

@@ -1,0 +1,44 @@
+"""An event as it goes out (the SSE stream's `data:`, a webhook's body, a stream entry's
+`data`): its JSON text (pure)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from app.jsonvalue import dumps
+from app.store.records import EventRecord
+
+__all__ = ["event_json", "event_json_of"]
+
+
+def event_json(event: EventRecord) -> str:
+    payload: dict[str, Any] = {
+        "executionId": str(event.execution_id),
+        "seq": event.seq,
+        "type": event.type,
+        "at": event.created_at.isoformat().replace("+00:00", "Z"),
+        **event.data,
+    }
+    return dumps(payload)
+
+
+# The keys event_json puts before the data's own (the data's win, as in the dict above).
+_OWN_KEYS = ('"executionId"', '"seq"', '"type"', '"at"')
+
+
+def event_json_of(execution_id: UUID, seq: int, type_: str, at: datetime, data_json: str) -> str:
+    """`event_json` of an event whose data is JSON text already (a JSON object, as Postgres
+    writes `jsonb`): the same event, spliced instead of decoded and encoded again. The data
+    keeps its text (jsonb's order and spacing); data that names one of the event's own keys
+    (or holds such a string) takes the slow path, so no key is ever written twice."""
+    if any(key in data_json for key in _OWN_KEYS):
+        return event_json(EventRecord(execution_id, seq, type_, json.loads(data_json), at))
+    head = (
+        f'{{"executionId":"{execution_id}","seq":{seq},"type":{json.dumps(type_)},'
+        f'"at":"{at.isoformat().replace("+00:00", "Z")}"'
+    )
+    rest = data_json.strip()[1:].lstrip()
+    return head + ("}" if rest == "}" else "," + rest)
