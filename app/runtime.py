@@ -190,6 +190,7 @@ def build_runtime(
     repo = Repository(engine, sinks.matcher)
     # The job enqueues and event publishes of this process: one Redis pipeline at a time.
     writes = RedisWrites(redis) if redis is not None else None
+    sinks.signal.writes = writes
     fanout: EventBus = OutboxBus(
         RedisBus(redis, settings.key_prefix, writes) if redis is not None else InProcessBus(),
         sinks.matcher,

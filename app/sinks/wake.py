@@ -5,7 +5,9 @@ some of a publish's events match a subscription it pokes this process's loop and
 Redis, every process's (`{prefix}:outbox`), at most once per `POKE_EVERY_S` from a
 process: the first commit of a quiet spell pokes at once, the commits within the interval
 after it share one poke at its end (a worker claims once per burst anyway). The loops also
-poll, so a lost poke only delays a delivery by `sink_poll_ms`."""
+poll, so a lost poke only delays a delivery by `sink_poll_ms`. With the process's Redis
+pipeline (`RedisWrites`), a poke rides in it, beside the events it is about, rather than
+costing a round trip of its own."""
 
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 from uuid import UUID
 
 from redis.asyncio import Redis
 
 from app.events.bus import EventBus
+from app.events.redis_writes import RedisWrites
 from app.store.outbox import OutboxMatcher
 from app.store.records import EventRecord
 from app.tasks import stop
@@ -31,12 +35,17 @@ POKE_EVERY_S = 0.005
 
 
 class OutboxSignal:
+    # A write of the process's Redis pipeline (app/events/redis_writes.py).
+    atomic = False
+
     def __init__(self, redis: Redis | None, prefix: str) -> None:
         self.redis = redis
         self.channel = f"{prefix}:outbox"
         self.local = asyncio.Event()
+        # The process's pipeline, when it has one (set by the runtime): pokes ride in it.
+        self.writes: RedisWrites | None = None
         self._listener: asyncio.Task[None] | None = None
-        self._poking: asyncio.Task[None] | None = None
+        self._poking: asyncio.Future[None] | None = None
         self._last = -POKE_EVERY_S
         self._later: asyncio.TimerHandle | None = None
         # Set by this process's delivery loop: True while it can take more queues itself.
@@ -56,16 +65,25 @@ class OutboxSignal:
         if wait > 0 or (self._poking is not None and not self._poking.done()):
             self._later = asyncio.get_running_loop().call_later(max(wait, 0.001), self._due)
             return
-        self._last = now
-        self._poking = asyncio.create_task(self._publish())
+        self._start(now)
 
     def _due(self) -> None:
         self._later = None
         if self._poking is not None and not self._poking.done():  # Redis is slow: later
             self._later = asyncio.get_running_loop().call_later(POKE_EVERY_S, self._due)
             return
-        self._last = time.monotonic()
-        self._poking = asyncio.create_task(self._publish())
+        self._start(time.monotonic())
+
+    def _start(self, now: float) -> None:
+        self._last = now
+        if self.writes is not None:
+            self._poking = self.writes.send(self, None)
+        else:
+            self._poking = asyncio.create_task(self._publish())
+
+    def add(self, pipe: Any, items: Sequence[None]) -> None:
+        """Its command in the process's pipeline: one poke, however many were asked."""
+        pipe.publish(self.channel, "1")
 
     async def _publish(self) -> None:
         assert self.redis is not None

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from redis.asyncio import Redis
 
 from app.config import Settings
+from app.events.redis_writes import RedisWrites
 from app.sinks.wake import OutboxSignal
 
 
@@ -31,13 +33,16 @@ async def test_a_process_with_room_wakes_only_its_own_loop(settings: Settings) -
         await redis.aclose()
 
 
+@pytest.mark.parametrize("pipeline", [False, True], ids=["own-round-trip", "in-the-pipeline"])
 async def test_a_burst_of_pokes_makes_one_now_and_one_at_the_intervals_end(
-    settings: Settings,
+    settings: Settings, pipeline: bool
 ) -> None:
     redis = Redis.from_url(settings.redis_url or "")
     pubsub = redis.pubsub(ignore_subscribe_messages=True)
     await pubsub.subscribe(f"{settings.key_prefix}:outbox")
     mine = OutboxSignal(redis, settings.key_prefix)  # a process that does not deliver
+    if pipeline:  # as the runtime wires it: pokes ride in the process's one pipeline
+        mine.writes = RedisWrites(redis)
 
     async def heard(within_s: float) -> int:
         count, deadline = 0, asyncio.get_running_loop().time() + within_s

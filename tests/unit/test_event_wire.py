@@ -36,6 +36,12 @@ def test_the_spliced_event_is_the_encoded_one(
     assert len(keys) == len(set(keys))  # never a key twice
 
 
+def test_a_type_that_needs_escaping_is_encoded() -> None:
+    event = EventRecord(uuid4(), 1, 'odd"type', {"a": 1}, AT)
+    spliced = event_json_of(event.execution_id, 1, event.type, AT, '{"a": 1}')
+    assert json.loads(spliced) == json.loads(event_json(event))
+
+
 def test_whole_seconds_are_written_as_isoformat_does() -> None:
     at = AT.replace(microsecond=0)
     event = EventRecord(uuid4(), 1, "execution.created", {"a": 1}, at)
