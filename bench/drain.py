@@ -127,7 +127,7 @@ async def measure(
                     await asyncio.sleep(1.5)  # the worker has loaded it
                 await _create(client, "single", 20)  # warm up both
                 await _drained(ns.database_url, 20, outbox)
-                posts, events = receiver.posts, len(receiver.received)
+                posts, events = receiver.posts, receiver.events
                 # The worker is stopped (SIGSTOP) while the backlog is made, so that it drains
                 # a full queue and its start-up is not in the measurement.
                 worker.proc.send_signal(signal.SIGSTOP)
@@ -160,7 +160,7 @@ async def measure(
             await receiver.close()
     delivered = ""
     if outbox:
-        n = len(receiver.received) - events
+        n = receiver.events - events
         delivered = f"; {n} events delivered in {receiver.posts - posts} POSTs"
     return (
         f"{mode}: created {runs} runs at {runs / (t1 - t0):.0f}/s, API CPU "
