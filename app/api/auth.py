@@ -5,6 +5,7 @@ by one table (app/auth/policy.py) instead of a dependency on each route."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -48,6 +49,7 @@ class Authenticator:
         self.open_paths = frozenset(p for p, is_open in probes.items() if is_open)
         self.auth_seen = settings.auth == "required"
         self.no_keys_until = 0.0  # "no key yet" is asked again after NO_KEYS_TTL_S
+        self._asking = asyncio.Lock()  # by one request at a time: the others wait for it
         self.limiter: MovingWindowRateLimiter | None = None
         self.limit: RateLimitItemPerSecond | None = None
         if settings.rate_limit_per_s > 0:
@@ -134,8 +136,10 @@ class Authenticator:
         if needed is None:  # open paths never fail, whatever credentials come with them
             return _anonymous(scope, authenticated=False)
         if not self.auth_seen and time.monotonic() >= self.no_keys_until:
-            self.auth_seen = await self._any_key(keys)
-            self.no_keys_until = time.monotonic() + NO_KEYS_TTL_S
+            async with self._asking:  # the requests that find it due share one answer
+                if not self.auth_seen and time.monotonic() >= self.no_keys_until:
+                    self.auth_seen = await self._any_key(keys)
+                    self.no_keys_until = time.monotonic() + NO_KEYS_TTL_S
         if not self.auth_seen:
             return _anonymous(scope)
         headers = headers_of(scope)
