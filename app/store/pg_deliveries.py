@@ -4,7 +4,8 @@ each one round trip in autocommit (see app/store/deliveries.py for what they mea
 They are written so that no plan can make them scan the backlog, whatever the table's
 statistics say (they are wrong most of the time: a table of delivered rows that a burst or a
 receiver's outage fills with pending ones): the queue-head test is a correlated subquery (one
-probe of `ix_event_deliveries_pending`, never a join the planner can turn inside out); the
+probe of the unique (subscription, execution, seq) index, never a join the planner can turn
+inside out); the
 rows to update are found per queue in `LATERAL ... OFFSET 0` subqueries (always run once per
 queue, with the queue's keys as index conditions) and updated by id; the status rechecks on
 the updated rows are `status || '' = 'pending'`, which no partial index can serve, so the
