@@ -320,7 +320,16 @@ event_deliveries = Table(
         sqlite_where=text("status = 'pending'"),
     ),
     Index("ix_event_deliveries_subscription", "subscription_id", "id"),
-    # A queue's rows are found through the unique constraint's index (migration 0014).
+    # A queue's pending rows, for the claim's "no earlier pending row" test (without it
+    # the planner may scan every pending row per candidate).
+    Index(
+        "ix_event_deliveries_pending",
+        "subscription_id",
+        "execution_id",
+        "seq",
+        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text("status = 'pending'"),
+    ),
 )
 
 __all__ = [
