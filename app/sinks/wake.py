@@ -145,7 +145,7 @@ class OutboxBus:
 
     async def publish(self, events: Sequence[EventRecord]) -> None:
         await self.inner.publish(events)
-        if self.matcher.targets and self.matcher.candidates([e.type for e in events]):
+        if self.matcher.targets and self.matcher.takes_any([e.type for e in events]):
             await self.signal.poke()
 
     def subscribe(

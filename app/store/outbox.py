@@ -53,6 +53,11 @@ class OutboxMatcher:
         self.targets = tuple(targets)
         self.loaded = True
 
+    def takes_any(self, types: Sequence[str]) -> bool:
+        """Whether some subscription's patterns take one of `types` (whatever its namespace
+        and workflow): the publish of such events pokes the delivery loops."""
+        return any(matches(t.events, kind) for t in self.targets for kind in types)
+
     def candidates(self, types: Sequence[str]) -> list[dict[str, Any]]:
         """`{i, j, sub, type, ns, wf}` for each subscription and run of consecutive events
         (1-based, `i` .. `j`) its patterns take, `type` the first one's; the write keeps

@@ -206,6 +206,11 @@ def test_a_subscription_takes_each_run_of_consecutive_events_it_matches() -> Non
         (str(steps), 4, 4, "step.started"),
     ]
     assert matcher.candidates(["execution.paused"])[1:] == []  # "step.*" takes none
+    assert matcher.takes_any(["execution.paused"])
+    only_steps = OutboxMatcher()
+    only_steps.replace([Target(steps, "team", "billing", ("step.*",))])
+    assert only_steps.takes_any(["execution.started", "step.failed"])
+    assert not only_steps.takes_any(["execution.started", "execution.completed"])
 
 
 @pytest_asyncio.fixture(params=["postgresql", "sqlite"])
