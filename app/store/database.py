@@ -74,7 +74,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 
 def make_engine(
-    database_url: str, server_settings: dict[str, str] | None = None, **engine_kwargs: Any
+    database_url: str, *, server_settings: dict[str, str] | None = None, **engine_kwargs: Any
 ) -> AsyncEngine:
     """An async engine for any supported URL; SQLite gets its pragmas and an absolute path.
     `server_settings`: Postgres settings of its sessions (with asyncpg)."""
