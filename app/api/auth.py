@@ -49,7 +49,8 @@ class Authenticator:
         self.open_paths = frozenset(p for p, is_open in probes.items() if is_open)
         self.auth_seen = settings.auth == "required"
         self.no_keys_until = 0.0  # "no key yet" is asked again after NO_KEYS_TTL_S
-        self._asking = asyncio.Lock()  # by one request at a time: the others wait for it
+        # The check in flight: the requests that find it due share its answer (or error).
+        self._asking: asyncio.Future[None] | None = None
         self.limiter: MovingWindowRateLimiter | None = None
         self.limit: RateLimitItemPerSecond | None = None
         if settings.rate_limit_per_s > 0:
@@ -136,10 +137,10 @@ class Authenticator:
         if needed is None:  # open paths never fail, whatever credentials come with them
             return _anonymous(scope, authenticated=False)
         if not self.auth_seen and time.monotonic() >= self.no_keys_until:
-            async with self._asking:  # the requests that find it due share one answer
-                if not self.auth_seen and time.monotonic() >= self.no_keys_until:
-                    self.auth_seen = await self._any_key(keys)
-                    self.no_keys_until = time.monotonic() + NO_KEYS_TTL_S
+            if self._asking is None or self._asking.done():
+                self._asking = asyncio.ensure_future(self._ask(keys))
+                self._asking.add_done_callback(_retrieved)
+            await asyncio.shield(self._asking)
         if not self.auth_seen:
             return _anonymous(scope)
         headers = headers_of(scope)
@@ -154,6 +155,10 @@ class Authenticator:
             )
         await self._count(record)
         return principal
+
+    async def _ask(self, keys: KeyStore) -> None:
+        self.auth_seen = await self._any_key(keys)
+        self.no_keys_until = time.monotonic() + NO_KEYS_TTL_S
 
     @staticmethod
     async def _any_key(keys: KeyStore) -> bool:
@@ -293,3 +298,9 @@ class Answer:
         except ValueError:
             return {}
         return value if isinstance(value, dict) else {}
+
+
+def _retrieved(asked: asyncio.Future[None]) -> None:
+    """Its error is each waiter's (a 503); retrieved here when none waits any more."""
+    if not asked.cancelled():
+        asked.exception()

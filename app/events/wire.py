@@ -36,12 +36,14 @@ def event_json_of(execution_id: UUID, seq: int, type_: str, at: datetime, data_j
     """`event_json` of an event whose data is JSON text already (a JSON object, as Postgres
     writes `jsonb`): the same event, spliced instead of decoded and encoded again. The data
     keeps its text (jsonb's order and spacing); data that names one of the event's own keys
-    (or holds such a string) takes the slow path, so no key is ever written twice."""
-    if _OWN_KEYS.search(data_json) or not _PLAIN.fullmatch(type_):
+    (or holds such a string), or is not an object, takes the slow path, so no key is ever
+    written twice and nothing but an object is spliced."""
+    rest = data_json.strip()
+    if not rest.startswith("{") or _OWN_KEYS.search(rest) or not _PLAIN.fullmatch(type_):
         return event_json(EventRecord(execution_id, seq, type_, json.loads(data_json), at))
     head = (
         f'{{"executionId":"{execution_id}","seq":{seq},"type":"{type_}",'
         f'"at":"{at.isoformat().replace("+00:00", "Z")}"'
     )
-    rest = data_json.strip()[1:].lstrip()
+    rest = rest[1:].lstrip()
     return head + ("}" if rest == "}" else "," + rest)

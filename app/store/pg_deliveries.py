@@ -71,14 +71,16 @@ CLAIM = _typed(
 # Record the deliveries of many queues (each id with its answer's status) and lease what
 # each queue's execution added after its last one (`q`: subscription, execution, seq).
 DELIVERED_AND_NEXT = _typed(
-    f"""WITH q AS (
+    f"""WITH s AS (
+  SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS int[])) AS s(id, status)
+), q AS (
   SELECT * FROM unnest(CAST(:subs AS uuid[]), CAST(:executions AS uuid[]),
                        CAST(:afters AS bigint[])) AS q(sub, execution, after)
 ), done AS (
   UPDATE event_deliveries d SET status = 'delivered', delivered_at = :now,
-    attempts = d.attempts + 1, last_error = NULL, lease_owner = NULL, lease_expires_at = NULL,
-    last_status = (CAST(:statuses AS int[]))[array_position(CAST(:ids AS bigint[]), d.id)]
-  WHERE d.id = ANY(CAST(:ids AS bigint[])) AND d.{_STILL_PENDING}
+    attempts = d.attempts + 1, last_status = s.status, last_error = NULL,
+    lease_owner = NULL, lease_expires_at = NULL
+  FROM s WHERE d.id = s.id AND d.{_STILL_PENDING}
 ), leased AS (
   UPDATE event_deliveries x SET lease_owner = :owner, lease_expires_at = :expires
   WHERE x.id = ANY(ARRAY(

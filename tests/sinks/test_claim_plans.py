@@ -113,7 +113,7 @@ async def test_a_claim_and_a_record_read_what_they_take_not_the_backlog(
             "owner": "w",
             "expires": utcnow(),
         }
-        assert await _buffers(sinks, pg_deliveries.DELIVERED_AND_NEXT, record) < 3_000
+        assert await _buffers(sinks, pg_deliveries.DELIVERED_AND_NEXT, record) < 1_000
     finally:
         await sinks.dispose()
 

@@ -36,6 +36,12 @@ def test_the_spliced_event_is_the_encoded_one(
     assert len(keys) == len(set(keys))  # never a key twice
 
 
+@pytest.mark.parametrize("text", ["null", "[]", "[1]", '"x"', "1"])
+def test_data_that_is_not_an_object_is_refused_as_event_json_refuses_it(text: str) -> None:
+    with pytest.raises(TypeError):
+        event_json_of(uuid4(), 1, "step.completed", AT, text)
+
+
 def test_a_type_that_needs_escaping_is_encoded() -> None:
     event = EventRecord(uuid4(), 1, 'odd"type', {"a": 1}, AT)
     spliced = event_json_of(event.execution_id, 1, event.type, AT, '{"a": 1}')
