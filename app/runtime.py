@@ -9,8 +9,10 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
 
 import httpx
 from arq.connections import ArqRedis
@@ -155,25 +157,36 @@ class Runtime:
         return asyncio.shield(self._draining)
 
     async def close(self) -> None:
-        await self.scheduler.close()
-        await self.sampler.close()
-        await self.sinks.close()
+        """Stop every part, in order; a part that fails to stop is logged and the others
+        still stop (a worker leaves the workers' list even if its delivery loop would not
+        close cleanly)."""
+        steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+            ("scheduler", self.scheduler.close),
+            ("sampler", self.sampler.close),
+            ("sinks", self.sinks.close),
+        ]
         if self.reconciler is not None:
-            await self.reconciler.close()
+            steps.append(("reconciler", self.reconciler.close))
         if self.heartbeat is not None:
-            await self.heartbeat.close()
-        await self.shutdown_runs()
-        await self.scheduler.settle(self.settings.cancel_grace_ms / 1000)
-        await self.flow.close()
+            steps.append(("heartbeat", self.heartbeat.close))
+        steps += [
+            ("runs", self.shutdown_runs),
+            ("schedules", lambda: self.scheduler.settle(self.settings.cancel_grace_ms / 1000)),
+            ("flow", self.flow.close),
+        ]
         if isinstance(self.signals, RedisSignals):
-            await self.signals.close()
+            steps.append(("signals", self.signals.close))
         if isinstance(self.queue, InProcessQueue):
-            await self.queue.close()
-        await self.bus.close()
+            steps.append(("queue", self.queue.close))
+        steps.append(("bus", self.bus.close))
         if self.redis is not None:
-            await self.redis.aclose()
-        await self.http.aclose()
-        await self.repo.engine.dispose()
+            steps.append(("redis", self.redis.aclose))
+        steps += [("http", self.http.aclose), ("database", self.repo.engine.dispose)]
+        for name, step in steps:
+            try:
+                await step()
+            except Exception:
+                log.exception("cannot stop a part", extra={"part": name})
         tracing.flush()
 
 

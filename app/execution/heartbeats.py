@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -114,6 +113,13 @@ class Heartbeat:
             await asyncio.sleep(BEAT_S)
 
     async def close(self) -> None:
+        """Stop beating and leave the registry: tried twice (a connection that a cancelled
+        command left broken is replaced by then); otherwise the entry ages out in ALIVE_S."""
         await stop(self._task)
-        with contextlib.suppress(Exception):
-            await self.registry.forget(self.owner)
+        for attempt in (1, 2):
+            try:
+                await self.registry.forget(self.owner)
+                return
+            except Exception:
+                if attempt == 2:
+                    log.warning("cannot leave the workers' list", exc_info=True)
