@@ -69,8 +69,7 @@ async def _fill(engine: AsyncEngine, analyse_after_backlog: bool) -> None:
 
 
 async def _analyse(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
-        await conn.execute(text("COMMIT"))
+    async with engine.begin() as conn:  # ANALYZE's statistics commit with the transaction
         await conn.execute(text("ANALYZE event_deliveries"))
 
 
