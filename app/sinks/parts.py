@@ -58,7 +58,18 @@ class SinkParts:
             await self.own_engine.dispose()
 
 
-SINK_SERVER_SETTINGS = {"application_name": "turnout-sinks", "enable_bitmapscan": "off"}
+# The delivery loop's plans, whatever the statistics and whenever made (a generic plan made
+# over a new install's empty table is all seq scans): index scans in the indexes' order,
+# planned each time, and no JIT (the penalty on an unavoidable sort is above its threshold).
+# See app/store/pg_deliveries.py and tests/sinks/test_claim_plans.py.
+SINK_SERVER_SETTINGS = {
+    "application_name": "turnout-sinks",
+    "enable_bitmapscan": "off",
+    "enable_seqscan": "off",
+    "enable_sort": "off",
+    "jit": "off",
+    "plan_cache_mode": "force_custom_plan",
+}
 
 
 def build_sinks(

@@ -9,7 +9,10 @@ out); a queue's rows are found in `LATERAL ... OFFSET 0` subqueries, run once pe
 its keys as index conditions and that index's seq order; the rows are then updated by
 primary key, their status rechecked as `status || '' = 'pending'`, a test no partial index
 serves. The delivery loop's connections also have bitmap scans off (`app/sinks/parts.py`),
-so the heads are read in the due index's order and the scan stops at the `LIMIT`.
+so the heads are read in the due index's order and the scan stops at the `LIMIT`; seq scans
+and sorts off, so a queue's rows come from the pending rows' index in its order and rows are
+updated by primary key; and no cached generic plan, which a new install makes over an empty
+table (seq scans) and keeps until the next ANALYZE.
 `tests/sinks/test_claim_plans.py` holds the case: 3,000 pending queues behind 30,000
 delivered rows, statistics taken before or after the backlog, a claim of 50 queues touched
 310,534 buffers before with the former; 1,785 now with either."""
