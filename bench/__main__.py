@@ -9,7 +9,14 @@ import sys
 from pathlib import Path
 
 from bench import peer, peers
-from bench.config import DEFAULT_WORKLOADS, SUBMITTERS_HELP, WORKLOADS, Progress, Sizes
+from bench.config import (
+    DEFAULT_WORKLOADS,
+    SUBMITTERS_HELP,
+    WORKLOADS,
+    Progress,
+    Sizes,
+    positive,
+)
 from bench.report import machine, table, write_json
 from bench.scale import w6_scale
 from bench.services import (
@@ -41,7 +48,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--repeat", type=int, help="repeats of each workload (default 3, quick 1)")
     parser.add_argument("--json", type=Path, help="write the raw samples here")
-    parser.add_argument("--w4-submitters", type=int, help=SUBMITTERS_HELP)
+    parser.add_argument("--w4-submitters", type=positive, help=SUBMITTERS_HELP)
     parser.add_argument(
         "--heartbeat-overhead", action="store_true",
         help="also run W3 with heartbeats every 50 ms and every 60 s, to show their cost",

@@ -12,6 +12,16 @@ WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "PEER")
 # core to spare, 16 got 520, 32 621-706, 64 701, 128 629.
 W4_SUBMITTERS = 32
 SUBMITTERS_HELP = f"W4's clients, one run per request (default {W4_SUBMITTERS})"
+
+
+def positive(value: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    number = int(value)
+    if number < 1:
+        raise ValueError(value)
+    return number
+
+
 DEFAULT_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
 
 

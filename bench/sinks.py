@@ -33,7 +33,7 @@ from sqlalchemy import text
 
 from app.store.database import make_engine
 from bench import client, workflows
-from bench.config import SUBMITTERS_HELP, Progress, Sizes
+from bench.config import SUBMITTERS_HELP, Progress, Sizes, positive
 from bench.cpu import CpuMeter
 from bench.report import write_results
 from bench.services import DEFAULT_PG, DEFAULT_REDIS, Namespace, Services, bench_database
@@ -262,6 +262,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         services = Services(ns)
         sizes = Sizes.for_mode(args.quick, args.repeat, args.w4_submitters)
         bench = Bench(ns, services, sizes, progress)
+        results["w4_clients"] = sizes.w4_submitters
         try:
             os.environ["TURNOUT_HTTP_ALLOW_PRIVATE"] = "true"  # the receiver is on 127.0.0.1
             results["w4"] = await throughput(
@@ -287,7 +288,7 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=100, help="the batched subscription's")
     parser.add_argument("--quick", action="store_true", help="5 s windows, one repeat")
     parser.add_argument("--kinds", default="", help="per_event,batched (default: both)")
-    parser.add_argument("--w4-submitters", type=int, help=SUBMITTERS_HELP)
+    parser.add_argument("--w4-submitters", type=positive, help=SUBMITTERS_HELP)
     parser.add_argument("--pg", default=DEFAULT_PG)
     parser.add_argument("--redis", default=DEFAULT_REDIS)
     parser.add_argument("--json", type=Path)

@@ -81,8 +81,8 @@ def build_sinks(
     if deliver and not settings.is_sqlite:
         # Its own few connections: a delivery backlog never makes runs wait for the pool.
         # (SQLite keeps one engine: its writers take turns per engine.)
-        # Bitmap scans off: the claim reads the due index in order and stops at its
-        # LIMIT, whatever the statistics say (app/store/pg_deliveries.py).
+        # With the planner settings above: the delivery loop's statements only (the
+        # API's and dashboard's reads of deliveries keep the runs' engine).
         own_engine = make_engine(
             settings.database_url,
             pool_size=settings.sink_db_pool_size,
@@ -90,7 +90,7 @@ def build_sinks(
             pool_recycle=POOL_RECYCLE_S,
             server_settings=SINK_SERVER_SETTINGS,
         )
-    deliveries = DeliveryStore(own_engine or engine)
+    deliveries = DeliveryStore(engine)  # what the API and the dashboard read
     cache = SubscriptionCache(store, matcher, settings.sink_cache_ms)
     signal = OutboxSignal(redis, settings.key_prefix)
     seal = SecretSeal(Vault(settings.secret_key))
@@ -103,7 +103,7 @@ def build_sinks(
         dispatcher = Dispatcher(
             settings=settings,
             owner=owner,
-            deliveries=deliveries,
+            deliveries=DeliveryStore(own_engine) if own_engine is not None else deliveries,
             subscriptions=store,
             cache=cache,
             sinks=sinks,

@@ -12,7 +12,7 @@ serves. The delivery loop's connections also have bitmap scans off (`app/sinks/p
 so the heads are read in the due index's order and the scan stops at the `LIMIT`; seq scans
 and sorts off, so a queue's rows come from the pending rows' index in its order and rows are
 updated by primary key; and no cached generic plan, which a new install makes over an empty
-table (seq scans) and keeps until the next ANALYZE.
+table (seq scans) and keeps until the table is next analysed or vacuumed.
 `tests/sinks/test_claim_plans.py` holds the case: 3,000 pending queues behind 30,000
 delivered rows, statistics taken before or after the backlog, a claim of 50 queues touched
 310,534 buffers before with the former; 1,785 now with either."""

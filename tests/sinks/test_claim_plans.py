@@ -3,14 +3,16 @@
 A table of delivered rows that a burst (or a receiver's outage) fills with pending ones is
 the case that matters: the statistics, taken before the burst, say nothing is pending, and a
 plan built on that scanned the whole backlog for every claim (a second a claim with 9,000
-pending rows, measured). So is a new install's: a connection's prepared statement keeps the
-generic plan it made while the table was small (a seq scan), until the next ANALYZE. The
+pending rows, measured). So is a new install's: a connection's prepared statement may keep
+the generic plan it made while the table was small (seq scans) until the table is next
+analysed or vacuumed. The
 figures asserted are buffer hits, which do not depend on the machine's speed."""
 
 from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -18,8 +20,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.config import Settings
 from app.engine.state import utcnow
-from app.sinks.parts import SINK_SERVER_SETTINGS
+from app.sinks.parts import SINK_SERVER_SETTINGS, build_sinks
 from app.store import pg_deliveries
 from app.store.database import make_engine
 from app.store.deliveries import DeliveryStore
@@ -83,8 +86,14 @@ async def _buffers(engine: AsyncEngine, statement: Any, params: dict[str, Any]) 
             text("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement.text), params
         )
         await trans.rollback()
-    top = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
-    return int(top["Shared Hit Blocks"]) + int(top["Shared Read Blocks"])
+    return _touched((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
+
+
+def _touched(top: dict[str, Any]) -> int:
+    """Buffers a plan touched: its top node's, and those of the data-modifying CTE nothing
+    reads (`done`), which Postgres runs after the rest and leaves out of the top's count."""
+    nodes = [top, *(n for n in _plan_nodes(top) if n.get("Subplan Name") == "CTE done")]
+    return sum(int(n["Shared Hit Blocks"]) + int(n["Shared Read Blocks"]) for n in nodes)
 
 
 def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -137,7 +146,9 @@ async def _record_params(engine: AsyncEngine | None = None) -> dict[str, Any]:
     }
 
 
-async def _cached_plan(sinks: AsyncEngine, engine: AsyncEngine, statement: Any) -> dict[str, Any]:
+async def _cached_plan(
+    sinks: AsyncEngine, engine: AsyncEngine, statement: Any
+) -> tuple[dict[str, Any], datetime]:
     """A delivery connection runs `statement` while the table is small (a new install: a
     cached generic plan is made then), then once the backlog is there: EXPLAIN ANALYZE of
     that run."""
@@ -152,16 +163,18 @@ async def _cached_plan(sinks: AsyncEngine, engine: AsyncEngine, statement: Any) 
         await conn.commit()
         await _fill(engine, analyse_after_backlog=False, analyse=False)
         if not claim:
-            _, execute = _prepared("cached", statement, await _record_params(engine))
+            late = await _record_params(engine)
+            now = late["now"]
+            _, execute = _prepared("cached", statement, late)
         trans = await conn.begin()
         plan = await conn.scalar(text("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + execute))
         await trans.rollback()
-    return dict((json.loads(plan) if isinstance(plan, str) else plan)[0])
+    return dict((json.loads(plan) if isinstance(plan, str) else plan)[0]), now
 
 
 @pytest.mark.parametrize(
     ("statement", "most"),
-    [(pg_deliveries.CLAIM, 3_000), (pg_deliveries.DELIVERED_AND_NEXT, 1_000)],
+    [(pg_deliveries.CLAIM, 3_000), (pg_deliveries.DELIVERED_AND_NEXT, 2_000)],
     ids=["claim", "record"],
 )
 async def test_a_plan_made_on_a_new_install_stays_cheap_with_a_backlog(
@@ -174,10 +187,12 @@ async def test_a_plan_made_on_a_new_install_stays_cheap_with_a_backlog(
         await conn.execute(text("ANALYZE event_deliveries"))  # a new install: nothing yet
     sinks = make_engine(db_url, server_settings=SINK_SERVER_SETTINGS, pool_size=1)
     try:
-        found = await _cached_plan(sinks, engine, statement)
+        found, now = await _cached_plan(sinks, engine, statement)
         top = found["Plan"]
-        assert int(top["Shared Hit Blocks"]) + int(top["Shared Read Blocks"]) < most
+        assert _touched(top) < most
         assert "JIT" not in found
+        # Planned for this run: its `now` is in the plan as a value, not as `$1`.
+        assert str(now)[:19] in json.dumps(found)
         scans = {n["Node Type"] for n in _plan_nodes(top) if n.get("Relation Name")}
         assert "Seq Scan" not in scans, scans
         assert int(top["Actual Rows"]) > 0
@@ -214,7 +229,7 @@ async def test_a_claim_and_a_record_read_what_they_take_not_the_backlog(
             "owner": "w",
             "expires": utcnow(),
         }
-        assert await _buffers(sinks, pg_deliveries.DELIVERED_AND_NEXT, record) < 1_000
+        assert await _buffers(sinks, pg_deliveries.DELIVERED_AND_NEXT, record) < 2_000
     finally:
         await sinks.dispose()
 
@@ -229,3 +244,18 @@ async def test_the_sinks_connections_have_their_planner_settings(db_url: str) ->
             assert await conn.scalar(text("SHOW application_name")) == "turnout-sinks"
     finally:
         await sinks.dispose()
+
+
+async def test_only_the_delivery_loop_reads_with_its_planner_settings(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """The API's and the dashboard's reads of deliveries (lists ordered by id, failures) want
+    the planner's own choices: with sorts and seq scans off, a list of a few pending rows
+    would walk a subscription's whole history instead."""
+    parts = build_sinks(settings, engine, None, "w", deliver=True)
+    try:
+        assert parts.own_engine is not None and parts.dispatcher is not None
+        assert parts.deliveries.engine is engine
+        assert parts.dispatcher.deliveries.engine is parts.own_engine
+    finally:
+        await parts.close()
