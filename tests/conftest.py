@@ -30,6 +30,7 @@ TABLES = (
     "workflows",
     "execution_rollups",
     "execution_rollup_errors",
+    "analytics_watermark",
     "api_keys",
     "api_sessions",
     "audit_log",

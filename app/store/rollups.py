@@ -6,10 +6,12 @@ histogram of durations. Bucket 0 holds durations under 1 ms; bucket k (1..126) h
 [2^((k-1)/5), 2^(k/5)) ms, 14.9 % wide; bucket 127 everything from 2^(126/5) ms (10.9 h)
 up to `dur_max`. A percentile read from it lies in the same bucket as the exact one.
 
-The reconciler folds them (`RollupStore.fold`): every key holding a run that ended since
-the watermark is recomputed from its rows, so the rollup is always a pure function of the
-stored rows (a retried run is counted again when it ends again). Runs that ended after the
-watermark, and live ones, are read from the executions themselves by the analytics.
+The reconciler folds them (`RollupStore.fold`): the runs that ended since the watermark are
+added to their keys (one UPSERT of their sums), so a pass reads what ended since the last one,
+not the whole hour. A key holding a run that ended in a later attempt (a retry: its earlier
+end may be in the key already) is recomputed from its rows instead, so a retried run is
+counted once, in its last status. Runs that ended after the watermark, and live ones, are
+read from the executions themselves by the analytics.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ def _dialect_sql(dialect: str) -> dict[str, str]:
             "code": "error->>'code'",
             "hour": "date_bin('1 hour', created_at, 'epoch')",
             "least": "LEAST",
+            "greatest": "GREATEST({a}, {b})",
         }
     return {
         "dur": sqlite_ms("completed_at", "started_at"),
@@ -89,6 +92,7 @@ def _dialect_sql(dialect: str) -> dict[str, str]:
         "code": "json_extract(error, '$.code')",
         "hour": "strftime('%Y-%m-%d %H:00:00.000000', created_at)",
         "least": "MIN",
+        "greatest": "COALESCE(MAX({a}, {b}), {a}, {b})",  # MAX(x, NULL) is NULL here
     }
 
 
@@ -148,9 +152,9 @@ def _bucket_of(column: str) -> int:
     return int(column[1:]) if column.startswith("h") else -1
 
 
-def _fold_statements(dialect: str, full: bool, dirty: str | None = None) -> list[str]:
-    """Recompute the rollup keys holding a run that ended in (:old, :new] (or those `dirty`
-    selects); all keys if `full`. Only runs ended at or before :new are folded."""
+def _fold_statements(dialect: str, full: bool, dirty: str = "") -> list[str]:
+    """Recompute the rollup keys that the query `dirty` selects (w, v, b); all keys if
+    `full`. Only runs ended at or before :new are folded."""
     terminal = ", ".join(f"'{s}'" for s in TERMINAL)
     folded = f"status IN ({terminal}) AND completed_at <= :new"
     columns = ", ".join(("workflow_name", "workflow_version", "bucket_start", *SUM_COLUMNS))
@@ -168,13 +172,6 @@ WHERE code IS NOT NULL GROUP BY w, v, b, code""",
         ]
     # The keys to recompute, then each key's rows (by workflow and creation time: the
     # index on (workflow_name, created_at)).
-    d = _dialect_sql(dialect)
-    dirty = (
-        dirty
-        or f"""SELECT DISTINCT workflow_name AS w, COALESCE(workflow_version, '') AS v,
-  {d["hour"]} AS b FROM workflow_executions
-  WHERE status IN ({terminal}) AND completed_at > :old AND completed_at <= :new"""
-    )
     cast = "d.b"
     if dialect == "postgresql":
         upper = "d.b + interval '1 hour'"
@@ -200,6 +197,43 @@ WHERE code IS NOT NULL GROUP BY w, v, b, code""",
 SELECT w, v, b, code, COUNT(*) FROM ({source_sql(dialect, f"{folded} AND {in_dirty}")}) r
 WHERE code IS NOT NULL GROUP BY w, v, b, code""",
     ]
+
+
+def _increment_statements(dialect: str) -> list[str]:
+    """Add the runs that ended in (:old, :new] in their first attempt to their keys, except
+    the keys in `dirty_keys` (recomputed from their rows in the same pass)."""
+    d = _dialect_sql(dialect)
+    terminal = ", ".join(f"'{s}'" for s in TERMINAL)
+    not_dirty = f"""NOT EXISTS (SELECT 1 FROM dirty_keys d WHERE d.w = workflow_name
+  AND d.v = COALESCE(workflow_version, '') AND d.b = {d["hour"]})"""
+    new = f"""status IN ({terminal}) AND completed_at > :old AND completed_at <= :new
+  AND attempt = 1 AND {not_dirty}"""
+    key = "workflow_name, workflow_version, bucket_start"
+    sums = [f"{c} = execution_rollups.{c} + excluded.{c}" for c in SUM_COLUMNS]
+    sums.append(
+        "dur_max = " + d["greatest"].format(a="execution_rollups.dur_max", b="excluded.dur_max")
+    )
+    columns = ", ".join((key, *SUM_COLUMNS, "dur_max"))
+    # `WHERE true`: SQLite's parser needs it between a SELECT and an upsert clause.
+    return [
+        f"""INSERT INTO execution_rollups ({columns})
+SELECT * FROM ({aggregate_sql(source_sql(dialect, new), "w, v, b")}) a WHERE true
+ON CONFLICT ({key}) DO UPDATE SET {", ".join(sums)}""",
+        f"""INSERT INTO execution_rollup_errors ({key}, code, n)
+SELECT w, v, b, code, COUNT(*) FROM ({source_sql(dialect, new)}) r
+WHERE code IS NOT NULL GROUP BY w, v, b, code
+ON CONFLICT ({key}, code) DO UPDATE SET n = execution_rollup_errors.n + excluded.n""",
+    ]
+
+
+def _retried_keys(dialect: str) -> str:
+    """The keys holding a run that ended in (:old, :new] in a later attempt: recomputed."""
+    d = _dialect_sql(dialect)
+    terminal = ", ".join(f"'{s}'" for s in TERMINAL)
+    return f"""SELECT DISTINCT workflow_name AS w, COALESCE(workflow_version, '') AS v,
+  {d["hour"]} AS b FROM workflow_executions
+  WHERE status IN ({terminal}) AND completed_at > :old AND completed_at <= :new
+    AND attempt > 1"""
 
 
 def _temp_table(dialect: str) -> str:
@@ -272,7 +306,13 @@ class RollupStore(StoreBase):
                 await conn.execute(text(_temp_table(self.dialect)))
             raw = {"new": new} if full else {"new": new, "old": old}
             params = _bind_params(self.dialect, raw)
-            await self._run(conn, _fold_statements(self.dialect, full=full), params)
+            if full:
+                await self._run(conn, _fold_statements(self.dialect, full=True), params)
+            else:
+                retried = _retried_keys(self.dialect)
+                await self._run(conn, _fold_statements(self.dialect, False, retried), params)
+                for sql in _increment_statements(self.dialect):
+                    await conn.execute(text(sql), params)
             await conn.execute(text("DELETE FROM analytics_watermark"))
             await conn.execute(
                 text("INSERT INTO analytics_watermark (id, folded_until) VALUES (1, :new)"),
