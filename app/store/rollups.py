@@ -285,8 +285,14 @@ def sqlite_ms(end: str, start: str) -> str:
 
 
 class RollupStore(StoreBase):
-    async def watermark(self, conn: AsyncConnection) -> datetime | None:
-        value = (await conn.execute(text("SELECT folded_until FROM analytics_watermark"))).scalar()
+    async def watermark(self, conn: AsyncConnection, lock: bool = False) -> datetime | None:
+        """How far the rollups hold; `lock` (a pass): the row stays locked to the end of the
+        transaction, so two passes take turns (a pass adds, so two at once would add twice;
+        the second then reads the first's watermark and adds only what ended after it)."""
+        sql = "SELECT folded_until FROM analytics_watermark"
+        if lock and self.dialect == "postgresql":  # SQLite: the writer lock serialises passes
+            sql += " FOR UPDATE"
+        value = (await conn.execute(text(sql))).scalar()
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
         if value is not None and value.tzinfo is None:
@@ -298,7 +304,7 @@ class RollupStore(StoreBase):
         rebuild every key."""
         new = utcnow() - lag
         async with self._write() as conn:
-            old = await self.watermark(conn)
+            old = await self.watermark(conn, lock=True)
             if old is not None and old >= new:
                 return
             full = full or old is None
@@ -313,6 +319,12 @@ class RollupStore(StoreBase):
                 await self._run(conn, _fold_statements(self.dialect, False, retried), params)
                 for sql in _increment_statements(self.dialect):
                     await conn.execute(text(sql), params)
+            if old is not None:  # an UPDATE, so that a pass waiting on the lock reads it
+                await conn.execute(
+                    text("UPDATE analytics_watermark SET folded_until = :new"),
+                    {"new": params["new"]},
+                )
+                return
             await conn.execute(text("DELETE FROM analytics_watermark"))
             await conn.execute(
                 text("INSERT INTO analytics_watermark (id, folded_until) VALUES (1, :new)"),

@@ -4,6 +4,7 @@ would; and a pass reads the runs that ended, not the hour they were created in."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import uuid
@@ -11,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.store.rollups import RollupStore, _bind_params, _increment_statements, _temp_table
@@ -38,7 +39,7 @@ def ended_runs(n: int, rnd: random.Random, hours: int = 30) -> list[dict[str, An
                 "created_at": created,
                 "updated_at": now,
                 "started_at": began,
-                "completed_at": now - timedelta(microseconds=rnd.randint(1, 100_000)),
+                "completed_at": now,  # after the last pass's watermark
                 "input": {},
                 "definition": {},
                 "error": {"code": f"e{rnd.randint(0, 3)}"} if status == "failed" else None,
@@ -67,6 +68,13 @@ async def rollup_rows(engine: AsyncEngine) -> tuple[list[Any], list[Any]]:
         sorted((rounded(r) for r in rollups), key=key),
         sorted((dict(r) for r in errors), key=lambda r: key(r) + r["code"]),
     )
+
+
+async def ended_in_rollups(engine: AsyncEngine) -> int:
+    r = execution_rollups.c
+    query = select(func.sum(r.n_completed + r.n_failed + r.n_cancelled))
+    async with engine.connect() as conn:
+        return int((await conn.execute(query)).scalar() or 0)
 
 
 async def retry_and_end(engine: AsyncEngine, ids: list[uuid.UUID], status: str) -> None:
@@ -103,7 +111,8 @@ async def check_passes_add_up_to_a_rebuild(engine: AsyncEngine) -> None:
         await conn.execute(insert(workflow_executions), ended_runs(100, rnd))
     await store.fold(lag=timedelta(0))
     passes = await rollup_rows(engine)
-    await store.fold(full=True)
+    assert await ended_in_rollups(engine) == 400 + 150 + 1 + 300 + 100
+    await store.fold(full=True, lag=timedelta(0))
     rebuilt = await rollup_rows(engine)
     assert len(rebuilt[0]) > 100 and len(rebuilt[1]) > 20
     assert passes == rebuilt
@@ -173,3 +182,21 @@ async def test_a_pass_reads_what_ended_not_the_hour(engine: AsyncEngine, stateme
             execution_rollups.c.workflow_name == "busy"
         ))).scalars().all()  # fmt: skip
     assert sum(failed) == 5
+
+
+async def test_two_passes_at_once_add_once(engine: AsyncEngine) -> None:
+    """The reconciler's Redis lock keeps passes apart, but a pass that outlives it must
+    not meet another that adds the same runs: the second waits on the watermark row."""
+    rnd = random.Random(9)
+    store = RollupStore(engine)
+    async with engine.begin() as conn:
+        await conn.execute(insert(workflow_executions), ended_runs(50, rnd))
+    await store.fold(lag=timedelta(0))
+    for _ in range(3):
+        async with engine.begin() as conn:
+            await conn.execute(insert(workflow_executions), ended_runs(80, rnd))
+        await asyncio.gather(store.fold(lag=timedelta(0)), store.fold(lag=timedelta(0)))
+    assert await ended_in_rollups(engine) == 50 + 3 * 80
+    passes = await rollup_rows(engine)
+    await store.fold(full=True, lag=timedelta(0))
+    assert passes == await rollup_rows(engine)
