@@ -4,11 +4,14 @@ retention (deleting old runs with their steps and events, in batches) and export
 from __future__ import annotations
 
 import statistics
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, delete, func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.store.base import StoreBase
 from app.store.tables import execution_events, execution_steps, workflow_executions
@@ -18,15 +21,31 @@ LIVE = ("pending", "running", "paused", "waiting")
 
 
 class HistoryStore(StoreBase):
-    async def live_counts(self) -> dict[tuple[str, str], int]:
-        """Executions not yet ended, by status and mode (the status index answers it)."""
-        query = (
+    @asynccontextmanager
+    async def _live_reads(self) -> AsyncIterator[AsyncConnection]:
+        """A connection whose reads of the live runs go through the status index: with seq
+        scans off for the transaction on Postgres. Statistics taken during a burst say a
+        third of the table is live long after it is not, and the planner then read the
+        whole history for the gauges (a seq scan of 34,000 rows for 1,940 live ones in W4,
+        every 5 s in every process, growing with the history)."""
+        async with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                await conn.execute(text("SET LOCAL enable_seqscan = off"))
+                await conn.execute(text("SET LOCAL jit = off"))  # no penalty's compile
+            yield conn
+
+    @staticmethod
+    def live_counts_query() -> Select[tuple[Any, Any, int]]:
+        return (
             select(workflow_executions.c.status, workflow_executions.c.execution_mode, func.count())
             .where(workflow_executions.c.status.in_(LIVE))
             .group_by(workflow_executions.c.status, workflow_executions.c.execution_mode)
         )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+
+    async def live_counts(self) -> dict[tuple[str, str], int]:
+        """Executions not yet ended, by status and mode (the status index answers it)."""
+        async with self._live_reads() as conn:
+            rows = (await conn.execute(self.live_counts_query())).all()
         return {(status, mode): int(n) for status, mode, n in rows}
 
     @staticmethod
@@ -47,7 +66,7 @@ class HistoryStore(StoreBase):
         a bare min() was planned as a walk of the creation-time index from the oldest run,
         through every run that ended before the oldest pending one (66,000 rows, 135 ms,
         after a few minutes of W4; every sample of every process)."""
-        async with self.engine.connect() as conn:
+        async with self._live_reads() as conn:
             value: datetime | str | None = (
                 await conn.execute(self.oldest_pending_query())
             ).scalar()

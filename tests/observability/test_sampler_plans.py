@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.store.history import HistoryStore
 
@@ -43,3 +43,45 @@ async def test_the_oldest_pending_run_is_found_without_walking_the_history(
     top = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
     # Measured: 37 buffers; the bare min() walked the 30,000 ended runs, 816.
     assert int(top["Shared Hit Blocks"]) + int(top["Shared Read Blocks"]) < 300
+
+
+async def _scans(conn: AsyncConnection, sql: str) -> set[str]:
+    plan = await conn.scalar(text(f"EXPLAIN (FORMAT JSON) {sql}"))
+    found = json.dumps(json.loads(plan) if isinstance(plan, str) else plan)
+    return {kind for kind in ("Seq Scan", "Index Scan", "Bitmap Heap Scan") if kind in found}
+
+
+async def test_the_live_counts_do_not_read_the_history_with_statistics_of_a_burst(
+    engine: AsyncEngine,
+) -> None:
+    start = datetime.now(UTC) - timedelta(hours=1)
+    async with engine.begin() as conn:  # a burst: two thirds of the table pending, analysed
+        await conn.execute(
+            text(
+                "INSERT INTO workflow_executions (id, workflow_name, status, execution_mode,"
+                " created_at, updated_at, input, definition) SELECT md5(g::text)::uuid, 'w',"
+                " CASE WHEN g % 3 <> 0 THEN 'pending' ELSE 'completed' END, 'queued',"
+                " CAST(:start AS timestamptz) + g * interval '10 ms', :start, '{}', '{}'"
+                " FROM generate_series(1, 20000) g"
+            ),
+            {"start": start},
+        )
+        await conn.execute(text("ANALYZE workflow_executions"))
+    async with engine.begin() as conn:  # then it drained, and nothing analysed it since
+        await conn.execute(
+            text(
+                "UPDATE workflow_executions SET status = 'completed'"
+                " WHERE status = 'pending' AND id <> md5('2')::uuid"
+            )
+        )
+    store = HistoryStore(engine)
+    assert await store.live_counts() == {("pending", "queued"): 1}
+    sql = str(
+        store.live_counts_query().compile(
+            dialect=engine.dialect, compile_kwargs={"literal_binds": True}
+        )
+    )
+    async with engine.connect() as conn:  # what the planner reads on its own: everything
+        assert "Seq Scan" in await _scans(conn, sql)
+    async with store._live_reads() as conn:  # what the gauges' reads get
+        assert "Seq Scan" not in await _scans(conn, sql)
