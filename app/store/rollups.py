@@ -16,6 +16,7 @@ read from the executions themselves by the analytics.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -199,7 +200,8 @@ WHERE code IS NOT NULL GROUP BY w, v, b, code""",
     ]
 
 
-def _increment_statements(dialect: str) -> list[str]:
+@functools.cache  # a pass a second; the statements depend on the dialect only
+def _increment_statements(dialect: str) -> tuple[str, ...]:
     """Add the runs that ended in (:old, :new] in their first attempt to their keys, except
     the keys in `dirty_keys` (recomputed from their rows in the same pass)."""
     d = _dialect_sql(dialect)
@@ -215,7 +217,7 @@ def _increment_statements(dialect: str) -> list[str]:
     )
     columns = ", ".join((key, *SUM_COLUMNS, "dur_max"))
     # `WHERE true`: SQLite's parser needs it between a SELECT and an upsert clause.
-    return [
+    return (
         f"""INSERT INTO execution_rollups ({columns})
 SELECT * FROM ({aggregate_sql(source_sql(dialect, new), "w, v, b")}) a WHERE true
 ON CONFLICT ({key}) DO UPDATE SET {", ".join(sums)}""",
@@ -223,9 +225,10 @@ ON CONFLICT ({key}) DO UPDATE SET {", ".join(sums)}""",
 SELECT w, v, b, code, COUNT(*) FROM ({source_sql(dialect, new)}) r
 WHERE code IS NOT NULL GROUP BY w, v, b, code
 ON CONFLICT ({key}, code) DO UPDATE SET n = execution_rollup_errors.n + excluded.n""",
-    ]
+    )
 
 
+@functools.cache
 def _retried_keys(dialect: str) -> str:
     """The keys holding a run that ended in (:old, :new] in a later attempt: recomputed."""
     d = _dialect_sql(dialect)
