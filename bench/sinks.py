@@ -36,7 +36,14 @@ from bench import client, workflows
 from bench.config import SUBMITTERS_HELP, Progress, Sizes, positive
 from bench.cpu import CpuMeter
 from bench.report import write_results
-from bench.services import DEFAULT_PG, DEFAULT_REDIS, Namespace, Services, bench_database
+from bench.services import (
+    DEFAULT_PG,
+    DEFAULT_REDIS,
+    Namespace,
+    Services,
+    bench_database,
+    clear_redis,
+)
 from bench.stats import percentile
 from bench.throughput import _turnout_rate
 from bench.workloads import Bench, http_client
@@ -276,6 +283,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 progress(json.dumps(results[f"latency_batch_{size}"]))
         finally:
             await services.close()
+            await clear_redis(ns)
             await receiver.close()
     results["load_after"] = os.getloadavg()
     return results
