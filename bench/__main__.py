@@ -25,7 +25,6 @@ from bench.services import (
     Namespace,
     Services,
     bench_database,
-    clear_redis,
 )
 from bench.stats import Metric, Target
 from bench.throughput import w4_throughput
@@ -96,7 +95,6 @@ async def run(args: argparse.Namespace, progress: Progress) -> list[Metric]:
                             metrics += await w3_sequential(b, heartbeat_ms)
             finally:
                 await services.close()
-                await clear_redis(ns)
     if "PEER" in wanted:
         metrics += await peer.run_peer(sizes, progress)
         link_peer(metrics)

@@ -34,7 +34,6 @@ from bench.services import (
     Namespace,
     Services,
     bench_database,
-    clear_redis,
 )
 from bench.sinks import Receiver, pending_deliveries, subscription
 
@@ -156,7 +155,6 @@ async def measure(
             )
         finally:
             await services.close()
-            await clear_redis(ns)
             await receiver.close()
     delivered = ""
     if outbox:

@@ -18,7 +18,6 @@ from bench.services import (
     Namespace,
     Services,
     bench_database,
-    clear_redis,
 )
 
 
@@ -36,7 +35,6 @@ async def measure(pg: str, redis: str, seconds: float) -> dict[str, float]:
             used = meter.used
         finally:
             await services.close()
-            await clear_redis(ns)
     return {f"{name} % of a core": round(s / seconds * 100, 1) for name, s in used.items()}
 
 

@@ -84,13 +84,17 @@ async def _admin(url: str, statement: str) -> None:
 
 @contextlib.asynccontextmanager
 async def bench_database(ns: Namespace) -> AsyncIterator[str]:
-    """CREATE DATABASE, migrate it to head, yield its URL, DROP it (even after a failure)."""
+    """CREATE DATABASE, migrate it to head, yield its URL; then DROP it and delete the
+    namespace's Redis keys (even after a failure: every bench leaves nothing behind)."""
     await _admin(ns.pg_admin_url, f'CREATE DATABASE "{ns.database}"')
     try:
         await upgrade_schema(ns.database_url)
         yield ns.database_url
     finally:
-        await _admin(ns.pg_admin_url, f'DROP DATABASE IF EXISTS "{ns.database}" WITH (FORCE)')
+        try:
+            await _admin(ns.pg_admin_url, f'DROP DATABASE IF EXISTS "{ns.database}" WITH (FORCE)')
+        finally:
+            await clear_redis(ns)
 
 
 async def clear_redis(ns: Namespace) -> None:

@@ -42,7 +42,6 @@ from bench.services import (
     Namespace,
     Services,
     bench_database,
-    clear_redis,
 )
 from bench.stats import percentile
 from bench.throughput import _turnout_rate
@@ -283,7 +282,6 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 progress(json.dumps(results[f"latency_batch_{size}"]))
         finally:
             await services.close()
-            await clear_redis(ns)
             await receiver.close()
     results["load_after"] = os.getloadavg()
     return results
