@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 
 WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "PEER")
+DEFAULT_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
+
 # W4's clients posting one run per request back to back. Fewer do not keep 1 API + 1 worker
 # busy: on 2 cores (2026-12-07, one 5 s window each) 8 clients got 416-481 runs/s with a
 # core to spare, 16 got 520, 32 621-706, 64 701, 128 629.
@@ -20,9 +22,6 @@ def positive(value: str) -> int:
     if number < 1:
         raise ValueError(value)
     return number
-
-
-DEFAULT_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
 
 
 @dataclass(frozen=True)

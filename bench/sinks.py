@@ -36,13 +36,7 @@ from bench import client, workflows
 from bench.config import SUBMITTERS_HELP, Progress, Sizes, positive
 from bench.cpu import CpuMeter
 from bench.report import write_results
-from bench.services import (
-    DEFAULT_PG,
-    DEFAULT_REDIS,
-    Namespace,
-    Services,
-    bench_database,
-)
+from bench.services import DEFAULT_PG, DEFAULT_REDIS, Namespace, Services, bench_database
 from bench.stats import percentile
 from bench.throughput import _turnout_rate
 from bench.workloads import Bench, http_client

@@ -54,16 +54,16 @@ async def w4_throughput(b: Bench) -> list[Metric]:
             "client": [os.getpid()], "API": [b.api_pid], "workers": [p.proc.pid for p in procs],
             "Postgres": "postgres", "Redis": "redis-server",
         }  # fmt: skip
+        load = (
+            f"{BULK_SUBMITTERS} clients, {per_request} runs a request"
+            if bulk
+            else f"{b.sizes.w4_submitters} clients"
+        )
         try:
             for repeat in range(b.sizes.repeat):
                 b.progress(f"W4 {metric.name} repeat {repeat + 1}/{b.sizes.repeat}")
                 meter = CpuMeter(groups)
                 metric.samples.append(await _turnout_rate(b, meter, per_request))
-                load = (
-                    f"{BULK_SUBMITTERS} clients, {per_request} runs a request"
-                    if bulk
-                    else f"{b.sizes.w4_submitters} clients"
-                )
                 cpu = meter.per_unit_ms(metric.samples[-1] * b.sizes.w4_window_s / 2, "run")
                 metric.note = f"{load}; {cpu}"
         finally:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.store.rollups import RollupStore, _bind_params, _increment_statements, _temp_table
 from app.store.tables import execution_rollup_errors, execution_rollups, workflow_executions
+from tests import plans
 
 STATUSES = ("completed", "completed", "failed", "cancelled")
 
@@ -172,10 +173,9 @@ async def test_a_pass_reads_what_ended_not_the_hour(engine: AsyncEngine, stateme
         old = await store.watermark(conn)
         params = _bind_params("postgresql", {"old": old, "new": datetime.now(UTC)})
         sql = _increment_statements("postgresql")[statement]
-        plan = await conn.scalar(text("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql), params)
+        found = await plans.explain(conn, sql, params)
         await trans.rollback()
-    top = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
-    assert int(top["Shared Hit Blocks"]) + int(top["Shared Read Blocks"]) < 300
+    assert plans.buffers(found["Plan"]) < 300
     await store.fold(lag=timedelta(0))
     async with engine.connect() as conn:
         failed = (await conn.execute(select(execution_rollups.c.n_failed).where(

@@ -5,8 +5,8 @@ the case that matters: the statistics, taken before the burst, say nothing is pe
 plan built on that scanned the whole backlog for every claim (a second a claim with 9,000
 pending rows, measured). So is a new install's: a connection's prepared statement may keep
 the generic plan it made while the table was small (seq scans) until the table is next
-analysed or vacuumed. The
-figures asserted are buffer hits, which do not depend on the machine's speed."""
+analysed or vacuumed. The figures asserted are buffer hits, which do not depend on the
+machine's speed."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from app.sinks.parts import SINK_SERVER_SETTINGS, build_sinks
 from app.store import pg_deliveries
 from app.store.database import make_engine
 from app.store.deliveries import DeliveryStore
+from tests import plans
 
 SUB = UUID("00000000-0000-0000-0000-00000000000a")
 LONG = UUID("00000000-0000-0000-0000-00000000000b")
@@ -82,22 +83,16 @@ async def _buffers(engine: AsyncEngine, statement: Any, params: dict[str, Any]) 
     """Shared buffers a statement touches (run, then rolled back)."""
     async with engine.connect() as conn:
         trans = await conn.begin()
-        plan = await conn.scalar(
-            text("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement.text), params
-        )
+        found = await plans.explain(conn, statement.text, params)
         await trans.rollback()
-    return _touched((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
+    return _touched(found["Plan"])
 
 
 def _touched(top: dict[str, Any]) -> int:
     """Buffers a plan touched: its top node's, and those of the data-modifying CTE nothing
     reads (`done`), which Postgres runs after the rest and leaves out of the top's count."""
-    nodes = [top, *(n for n in _plan_nodes(top) if n.get("Subplan Name") == "CTE done")]
-    return sum(int(n["Shared Hit Blocks"]) + int(n["Shared Read Blocks"]) for n in nodes)
-
-
-def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    return [plan, *(n for child in plan.get("Plans", []) for n in _plan_nodes(child))]
+    done = [n for n in plans.nodes(top) if n.get("Subplan Name") == "CTE done"]
+    return sum(plans.buffers(n) for n in [top, *done])
 
 
 def _prepared(name: str, statement: Any, params: dict[str, Any]) -> tuple[str, str]:
@@ -120,20 +115,9 @@ def _prepared(name: str, statement: Any, params: dict[str, Any]) -> tuple[str, s
     return f"PREPARE {name} AS {sql}", f"EXECUTE {name}({values})"
 
 
-async def _record_params(engine: AsyncEngine | None = None) -> dict[str, Any]:
-    """DELIVERED_AND_NEXT's parameters: 50 unleased heads delivered, and what follows each
-    leased (none without an engine: the statement as a new install first runs it)."""
-    heads: list[Any] = []
-    if engine is not None:
-        async with engine.connect() as conn:
-            heads = list(
-                await conn.execute(
-                    text(
-                        "SELECT id, execution_id FROM event_deliveries WHERE status = 'pending'"
-                        " AND seq = 0 AND lease_owner IS NULL ORDER BY id LIMIT 50"
-                    )
-                )
-            )
+def _record(heads: list[Any]) -> dict[str, Any]:
+    """DELIVERED_AND_NEXT's parameters: the heads (`id`, `execution_id`, seq 0) delivered,
+    and what follows each leased."""
     return {
         "now": utcnow(),
         "ids": [h.id for h in heads],
@@ -146,6 +130,17 @@ async def _record_params(engine: AsyncEngine | None = None) -> dict[str, Any]:
     }
 
 
+async def _unleased_heads(engine: AsyncEngine) -> list[Any]:
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text(
+                "SELECT id, execution_id FROM event_deliveries WHERE status = 'pending'"
+                " AND seq = 0 AND lease_owner IS NULL ORDER BY id LIMIT 50"
+            )
+        )
+        return list(found)
+
+
 async def _cached_plan(
     sinks: AsyncEngine, engine: AsyncEngine, statement: Any
 ) -> tuple[dict[str, Any], datetime]:
@@ -155,7 +150,7 @@ async def _cached_plan(
     claim = statement is pg_deliveries.CLAIM
     now = utcnow()
     early = {"now": now, "owner": "w", "queues": 50, "expires": now}
-    prepare, execute = _prepared("cached", statement, early if claim else await _record_params())
+    prepare, execute = _prepared("cached", statement, early if claim else _record([]))
     async with sinks.connect() as conn:
         await conn.execute(text(prepare))
         for _ in range(10):  # Postgres keeps a generic plan after five runs
@@ -163,13 +158,13 @@ async def _cached_plan(
         await conn.commit()
         await _fill(engine, analyse_after_backlog=False, analyse=False)
         if not claim:
-            late = await _record_params(engine)
+            late = _record(await _unleased_heads(engine))
             now = late["now"]
             _, execute = _prepared("cached", statement, late)
         trans = await conn.begin()
-        plan = await conn.scalar(text("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + execute))
+        found = await plans.explain(conn, execute)
         await trans.rollback()
-    return dict((json.loads(plan) if isinstance(plan, str) else plan)[0]), now
+    return found, now
 
 
 @pytest.mark.parametrize(
@@ -193,7 +188,7 @@ async def test_a_plan_made_on_a_new_install_stays_cheap_with_a_backlog(
         assert "JIT" not in found
         # Planned for this run: its `now` is in the plan as a value, not as `$1`.
         assert str(now)[:19] in json.dumps(found)
-        scans = {n["Node Type"] for n in _plan_nodes(top) if n.get("Relation Name")}
+        scans = {n["Node Type"] for n in plans.nodes(top) if n.get("Relation Name")}
         assert "Seq Scan" not in scans, scans
         assert int(top["Actual Rows"]) > 0
     finally:
@@ -219,16 +214,7 @@ async def test_a_claim_and_a_record_read_what_they_take_not_the_backlog(
         assert len(claimed) == 49 * PER_QUEUE + 1
         assert all(r.body is None for r in claimed)  # these rows have no events
         heads = [r for r in claimed if r.seq == 0]
-        record = {
-            "now": utcnow(),
-            "ids": [r.id for r in heads],
-            "statuses": [204] * len(heads),
-            "subs": [SUB] * len(heads),
-            "executions": [r.execution_id for r in heads],
-            "afters": [0] * len(heads),
-            "owner": "w",
-            "expires": utcnow(),
-        }
+        record = _record(heads)
         assert await _buffers(sinks, pg_deliveries.DELIVERED_AND_NEXT, record) < 2_000
     finally:
         await sinks.dispose()
