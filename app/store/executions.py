@@ -78,11 +78,10 @@ class ExecutionStore(StoreBase):
         query = select(workflow_executions.c.status, workflow_executions.c.last_seq).where(
             workflow_executions.c.id == execution_id
         )
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None:
+        rows = await self._read_rows(query)
+        if not rows:
             raise ExecutionNotFound(f"no execution with id {execution_id}")
-        return row.status in TERMINAL and row.last_seq <= seq
+        return rows[0]["status"] in TERMINAL and rows[0]["last_seq"] <= seq
 
     async def list_executions(
         self, flt: ExecutionFilter, *, limit: int, cursor: str | None
