@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     # Executions enqueued together share an arq job of up to this many (1: a job each).
     queue_batch: int = Field(default=20, ge=1, le=1000)
     worker_poll_delay_ms: int = 2
+    # An idle worker takes the job a wake-up offers without reading it from the queue.
+    worker_direct_start: bool = True
     worker_concurrency_embedded: int = 20
 
     # Limits on what a client may send.

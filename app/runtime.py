@@ -144,6 +144,11 @@ class Runtime:
             extra={"role": self.role, "owner": self.owner, "embedded_queue": self.redis is None},
         )
 
+    @property
+    def draining(self) -> bool:
+        """Shutting down: running executions are being handed over, and no new one starts."""
+        return self._draining is not None
+
     def shutdown_runs(self) -> asyncio.Future[None]:
         """Drain this process's running executions (once; later calls share the first)."""
         if self._draining is None:

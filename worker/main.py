@@ -4,11 +4,9 @@ Job functions are thin: they take an execution id and call the same runner as th
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
-from uuid import UUID
 
 from arq.cron import CronJob
 from arq.typing import StartupShutdown
@@ -19,8 +17,8 @@ from app.execution.queue import JOB_NAME, redis_settings
 from app.logs import configure_logging
 from app.observability.sampler import serve_worker_metrics
 from app.runtime import Runtime, build_runtime, tune_collector
-from app.store.database import is_unavailable
-from worker import wake
+from worker import runs, wake
+from worker.direct import DirectStarts
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +36,17 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["runtime"] = runtime
     # Before Worker.main's poll loop starts (it runs after this hook).
     wake.install()
-    listener = wake.WakeListener(ctx["redis"], settings.queue_name)
+    offers = None
+    if settings.worker_direct_start:
+        offers = DirectStarts(
+            ctx["redis"],
+            settings.queue_name,
+            lambda execution_ids: runs.run_executions(runtime, execution_ids),
+            wake.waker(),
+            in_progress_ms=IN_PROGRESS_MS,
+            draining=lambda: runtime.draining,
+        )
+    listener = wake.WakeListener(ctx["redis"], settings.queue_name, offers)
     await listener.start()
     ctx["wake"] = listener
     if ctx.get("tune_gc"):
@@ -56,39 +64,25 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 async def run_execution(ctx: dict[str, Any], *execution_ids: str) -> None:
     """Run every execution of the job at once (a job carries those enqueued together)."""
-    runtime: Runtime = ctx["runtime"]
-    runs = [asyncio.ensure_future(runtime.jobs.run(UUID(i))) for i in execution_ids]
-    together = asyncio.gather(*runs, return_exceptions=True)
-    try:
-        outcomes = await asyncio.shield(together)
-    except asyncio.CancelledError:
-        # arq cancels running jobs on SIGTERM. Rather than dropping the runs mid-step, drain:
-        # running steps get the grace period, then each execution is checkpointed and
-        # re-enqueued at once, so another worker carries on without waiting for the lease.
-        await runtime.shutdown_runs()
-        await asyncio.wait(runs)
-        raise
-    failures = [o for o in outcomes if isinstance(o, BaseException)]
-    if any(is_unavailable(f) for f in failures):
+    outcomes = await runs.run_executions(ctx["runtime"], execution_ids)
+    down = runs.unavailable(outcomes)
+    if down is not None:
         # The database is down: try the job again later (the claim dedupes, so its runs that
         # ended are not run again; a half-run execution keeps its lease until it expires,
         # then the retry or the reconciler takes it over).
         delay = min(RETRY_MAX_S, RETRY_BASE_S * 2 ** min(ctx.get("job_try", 1), 10))
         log.warning("database unavailable; retrying job", extra={"retry_in_s": delay})
-        raise Retry(defer=delay) from next(f for f in failures if is_unavailable(f))
-    for execution_id, outcome in zip(execution_ids, outcomes, strict=True):
-        if isinstance(outcome, BaseException) and outcome is not failures[0]:
-            log.error(
-                "execution job failed",
-                extra={"execution_id": execution_id, "error": type(outcome).__name__},
-                exc_info=outcome,
-            )
-    if failures:
-        raise failures[0]
+        raise Retry(defer=delay) from down
+    runs.log_failures(execution_ids, outcomes, skip_first=True)
+    failed = runs.failures(outcomes)
+    if failed:
+        raise failed[0]
 
 
 # An execution may run for hours; its own timeouts apply, not arq's.
 JOB_TIMEOUT_S = 7 * 24 * 3600
+# How long arq's in-progress key of a job lasts (arq: the longest job timeout, plus 10 s).
+IN_PROGRESS_MS = (JOB_TIMEOUT_S + 10) * 1000
 # The Worker keyword arguments that come from the process's settings, in `tuned`'s order.
 TUNED = ("redis_settings", "ctx", "queue_name", "poll_delay", "max_jobs", "health_check_key")
 

@@ -25,7 +25,7 @@ import logging
 import time
 import weakref
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, Protocol
 
 import arq.worker
 
@@ -150,12 +150,22 @@ def install() -> None:
     arq.worker.Worker._poll_iteration = _poll_iteration  # type: ignore[method-assign]
 
 
-class WakeListener:
-    """Reads `{queue}:wake` on its own connection and wakes this loop's workers."""
+class Offers(Protocol):
+    """Who may see to a wake-up's job instead of the poll (worker/direct.py)."""
 
-    def __init__(self, redis: Any, queue_name: str) -> None:
+    def offer(self, message: bytes | str) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class WakeListener:
+    """Reads `{queue}:wake` on its own connection and wakes this loop's workers (unless
+    `offers` takes the job the wake-up offers)."""
+
+    def __init__(self, redis: Any, queue_name: str, offers: Offers | None = None) -> None:
         self.redis = redis
         self.channel = wake_channel(queue_name)
+        self.offers = offers
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -168,7 +178,9 @@ class WakeListener:
                     await pubsub.subscribe(self.channel)
                     while True:
                         message = await pubsub.get_message(timeout=1.0)
-                        if message is not None:
+                        if message is None:
+                            continue
+                        if self.offers is None or not self.offers.offer(message["data"]):
                             wakes.wake()
             except asyncio.CancelledError:
                 raise
@@ -183,3 +195,5 @@ class WakeListener:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self.offers is not None:
+            await self.offers.close()

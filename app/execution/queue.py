@@ -167,19 +167,26 @@ class ArqQueue:
                 continue
             for execution_id, priority in write.jobs:
                 by_priority.setdefault(priority, []).append(execution_id)
+        due: list[tuple[str, list[str]]] = []
         for priority, ids in by_priority.items():
-            self._add_jobs(pipe, ids, job_score_ms(now_ms, priority))
+            due += self._add_jobs(pipe, ids, job_score_ms(now_ms, priority))
         if writes:
             # Wake the workers rather than leave the job to their next poll: one due now
-            # starts, a deferred one sets when an idle worker reads the queue next
-            # (worker/wake.py); published at EXEC, after the job is in the queue.
-            self.wakes.call(pipe)
+            # starts (offered, when it is the only one, to an idle worker to take at once:
+            # worker/direct.py), a deferred one sets when an idle worker reads the queue
+            # next (worker/wake.py); published at EXEC, after the job is in the queue.
+            self.wakes.call(pipe, due[0] if len(due) == 1 else None)
 
-    def _add_jobs(self, pipe: Any, execution_ids: Sequence[UUID], score: float) -> None:
-        for start in range(0, len(execution_ids), self.batch_max):
+    def _add_jobs(
+        self, pipe: Any, execution_ids: Sequence[UUID], score: float
+    ) -> list[tuple[str, list[str]]]:
+        """Jobs of up to `batch_max` executions each: (job id, execution ids) of each."""
+        return [
             self._add(pipe, execution_ids[start : start + self.batch_max], score)
+            for start in range(0, len(execution_ids), self.batch_max)
+        ]
 
-    def _add(self, pipe: Any, execution_ids: Sequence[UUID], score: float) -> None:
+    def _add(self, pipe: Any, execution_ids: Sequence[UUID], score: float) -> tuple[str, list[str]]:
         now_ms = time.time() * 1000
         job_id = f"{execution_ids[0]}:{uuid4().hex[:12]}"
         args = tuple(str(i) for i in execution_ids)
@@ -189,6 +196,7 @@ class ArqQueue:
         pipe.zadd(self.queue_name, {job_id: int(score)})
         for execution_id in execution_ids:
             pipe.psetex(self._marker(execution_id), ttl_ms, job_id)
+        return job_id, list(args)
 
     async def live(self, execution_ids: Sequence[UUID]) -> set[UUID]:
         if not execution_ids:
