@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import and_, case, column, func, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.selectable import TextualSelect
 
 from app.engine.state import step_order, utcnow
 from app.engine.status import Status
@@ -28,6 +29,23 @@ from app.store.tables import execution_events, workflow_executions
 GROUP_MAX_ROWS = 200
 
 Claimed = tuple[ExecutionRecord, EventRecord]
+
+
+_CLAIM_RESULT = (*workflow_executions.c, column("steps_json", JSONB))
+
+
+# A claim's statement, whole with its result columns, built once: a TextualSelect made anew
+# for each claim spent about 0.2 ms of CPU on its 48 columns and its cache key.
+@cache
+def _claim_many_statement(outbox: bool) -> TextualSelect:
+    columns = tuple(c.name for c in workflow_executions.c)
+    return pg_batch.claim_many_sql(columns, outbox).columns(*_CLAIM_RESULT)
+
+
+@cache
+def _claim_one_statement(gated: bool, outbox: bool) -> TextualSelect:
+    columns = tuple(c.name for c in workflow_executions.c)
+    return pg_batch.claim_one_sql(columns, gated, outbox).columns(*_CLAIM_RESULT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +116,8 @@ class RunStore(StoreBase):
         control; `gated` (app/store/flow.py, after its checks) takes any and clears its
         pending reason."""
         if self.dialect == "postgresql":
-            columns = tuple(c.name for c in workflow_executions.c)
             deliveries = outbox_json(self.outbox, [event])
-            sql = pg_batch.claim_one_sql(columns, gated, deliveries is not None).columns(
-                *workflow_executions.c, column("steps_json", JSONB)
-            )
+            sql = _claim_one_statement(gated, deliveries is not None)
             params = {
                 "outbox": deliveries,
                 "id": execution_id,
@@ -169,7 +184,6 @@ class RunStore(StoreBase):
     async def _claim_many_one_statement(
         self, requests: Sequence[ClaimRequest], now: datetime
     ) -> list[Claimed | None]:
-        columns = tuple(c.name for c in workflow_executions.c)
         rows = [
             {
                 "id": str(r.execution_id),
@@ -183,9 +197,7 @@ class RunStore(StoreBase):
             for r in requests
         ]
         outbox = any(row["outbox"] for row in rows)
-        sql = pg_batch.claim_many_sql(columns, outbox).columns(
-            *workflow_executions.c, column("steps_json", JSONB)
-        )
+        sql = _claim_many_statement(outbox)
         ids = [r.execution_id for r in requests]
         result = await self._autocommit(sql, {"rows": pg_batch.rows_param(rows), "ids": ids})
         claimed: dict[UUID, ExecutionRecord] = {}
