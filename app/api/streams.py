@@ -87,16 +87,17 @@ async def stream_execution(
 
 async def _execution_frames(
     repo: Repository, bus: EventBus, queue: ExecutionQueue, execution_id: UUID, start: int
-) -> AsyncIterator[ServerSentEvent]:
-    """The events, plus `queue` frames (no id, not stored) while the execution waits."""
+) -> AsyncIterator[ServerSentEvent | bytes]:
+    """The events, plus `queue` frames (no id, not stored) while the execution waits. Events
+    at hand together go in one chunk (one write to the client, not one per event)."""
     loop = asyncio.get_running_loop()
-    events = execution_events(repo, bus, execution_id, start)
+    batches = execution_events(repo, bus, execution_id, start)
     # When to look up the queue position next; None while not queued.
     next_check: float | None = loop.time() + QUEUE_FIRST_S
     STREAMS_OPEN.inc()
     try:
         while True:
-            upcoming = asyncio.ensure_future(anext(events))
+            upcoming = asyncio.ensure_future(anext(batches))
             try:
                 while next_check is not None:
                     timeout = max(0.0, next_check - loop.time())
@@ -111,7 +112,7 @@ async def _execution_frames(
                     yield ServerSentEvent(
                         data=json.dumps({"queuePosition": position}), event="queue"
                     )
-                event = await upcoming
+                batch = await upcoming
             except StopAsyncIteration:
                 return
             finally:
@@ -119,14 +120,15 @@ async def _execution_frames(
                     upcoming.cancel()
                     with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                         await upcoming
-            if event.type in _LEAVES_QUEUE:
-                next_check = None
-            elif event.type in _ENTERS_QUEUE:
-                next_check = loop.time() + QUEUE_FIRST_S
-            yield _frame(event)
+            for event in batch:
+                if event.type in _LEAVES_QUEUE:
+                    next_check = None
+                elif event.type in _ENTERS_QUEUE:
+                    next_check = loop.time() + QUEUE_FIRST_S
+            yield b"".join(_frame(event).encode() for event in batch)
     finally:
         STREAMS_OPEN.dec()
-        await events.aclose()
+        await batches.aclose()
 
 
 async def _in_namespace(

@@ -15,8 +15,10 @@ BACKLOG_PAGE = 500
 
 async def execution_events(
     repo: Repository, bus: EventBus, execution_id: UUID, after: int
-) -> AsyncGenerator[EventRecord, None]:
-    """Every event with seq > `after`, in order, ending after the terminal one.
+) -> AsyncGenerator[list[EventRecord], None]:
+    """Every event with seq > `after`, in order, ending after the terminal one; in batches
+    of what is at hand at once (a backlog page, or what arrived live together), so that a
+    stream sends them in one write.
 
     Subscribe first, then read the backlog, then skip what the backlog already had: an
     event committed during the backlog read arrives live and is dropped as a duplicate, and
@@ -29,29 +31,48 @@ async def execution_events(
     async with bus.subscribe(execution_id) as live:
         while True:  # backlog, page by page; holds a connection only while reading
             page = await repo.events_after(execution_id, last, BACKLOG_PAGE)
-            for newest in page:
-                yield newest
+            if page:
+                newest = page[-1]
                 last = newest.seq
+                yield page
             if len(page) < BACKLOG_PAGE:
                 if await _at_end(repo, execution_id, newest, last):
                     return
                 break
         while True:
-            event = await live.get()
+            arrived = [await live.get()]
+            while not live.empty():
+                arrived.append(live.get_nowait())
+            batch, ended = await _in_order(repo, execution_id, arrived, last)
+            if batch:
+                last = batch[-1].seq
+                yield batch
+            if ended:
+                return
+
+
+async def _in_order(
+    repo: Repository, execution_id: UUID, arrived: list[EventRecord], last: int
+) -> tuple[list[EventRecord], bool]:
+    """The live events that follow `last`, gaps filled from the store, up to the terminal
+    one; and whether it was reached."""
+    batch: list[EventRecord] = []
+    for event in arrived:
+        if event.seq <= last:
+            continue
+        if event.seq > last + 1:
+            for missed in await repo.events_after(execution_id, last, event.seq - last - 1):
+                batch.append(missed)
+                last = missed.seq
+                if missed.type in TERMINAL_EVENTS:
+                    return batch, True
             if event.seq <= last:
                 continue
-            if event.seq > last + 1:
-                for missed in await repo.events_after(execution_id, last, event.seq - last - 1):
-                    yield missed
-                    last = missed.seq
-                    if missed.type in TERMINAL_EVENTS:
-                        return
-                if event.seq <= last:
-                    continue
-            yield event
-            last = event.seq
-            if event.type in TERMINAL_EVENTS:
-                return
+        batch.append(event)
+        last = event.seq
+        if event.type in TERMINAL_EVENTS:
+            return batch, True
+    return batch, False
 
 
 async def _at_end(
