@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from app.execution.queue import purge_namespace
 from app.store.database import make_engine, upgrade_schema
 from bench.nodes import PLUGIN
 
@@ -98,12 +99,11 @@ async def bench_database(ns: Namespace) -> AsyncIterator[str]:
 
 
 async def clear_redis(ns: Namespace) -> None:
-    """Delete every key of this run's namespace (queue, health check, counters)."""
+    """Delete every key of this run's namespace (queue, health check, counters), and arq's
+    keys of the jobs left in its queues (W4's unused fill, a stopped worker's backlog)."""
     redis = Redis.from_url(ns.redis_url)
     try:
-        keys = [key async for key in redis.scan_iter(match=f"{ns.key_prefix}*", count=1000)]
-        for start in range(0, len(keys), 500):
-            await redis.delete(*keys[start : start + 500])
+        await purge_namespace(redis, ns.key_prefix)
     finally:
         await redis.aclose()
 

@@ -18,7 +18,7 @@ from arq.jobs import serialize_job
 from redis.asyncio import Redis
 from sqlalchemy import text
 
-from app.execution.queue import JOB_BATCH_MAX
+from app.execution.queue import JOB_BATCH_MAX, drop_queue
 from app.store.database import make_engine
 from bench import client, rawhttp, workflows
 from bench.cpu import CpuMeter
@@ -169,7 +169,7 @@ BULK_BACKLOG = 2000
 async def _clear_queue(redis_url: str, queue: str) -> None:
     redis = Redis.from_url(redis_url)
     try:
-        await redis.delete(queue)
+        await drop_queue(redis, queue)  # with its jobs' keys, outside the namespace
     finally:
         await redis.aclose()
 
@@ -212,7 +212,7 @@ async def _raw_arq_rate(b: Bench) -> tuple[list[float], str]:
             else:
                 rates.append((last - first) / (t1 - t0))
                 note = meter.per_unit_ms(last - first, "job")
-            await pool.delete(queue)
+            await drop_queue(pool, queue)
     finally:
         await pool.aclose()
         await b.services.stop(worker)

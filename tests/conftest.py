@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
 from app.config import Settings
+from app.execution.queue import purge_namespace
 from app.store.database import make_engine, upgrade_schema
 from tests.support.throwaway import throwaway_redis  # noqa: F401 (a fixture for all tests)
 
@@ -181,14 +182,7 @@ async def key_prefix(redis_url: str) -> AsyncIterator[str]:
     yield prefix
     client = aioredis.Redis.from_url(redis_url)
     try:
-        batch: list[bytes] = []
-        async for key in client.scan_iter(match=f"{prefix}*", count=500):
-            batch.append(key)
-            if len(batch) >= 500:
-                await client.delete(*batch)
-                batch.clear()
-        if batch:
-            await client.delete(*batch)
+        await purge_namespace(client, prefix)  # with arq's keys of its queues' jobs
     finally:
         await client.aclose()
 

@@ -16,7 +16,12 @@ from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 from arq.connections import ArqRedis, RedisSettings
-from arq.constants import in_progress_key_prefix, job_key_prefix
+from arq.constants import (
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
 from arq.jobs import serialize_job
 
 from app.config import Settings
@@ -232,6 +237,46 @@ class ArqQueue:
         # Jobs being picked up right now still count as ahead: arq drops them when done. The
         # place is the job's: executions enqueued together share a job, and so a place.
         return None if rank is None or taken else int(rank) + 1
+
+
+_JOB_KEYS = (job_key_prefix, in_progress_key_prefix, retry_key_prefix, result_key_prefix)
+
+
+async def drop_queue(redis: Any, queue_name: str) -> int:
+    """Delete a queue and arq's keys of every job in it: the job, its in-progress key, its
+    retry count, its result. arq keeps these under its own global prefixes (`arq:job:` ...),
+    outside any namespace, so deleting the queue alone leaves them behind for up to seven
+    days. For teardowns (a test run's, a benchmark's); returns the keys deleted."""
+    members = await redis.zrange(queue_name, 0, -1)
+    doomed: list[Any] = [queue_name]
+    for member in members:
+        job_id = member.decode() if isinstance(member, bytes) else member
+        doomed += [prefix + job_id for prefix in _JOB_KEYS]
+    deleted = 0
+    for start in range(0, len(doomed), 500):
+        deleted += int(await redis.delete(*doomed[start : start + 500]))
+    return deleted
+
+
+async def purge_namespace(redis: Any, prefix: str) -> int:
+    """Delete every key under `prefix`, its queues with their jobs' keys (`drop_queue`)."""
+    keys = [key async for key in redis.scan_iter(match=f"{prefix}*", count=1000)]
+    rest = []
+    deleted = 0
+    for start in range(0, len(keys), 500):
+        batch = keys[start : start + 500]
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in batch:
+                pipe.type(key)
+            kinds = await pipe.execute()
+        for key, kind in zip(batch, kinds, strict=True):
+            if kind in (b"zset", "zset"):
+                deleted += await drop_queue(redis, key)
+            else:
+                rest.append(key)
+    for start in range(0, len(rest), 500):
+        deleted += int(await redis.delete(*rest[start : start + 500]))
+    return deleted
 
 
 class InProcessQueue:
