@@ -57,6 +57,15 @@ async def submit(repo: Repository, queue: ArqQueue, definition: dict[str, Any]) 
     return execution_id
 
 
+async def one_by_one(repo: Repository, queue: ArqQueue, count: int) -> list[uuid.UUID]:
+    """`count` one-step runs, each submitted once the one before has completed."""
+    ids = []
+    for _ in range(count):
+        ids.append(await submit(repo, queue, ONE))
+        await wait_status(repo, ids[-1], Status.COMPLETED, timeout_s=5)
+    return ids
+
+
 async def test_the_call_that_goes_at_once_offers_its_only_job_due_now(
     settings: Settings, pool: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -100,10 +109,7 @@ async def test_an_idle_worker_runs_the_offered_job_and_arq_never_starts_it(
     queue = ArqQueue(pool, settings.queue_name)
     async with running_worker(settings) as worker:
         await asyncio.sleep(0.3)  # idle
-        ids = []
-        for _ in range(3):
-            ids.append(await submit(repo, queue, ONE))
-            await wait_status(repo, ids[-1], Status.COMPLETED, timeout_s=5)
+        ids = await one_by_one(repo, queue, 3)
         offers = offers_of(worker)
         await wait_until(lambda: not offers.busy, "the last offer finished")
         assert offers.taken == 3
@@ -142,10 +148,7 @@ async def test_two_idle_workers_one_takes_each_offer(
     queue = ArqQueue(pool, settings.queue_name)
     async with running_worker(settings) as first, running_worker(settings) as second:
         await asyncio.sleep(0.3)
-        ids = []
-        for _ in range(10):
-            ids.append(await submit(repo, queue, ONE))
-            await wait_status(repo, ids[-1], Status.COMPLETED, timeout_s=5)
+        ids = await one_by_one(repo, queue, 10)
         both = (offers_of(first), offers_of(second))
         await wait_until(lambda: not any(o.busy for o in both), "the offers finished")
         ran = sum(o.taken for o in both) + first.jobs_complete + second.jobs_complete
