@@ -34,6 +34,9 @@ _CREATED_POLL_S = 0.05
 # How often a process looks for autoStart versions left unstarted, and how far back.
 _AUTO_START_SWEEP_S = 10.0
 _AUTO_START_WINDOW = timedelta(hours=1)
+# A version registered more recently is its registering request's to start: a sweep that
+# started it first made that request answer `created: false` for the run it asked for.
+AUTO_START_GRACE = timedelta(seconds=5)
 
 
 def calendar_of(record: ScheduleRecord) -> Calendar:
@@ -120,7 +123,7 @@ class Scheduler:
             return
         self._swept_at = clock
         for namespace, name, version in await self.store.unstarted_auto_starts(
-            now - _AUTO_START_WINDOW
+            now - _AUTO_START_WINDOW, now - AUTO_START_GRACE
         ):
             started = await auto_start(self.manager, namespace, name, version)
             log.info(

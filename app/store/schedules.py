@@ -194,10 +194,11 @@ class ScheduleStore(StoreBase):
         return [execution_record(r) for r in rows]
 
     async def unstarted_auto_starts(
-        self, since: datetime, limit: int = 100
+        self, since: datetime, until: datetime | None = None, limit: int = 100
     ) -> list[tuple[str, str, str]]:
-        """`autoStart` versions registered since `since` whose run does not exist (the process
-        that registered one died before starting it): (namespace, name, version)."""
+        """`autoStart` versions registered since `since` (and by `until`) whose run does not
+        exist (the process that registered one died before starting it): (namespace, name,
+        version)."""
         w = workflows
         key = literal("autostart:") + w.c.namespace + ":" + w.c.name + ":" + w.c.version
         started = exists().where(workflow_executions.c.idempotency_key == key)
@@ -211,5 +212,7 @@ class ScheduleStore(StoreBase):
             .order_by(w.c.created_at)
             .limit(limit)
         )
+        if until is not None:
+            query = query.where(w.c.created_at <= until)
         async with self.engine.connect() as conn:
             return [(r.namespace, r.name, r.version) for r in await conn.execute(query)]

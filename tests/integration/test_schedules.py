@@ -16,6 +16,7 @@ from sqlalchemy import update
 
 from app.config import Settings
 from app.engine.status import Status
+from app.execution.scheduler import AUTO_START_GRACE
 from app.runtime import Runtime, build_runtime
 from app.store.schedules import ScheduleRecord, ScheduleStore
 from app.store.tables import schedules
@@ -205,9 +206,13 @@ async def test_an_auto_start_left_unstarted_by_a_dead_process_is_started_once(
     scheduler starts the run, once, however many passes look."""
     definition = {**WORKFLOW, "name": "boot", "autoStart": True}
     await runtime.repo.create_workflow("boot", "1", definition)
+    runtime.scheduler._swept_at = 0.0
+    await runtime.scheduler.run_once()  # just registered: its registering request's to start
+    assert await runtime.repo.get_by_idempotency_key("autostart:default:boot:1") is None
+    later = datetime.now(UTC) + AUTO_START_GRACE + SECOND
     for _ in range(3):
         runtime.scheduler._swept_at = 0.0  # each pass sweeps (as after the sweep interval)
-        await runtime.scheduler.run_once()
+        await runtime.scheduler.run_once(later)
     started = await runtime.repo.get_by_idempotency_key("autostart:default:boot:1")
     assert started is not None and started.workflow_version == "1"
     store = ScheduleStore(runtime.repo.engine)

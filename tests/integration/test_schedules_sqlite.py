@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 
+from app.execution.scheduler import AUTO_START_GRACE
 from app.main import create_app
 from app.runtime import build_runtime
 from app.store.database import make_engine
@@ -72,7 +73,8 @@ async def test_embedded_auto_start_sweep_reads_the_definition_flag(tmp_path: Pat
         store = ScheduleStore(runtime.repo.engine)
         since = datetime.now(UTC) - timedelta(hours=1)
         assert await store.unstarted_auto_starts(since) == [("default", "boot", "1")]
-        await runtime.scheduler.run_once()
+        assert await store.unstarted_auto_starts(since, since) == []  # registered after
+        await runtime.scheduler.run_once(datetime.now(UTC) + AUTO_START_GRACE)
         assert await store.unstarted_auto_starts(since) == []
     finally:
         await runtime.close()
