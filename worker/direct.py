@@ -97,7 +97,10 @@ class DirectStarts:
         down = runs.unavailable(outcomes)
         if down is not None:
             # arq's retries back off; its claim dedupes the runs that ended.
-            log.warning("database unavailable; handing the job back to the queue")
+            log.warning(
+                "database unavailable; handing the job back to the queue",
+                extra={"job_id": job_id, "error": type(down).__name__},
+            )
             await self._forget(in_progress)
             self.wakes.wake()
             return
