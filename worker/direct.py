@@ -104,7 +104,7 @@ class DirectStarts:
             await self._forget(in_progress)
             self.wakes.wake()
             return
-        runs.log_failures(execution_ids, outcomes, skip_first=False)
+        runs.log_failures(execution_ids, outcomes)
         await self._finish(job_id)
 
     async def _forget(self, in_progress: str) -> None:

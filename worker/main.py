@@ -73,8 +73,8 @@ async def run_execution(ctx: dict[str, Any], *execution_ids: str) -> None:
         delay = min(RETRY_MAX_S, RETRY_BASE_S * 2 ** min(ctx.get("job_try", 1), 10))
         log.warning("database unavailable; retrying job", extra={"retry_in_s": delay})
         raise Retry(defer=delay) from down
-    runs.log_failures(execution_ids, outcomes, skip_first=True)
     failed = runs.failures(outcomes)
+    runs.log_failures(execution_ids, outcomes, but=failed[0] if failed else None)
     if failed:
         raise failed[0]
 

@@ -42,19 +42,13 @@ def unavailable(outcomes: Sequence[Outcome]) -> BaseException | None:
 
 
 def log_failures(
-    execution_ids: Sequence[str], outcomes: Sequence[Outcome], *, skip_first: bool
+    execution_ids: Sequence[str], outcomes: Sequence[Outcome], *, but: BaseException | None = None
 ) -> None:
-    """Log the runs that raised (`skip_first`: but the first, which the caller raises)."""
-    first = True
+    """Log the runs that raised, but `but` (the failure the caller raises itself)."""
     for execution_id, outcome in zip(execution_ids, outcomes, strict=True):
-        if not isinstance(outcome, BaseException):
-            continue
-        if first and skip_first:
-            first = False
-            continue
-        first = False
-        log.error(
-            "execution job failed",
-            extra={"execution_id": execution_id, "error": type(outcome).__name__},
-            exc_info=outcome,
-        )
+        if isinstance(outcome, BaseException) and outcome is not but:
+            log.error(
+                "execution job failed",
+                extra={"execution_id": execution_id, "error": type(outcome).__name__},
+                exc_info=outcome,
+            )

@@ -252,9 +252,13 @@ async def drop_queue(redis: Any, queue_name: str) -> int:
     for member in members:
         job_id = member.decode() if isinstance(member, bytes) else member
         doomed += [prefix + job_id for prefix in _JOB_KEYS]
+    return await _delete(redis, doomed)
+
+
+async def _delete(redis: Any, keys: Sequence[Any]) -> int:
     deleted = 0
-    for start in range(0, len(doomed), 500):
-        deleted += int(await redis.delete(*doomed[start : start + 500]))
+    for start in range(0, len(keys), 500):
+        deleted += int(await redis.delete(*keys[start : start + 500]))
     return deleted
 
 
@@ -274,9 +278,7 @@ async def purge_namespace(redis: Any, prefix: str) -> int:
                 deleted += await drop_queue(redis, key)
             else:
                 rest.append(key)
-    for start in range(0, len(rest), 500):
-        deleted += int(await redis.delete(*rest[start : start + 500]))
-    return deleted
+    return deleted + await _delete(redis, rest)
 
 
 class InProcessQueue:
