@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # The group-committed writes' own connections (and as many more at a peak), on Postgres.
+    db_batch_pool_size: int = Field(default=4, ge=1)
 
     # Queue (arq) settings.
     queue_name: str = "turnout:queue"

@@ -47,7 +47,7 @@ from app.observability.sampler import Sampler
 from app.sinks.parts import SinkParts, build_sinks
 from app.sinks.wake import OutboxBus
 from app.store.composition import CompositionStore
-from app.store.database import create_engine, upgrade_schema
+from app.store.database import create_batch_engine, create_engine, upgrade_schema
 from app.store.history import HistoryStore
 from app.store.repository import Repository
 from app.store.schedules import ScheduleStore
@@ -187,6 +187,8 @@ class Runtime:
         if self.redis is not None:
             steps.append(("redis", self.redis.aclose))
         steps += [("http", self.http.aclose), ("database", self.repo.engine.dispose)]
+        if self.repo.batch_engine is not self.repo.engine:
+            steps.append(("database", self.repo.batch_engine.dispose))
         for name, step in steps:
             try:
                 await step()
@@ -205,7 +207,7 @@ def build_runtime(
     redis = arq_pool(settings) if settings.redis_url else None
     runs_queued_work = role == "worker" or redis is None
     sinks = build_sinks(settings, engine, redis, owner, deliver=runs_queued_work)
-    repo = Repository(engine, sinks.matcher)
+    repo = Repository(engine, sinks.matcher, create_batch_engine(settings))
     # The job enqueues and event publishes of this process: one Redis pipeline at a time.
     writes = RedisWrites(redis) if redis is not None else None
     sinks.signal.writes = writes

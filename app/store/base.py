@@ -39,8 +39,15 @@ _STEP_FIELDS = ("status", "attempt", "started_at", "completed_at", "output", "er
 class StoreBase:
     """The engine, and helpers every part of the repository uses."""
 
-    def __init__(self, engine: AsyncEngine, outbox: OutboxMatcher | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        outbox: OutboxMatcher | None = None,
+        batch_engine: AsyncEngine | None = None,
+    ) -> None:
         self.engine = engine
+        # The group-committed statements' engine (app.store.database.create_batch_engine).
+        self.batch_engine = batch_engine or engine
         self.dialect = engine.dialect.name
         # The subscriptions an event write adds outbox deliveries for (none by default).
         self.outbox = outbox or OutboxMatcher()
@@ -62,6 +69,11 @@ class StoreBase:
         checkout, the statement, the fetch and the return run in one greenlet: one crossing
         of SQLAlchemy's async boundary instead of one per step."""
         return await greenlet_spawn(autocommit, self.engine.sync_engine, sql, params)
+
+    async def _batched(self, sql: Any, params: dict[str, Any]) -> Any:
+        """`_autocommit` of a group-committed statement (many runs' creations, claims or
+        checkpoints), on the connections that plan it once (`batch_engine`)."""
+        return await greenlet_spawn(autocommit, self.batch_engine.sync_engine, sql, params)
 
     async def _with_steps(self, conn: AsyncConnection, record: ExecutionRecord) -> ExecutionRecord:
         record.steps = await self._load_steps(conn, record.id)

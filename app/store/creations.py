@@ -86,7 +86,7 @@ class CreationStore(StoreBase):
         ]
         outbox = any(row["outbox"] for row in rows)
         sql = pg_batch.create_many_sql(columns, outbox)
-        result = await self._autocommit(sql, {"rows": pg_batch.rows_param(rows)})
+        result = await self._batched(sql, {"rows": pg_batch.rows_param(rows)})
         return {row.id for row in result}
 
     async def _insert_sqlite(

@@ -73,6 +73,37 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return make_engine(settings.database_url, **pool)
 
 
+# The group-committed statements' connections (creations, claims, checkpoints: the
+# statements every run makes): each connection plans each statement once, and that plan
+# uses the indexes whatever the tables held when it was made. With Postgres's default
+# (`auto`), the claim and the checkpoint were planned afresh nearly every time: 0.5 ms of
+# Postgres CPU each, a third of what Postgres spent on a run (2026-12-08, W4's drain with
+# pg_stat_statements). A generic plan made over a new install's empty tables would be seq
+# scans, kept until the next ANALYZE; with seq scans off it is index scans (the statements
+# reach every row by primary key). See tests/store/test_batch_plans.py.
+BATCH_SERVER_SETTINGS = {
+    "application_name": "turnout-batch",
+    "plan_cache_mode": "force_generic_plan",
+    "enable_seqscan": "off",
+    "jit": "off",
+}
+
+
+def create_batch_engine(settings: Settings) -> AsyncEngine | None:
+    """The group-committed statements' own few connections, on Postgres (None elsewhere:
+    they use the process's engine)."""
+    if make_url(settings.database_url).get_driver_name() != "asyncpg":
+        return None
+    return make_engine(
+        settings.database_url,
+        pool_size=settings.db_batch_pool_size,
+        max_overflow=settings.db_batch_pool_size,
+        pool_recycle=POOL_RECYCLE_S,
+        pool_pre_ping=False,
+        server_settings=BATCH_SERVER_SETTINGS,
+    )
+
+
 def make_engine(
     database_url: str, *, server_settings: dict[str, str] | None = None, **engine_kwargs: Any
 ) -> AsyncEngine:

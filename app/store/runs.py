@@ -199,7 +199,7 @@ class RunStore(StoreBase):
         outbox = any(row["outbox"] for row in rows)
         sql = _claim_many_statement(outbox)
         ids = [r.execution_id for r in requests]
-        result = await self._autocommit(sql, {"rows": pg_batch.rows_param(rows), "ids": ids})
+        result = await self._batched(sql, {"rows": pg_batch.rows_param(rows), "ids": ids})
         claimed: dict[UUID, ExecutionRecord] = {}
         for row in result.mappings():
             record = execution_record(row)
@@ -290,7 +290,7 @@ class RunStore(StoreBase):
             "ids": [w.execution_id for w in writes],
             "now": now,
         }
-        result = await self._autocommit(sql, params)
+        result = await self._batched(sql, params)
         fenced = {row.id: row for row in result}
         return [fenced.get(w.execution_id) for w in writes]
 

@@ -105,5 +105,5 @@ class SettledCreationStore(StoreBase):
         outbox = any(row["outbox"] for row in rows)
         sql = pg_batch.create_many_sql(columns, outbox, steps=True)
         params = {"rows": pg_batch.rows_param(rows), "now": max(item.now for item in items)}
-        result = await self._autocommit(sql, params)
+        result = await self._batched(sql, params)
         return {row.id for row in result}
