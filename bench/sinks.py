@@ -7,6 +7,8 @@
    drained (its time reported) and the subscription deleted, so the next window delivers
    nothing; after every window the database is vacuumed (its time reported: the clean-up
    the window left), so that no window pays for its predecessor's (autovacuum would).
+   W4's clients hold off while `--w4-backlog` runs are pending (a steady state: runs are
+   posted as fast as they complete; `0` posts regardless, as `python -m bench`'s W4 does).
 2. Idle latency, for each kind of subscription: `--runs` immediate runs one after another
    with the subscription on; for each delivered `execution.completed` event (written by the
    run's final commit) the time from its `at` to its receipt: p50, p99 (same machine
@@ -40,6 +42,12 @@ from bench.services import DEFAULT_PG, DEFAULT_REDIS, Namespace, Services, bench
 from bench.stats import percentile
 from bench.throughput import _turnout_rate
 from bench.workloads import Bench, http_client
+
+# W4 here runs at a steady state: its clients hold off while this many runs are pending
+# (bench.throughput._hold_backlog), enough that the worker never waits. Posting regardless,
+# 32 clients made ~960 runs/s against 560-680 completed (2026-12-08), and the API spent a
+# third of its CPU on a backlog that grew all window, out of the cores the rest needed.
+W4_BACKLOG = 1000
 
 
 class Receiver:
@@ -145,7 +153,13 @@ def subscription(receiver: Receiver, batch_size: int) -> dict[str, Any]:
 
 
 async def throughput(
-    b: Bench, receiver: Receiver, repeat: int, batch_size: int, p: Progress, only: str = ""
+    b: Bench,
+    receiver: Receiver,
+    repeat: int,
+    batch_size: int,
+    p: Progress,
+    only: str = "",
+    backlog: int = W4_BACKLOG,
 ) -> dict[str, Any]:
     api = await b.api()
     worker = await b.services.start_worker("worker-sinks")
@@ -158,11 +172,15 @@ async def throughput(
     cpu: dict[str, list[str]] = {kind: [] for kind in ("without", *kinds)}
 
     vacuums: dict[str, list[float]] = {kind: [] for kind in ("without", *kinds)}
+    # Per window: runs created in its second half, and still pending at its end.
+    queues: dict[str, list[dict[str, int]]] = {kind: [] for kind in ("without", *kinds)}
 
     async def rate(kind: str) -> float:
         meter = CpuMeter(groups)
-        found = await _turnout_rate(b, meter)
+        seen: dict[str, int] = {}
+        found = await _turnout_rate(b, meter, backlog=backlog, seen=seen)
         cpu[kind].append(meter.per_unit_ms(found * b.sizes.w4_window_s / 2, "run"))
+        queues[kind].append(seen)
         return found
 
     async def settle(kind: str) -> None:
@@ -208,6 +226,8 @@ async def throughput(
         **{f"events_per_post_{kind}": per_post[kind] for kind in kinds},
         "webhook_events_received": receiver.events,
         "cpu": cpu,
+        "w4_backlog_cap": backlog,
+        "created_and_pending": queues,
     }
 
 
@@ -266,7 +286,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         try:
             os.environ["TURNOUT_HTTP_ALLOW_PRIVATE"] = "true"  # the receiver is on 127.0.0.1
             results["w4"] = await throughput(
-                bench, receiver, sizes.repeat, args.batch_size, progress, args.kinds
+                bench,
+                receiver,
+                sizes.repeat,
+                args.batch_size,
+                progress,
+                args.kinds,
+                args.w4_backlog,
             )
             progress(json.dumps(results["w4"]))
             for size in (1, args.batch_size) if args.runs else ():
@@ -289,6 +315,13 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="5 s windows, one repeat")
     parser.add_argument("--kinds", default="", help="per_event,batched (default: both)")
     parser.add_argument("--w4-submitters", type=positive, help=SUBMITTERS_HELP)
+    parser.add_argument(
+        "--w4-backlog",
+        type=int,
+        default=W4_BACKLOG,
+        help=f"W4's clients hold off while this many runs are pending (default {W4_BACKLOG}; "
+        "0: they post regardless, the backlog growing all window)",
+    )
     parser.add_argument("--pg", default=DEFAULT_PG)
     parser.add_argument("--redis", default=DEFAULT_REDIS)
     parser.add_argument("--json", type=Path)

@@ -4,6 +4,7 @@ which one arq worker drains no-op jobs from a pre-filled queue."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -20,6 +21,7 @@ from sqlalchemy import text
 
 from app.execution.queue import JOB_BATCH_MAX, drop_queue
 from app.store.database import make_engine
+from app.tasks import stop
 from bench import client, rawhttp, workflows
 from bench.cpu import CpuMeter
 from bench.noop_worker import NOOP_JOB, counter_key, noop_queue
@@ -84,10 +86,12 @@ async def _saturate(window_s: float, submitters: int, submit: Callable[[], Await
     await asyncio.gather(*(loop() for _ in range(submitters)))
 
 
-async def _post_runs(base: str, window_s: float, submitters: int, workflow: Any) -> None:
+async def _post_runs(
+    base: str, window_s: float, submitters: int, workflow: Any, gate: asyncio.Event | None = None
+) -> None:
     """`submitters` clients post queued runs back to back for `window_s`, each on its own
     kept-alive connection, with the lean client (bench/rawhttp.py): every answer must be a
-    202 with an execution id."""
+    202 with an execution id. With a `gate`, a client posts only while it is set."""
     body = {"workflow": workflow, "input": {"x": 1}, "mode": "queued"}
     request = rawhttp.post_json(base, "/workflow/run", body)
     deadline = time.monotonic() + window_s
@@ -96,6 +100,10 @@ async def _post_runs(base: str, window_s: float, submitters: int, workflow: Any)
         conn = await rawhttp.RawConnection.open(base)
         try:
             while time.monotonic() < deadline:
+                if gate is not None and not gate.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(gate.wait(), deadline - time.monotonic())
+                    continue
                 status, answer = await conn.request(request)
                 if status != 202 or "executionId" not in json.loads(answer):
                     raise client.RunFailed(f"queued run answered {status}: {answer[:500]!r}")
@@ -105,14 +113,44 @@ async def _post_runs(base: str, window_s: float, submitters: int, workflow: Any)
     await asyncio.gather(*(loop() for _ in range(submitters)))
 
 
-async def _turnout_rate(b: Bench, meter: CpuMeter, per_request: int = 1) -> float:
+async def _hold_backlog(database_url: str, backlog: int, gate: asyncio.Event) -> None:
+    """Keep `gate` set while fewer than `backlog` runs wait to be claimed (`pending`),
+    read every BACKLOG_POLL_S: the clients then post as fast as the service completes runs
+    (a steady state), not faster, as the bulk variant's clients do (BULK_BACKLOG)."""
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            while True:
+                waiting = (await conn.execute(PENDING_RUNS)).scalar_one()
+                await conn.rollback()
+                if waiting < backlog:
+                    gate.set()
+                else:
+                    gate.clear()
+                await asyncio.sleep(BACKLOG_POLL_S)
+    finally:
+        await engine.dispose()
+
+
+async def _turnout_rate(
+    b: Bench,
+    meter: CpuMeter,
+    per_request: int = 1,
+    backlog: int = 0,
+    seen: dict[str, int] | None = None,
+) -> float:
     """Runs completed per second in the middle of a window where the queue is never empty.
 
     One run per request: `w4_submitters` clients post back to back (the lean client, see
     bench/rawhttp.py: httpx's own CPU would be taken from the service). Bulk: BULK_SUBMITTERS
     clients post `per_request` runs at a time while the queue holds fewer than BULK_BACKLOG
     runs (enough that the worker never waits; more would only spend the CPU it needs). The
-    queue holds jobs of up to JOB_BATCH_MAX runs, so the backlog is counted in jobs of it."""
+    queue holds jobs of up to JOB_BATCH_MAX runs, so the backlog is counted in jobs of it.
+    With `backlog`, the one-run-per-request clients hold off while that many runs are
+    pending (`_hold_backlog`); without, they post regardless, and the API spends what
+    the worker has no time for on a backlog that grows all window. `seen` gets the runs
+    created in the second half (`created`) and those still pending at its end
+    (`backlog`)."""
     workflow = workflows.three_steps()
     window = b.sizes.w4_window_s
     redis = Redis.from_url(b.ns.redis_url)
@@ -125,17 +163,22 @@ async def _turnout_rate(b: Bench, meter: CpuMeter, per_request: int = 1) -> floa
         await client.submit_bulk(api, workflow, per_request)
 
     base = await b.api()
+    gate = asyncio.Event() if backlog and per_request == 1 else None
+    holder: asyncio.Task[None] | None = None
     async with http_client(base) as api:
         started = time.time()
         if per_request > 1:
             load = _saturate(window, BULK_SUBMITTERS, lambda: bulk(api))
         else:
-            load = _post_runs(base, window, b.sizes.w4_submitters, workflow)
+            if gate is not None:
+                holder = asyncio.create_task(_hold_backlog(b.ns.database_url, backlog, gate))
+            load = _post_runs(base, window, b.sizes.w4_submitters, workflow, gate)
         task = asyncio.create_task(load)
         await asyncio.sleep(window / 2)
         meter.start()
         await task
         meter.stop()
+        await stop(holder)
     await redis.aclose()
     # Count completions in the window's second half (the first fills the pipeline).
     lo, hi = started + window / 2, started + window
@@ -151,6 +194,17 @@ async def _turnout_rate(b: Bench, meter: CpuMeter, per_request: int = 1) -> floa
                     {"lo": lo, "hi": hi},
                 )
             ).scalar_one()
+            if seen is not None:
+                seen["backlog"] = (await conn.execute(PENDING_RUNS)).scalar_one()
+                seen["created"] = (
+                    await conn.execute(
+                        text(
+                            "SELECT count(*) FROM workflow_executions WHERE created_at >= "
+                            "to_timestamp(:lo) AND created_at < to_timestamp(:hi)"
+                        ),
+                        {"lo": lo, "hi": hi},
+                    )
+                ).scalar_one()
             # Drop the backlog so the next measurement starts from an empty queue.
             await conn.execute(
                 text("UPDATE workflow_executions SET status = 'cancelled' WHERE status = 'pending'")
@@ -164,6 +218,8 @@ async def _turnout_rate(b: Bench, meter: CpuMeter, per_request: int = 1) -> floa
 
 BULK_SUBMITTERS = 2
 BULK_BACKLOG = 2000
+BACKLOG_POLL_S = 0.05
+PENDING_RUNS = text("SELECT count(*) FROM workflow_executions WHERE status = 'pending'")
 
 
 async def _clear_queue(redis_url: str, queue: str) -> None:
