@@ -207,7 +207,7 @@ def build_runtime(
     redis = arq_pool(settings) if settings.redis_url else None
     runs_queued_work = role == "worker" or redis is None
     sinks = build_sinks(settings, engine, redis, owner, deliver=runs_queued_work)
-    repo = Repository(engine, sinks.matcher, create_batch_engine(settings))
+    repo = Repository(engine, sinks.matcher, create_batch_engine(settings, engine))
     # The job enqueues and event publishes of this process: one Redis pipeline at a time.
     writes = RedisWrites(redis) if redis is not None else None
     sinks.signal.writes = writes

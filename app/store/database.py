@@ -12,7 +12,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, StaticPool
@@ -89,12 +89,13 @@ BATCH_SERVER_SETTINGS = {
 }
 
 
-def create_batch_engine(settings: Settings) -> AsyncEngine | None:
+def create_batch_engine(settings: Settings, engine: AsyncEngine) -> AsyncEngine | None:
     """The group-committed statements' own few connections, on Postgres (None elsewhere:
-    they use the process's engine)."""
+    they use the process's `engine`). A lost connection on either makes both pools start
+    afresh, as one pool does on its own (`share_disconnects`)."""
     if make_url(settings.database_url).get_driver_name() != "asyncpg":
         return None
-    return make_engine(
+    batch = make_engine(
         settings.database_url,
         pool_size=settings.db_batch_pool_size,
         max_overflow=settings.db_batch_pool_size,
@@ -102,6 +103,32 @@ def create_batch_engine(settings: Settings) -> AsyncEngine | None:
         pool_pre_ping=False,
         server_settings=BATCH_SERVER_SETTINGS,
     )
+    share_disconnects(engine, batch)
+    return batch
+
+
+def share_disconnects(*engines: AsyncEngine) -> None:
+    """When a statement on one of `engines` finds its connection gone (Postgres restarted),
+    the others drop their pooled connections too. One engine does so for its own pool;
+    without this, the first statement on each idle connection of the others would fail
+    after an outage that they did not see."""
+    disposals: set[asyncio.Task[None]] = set()
+
+    def on_error(context: ExceptionContext) -> None:
+        if not context.is_disconnect:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on an event loop: nothing of ours to drop
+            return
+        for other in engines:
+            if other.sync_engine is not context.engine:
+                task = loop.create_task(other.dispose())
+                disposals.add(task)
+                task.add_done_callback(disposals.discard)
+
+    for engine in engines:
+        event.listen(engine.sync_engine, "handle_error", on_error)
 
 
 def make_engine(
