@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.engine.status import Status
@@ -20,6 +19,7 @@ from app.execution.manager import RunRequest
 from app.nodes.registry import default_registry
 from app.runtime import Runtime, build_runtime
 from app.sinks.cache import SubscriptionCache
+from app.store.repository import Repository
 from app.store.subscriptions import SubscriptionStore
 from app.store.tables import event_deliveries
 from tests.sinks.test_outbox import subscribe
@@ -54,8 +54,9 @@ async def runtime(
 
 
 @contextmanager
-def writes(engine: AsyncEngine) -> Iterator[list[tuple[str, str]]]:
-    """Every INSERT, UPDATE or WITH statement the engine sends, with its parameters."""
+def writes(repo: Repository) -> Iterator[list[tuple[str, str]]]:
+    """Every INSERT, UPDATE or WITH statement the repository sends, with its parameters
+    (on its engine and on the group-committed writes' own, when it has one)."""
     seen: list[tuple[str, str]] = []
 
     def record(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
@@ -63,11 +64,14 @@ def writes(engine: AsyncEngine) -> Iterator[list[tuple[str, str]]]:
         if head in ("INSERT", "UPDATE", "WITH R"):
             seen.append((statement, repr(params)))
 
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    engines = {repo.engine.sync_engine, repo.batch_engine.sync_engine}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         yield seen
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
 
 
 def of_execution(seen: list[tuple[str, str]], execution_id: uuid.UUID) -> list[str]:
@@ -94,7 +98,7 @@ async def submit(runtime: Runtime, workflow: dict[str, Any], **fields: Any) -> A
 
 
 async def test_a_pure_run_is_one_insert_with_its_events_and_steps(runtime: Runtime) -> None:
-    with writes(runtime.repo.engine) as seen:
+    with writes(runtime.repo) as seen:
         record = await submit(runtime, THREE)
     assert record.status == Status.COMPLETED and record.result == {"double": 42}
     statements = of_execution(seen, record.id)
@@ -124,7 +128,7 @@ async def test_a_pure_run_is_one_insert_with_its_events_and_steps(runtime: Runti
 
 
 async def test_a_run_with_an_idempotency_key_is_created_before_it_runs(runtime: Runtime) -> None:
-    with writes(runtime.repo.engine) as seen:
+    with writes(runtime.repo) as seen:
         record = await submit(runtime, THREE, idempotency_key=f"k-{uuid.uuid4()}")
     assert record.status == Status.COMPLETED
     # Created (a second request must find it while it runs), then checkpointed.
@@ -134,7 +138,7 @@ async def test_a_run_with_an_idempotency_key_is_created_before_it_runs(runtime: 
 
 
 async def test_a_run_longer_than_a_flush_is_stored_at_its_first_flush(runtime: Runtime) -> None:
-    with writes(runtime.repo.engine) as seen:
+    with writes(runtime.repo) as seen:
         record = await submit(runtime, SLOW)
     assert record.status == Status.COMPLETED
     statements = of_execution(seen, record.id)
