@@ -185,35 +185,33 @@ async def _turnout_rate(
     engine = make_engine(b.ns.database_url)
     try:
         async with engine.connect() as conn:
-            done = (
-                await conn.execute(
-                    text(
-                        "SELECT count(*) FROM workflow_executions WHERE status = 'completed' "
-                        "AND completed_at >= to_timestamp(:lo) AND completed_at < to_timestamp(:hi)"
-                    ),
-                    {"lo": lo, "hi": hi},
-                )
-            ).scalar_one()
+            done = await _count_in(conn, "completed_at", lo, hi, "status = 'completed' AND ")
             if seen is not None:
                 seen["backlog"] = (await conn.execute(PENDING_RUNS)).scalar_one()
-                seen["created"] = (
-                    await conn.execute(
-                        text(
-                            "SELECT count(*) FROM workflow_executions WHERE created_at >= "
-                            "to_timestamp(:lo) AND created_at < to_timestamp(:hi)"
-                        ),
-                        {"lo": lo, "hi": hi},
-                    )
-                ).scalar_one()
-            # Drop the backlog so the next measurement starts from an empty queue.
+                seen["created"] = await _count_in(conn, "created_at", lo, hi)
+            # Drop the backlog so the next measurement starts from an empty queue: its rows
+            # locked in id order, as the worker's claims lock theirs (no deadlock).
             await conn.execute(
-                text("UPDATE workflow_executions SET status = 'cancelled' WHERE status = 'pending'")
+                text(
+                    "UPDATE workflow_executions SET status = 'cancelled' WHERE id IN ("
+                    "SELECT id FROM workflow_executions WHERE status = 'pending' ORDER BY id"
+                    " FOR UPDATE) AND status = 'pending'"
+                )
             )
             await conn.commit()
     finally:
         await engine.dispose()
     await _clear_queue(b.ns.redis_url, b.ns.queue_name)
     return float(done) / (hi - lo)
+
+
+async def _count_in(conn: Any, column: str, lo: float, hi: float, where: str = "") -> int:
+    """Runs whose `column` falls in [lo, hi) (epoch seconds), and `where` holds."""
+    sql = (
+        f"SELECT count(*) FROM workflow_executions WHERE {where}"
+        f"{column} >= to_timestamp(:lo) AND {column} < to_timestamp(:hi)"
+    )
+    return int((await conn.execute(text(sql), {"lo": lo, "hi": hi})).scalar_one())
 
 
 BULK_SUBMITTERS = 2
