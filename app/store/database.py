@@ -77,10 +77,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
 # statements every run makes): each connection plans each statement once, and that plan
 # uses the indexes whatever the tables held when it was made. With Postgres's default
 # (`auto`), the claim and the checkpoint were planned afresh nearly every time: 0.5 ms of
-# Postgres CPU each, a third of what Postgres spent on a run (2026-12-08, W4's drain with
+# Postgres CPU each, a third of what Postgres spent on a run (2026-12-08, bench.drain with
 # pg_stat_statements). A generic plan made over a new install's empty tables would be seq
 # scans, kept until the next ANALYZE; with seq scans off it is index scans (the statements
-# reach every row by primary key). See tests/store/test_batch_plans.py.
+# reach every row by primary key). See tests/integration/test_batch_plans.py.
 BATCH_SERVER_SETTINGS = {
     "application_name": "turnout-batch",
     "plan_cache_mode": "force_generic_plan",
