@@ -185,7 +185,7 @@ async def _turnout_rate(
     engine = make_engine(b.ns.database_url)
     try:
         async with engine.connect() as conn:
-            done = await _count_in(conn, "completed_at", lo, hi, "status = 'completed' AND ")
+            done = await _count_in(conn, "completed_at", lo, hi, "completed")
             if seen is not None:
                 seen["backlog"] = (await conn.execute(PENDING_RUNS)).scalar_one()
                 seen["created"] = await _count_in(conn, "created_at", lo, hi)
@@ -205,13 +205,13 @@ async def _turnout_rate(
     return float(done) / (hi - lo)
 
 
-async def _count_in(conn: Any, column: str, lo: float, hi: float, where: str = "") -> int:
-    """Runs whose `column` falls in [lo, hi) (epoch seconds), and `where` holds."""
+async def _count_in(conn: Any, column: str, lo: float, hi: float, status: str | None = None) -> int:
+    """Runs whose `column` falls in [lo, hi) (epoch seconds), of `status` if given."""
     sql = (
-        f"SELECT count(*) FROM workflow_executions WHERE {where}"
-        f"{column} >= to_timestamp(:lo) AND {column} < to_timestamp(:hi)"
+        f"SELECT count(*) FROM workflow_executions WHERE {column} >= to_timestamp(:lo)"
+        f" AND {column} < to_timestamp(:hi)" + (" AND status = :status" if status else "")
     )
-    return int((await conn.execute(text(sql), {"lo": lo, "hi": hi})).scalar_one())
+    return int((await conn.execute(text(sql), {"lo": lo, "hi": hi, "status": status})).scalar_one())
 
 
 BULK_SUBMITTERS = 2
